@@ -1,0 +1,53 @@
+/**
+ * The local configuration (conf/config.yaml), shaped like APISIX's config.yaml
+ * so operators' habits carry over. Loaded and validated by config-file.ts.
+ */
+
+export interface AdminKey {
+  name: string;
+  key: string;
+  role: 'admin' | 'viewer';
+}
+
+export interface PorticoConfig {
+  apisix: {
+    node_listen: { ip: string; port: number };
+    /** Adds `Server: Portico/<version>`; false sends `Server: Portico`. */
+    enable_server_tokens: boolean;
+    data_encryption: {
+      /** Encrypt plugin fields listed in a plugin's `encrypt_fields` (e.g. kafka-proxy sasl.password). */
+      enable_encrypt_fields: boolean;
+      /** 16 or 32 character keys; the first encrypts, all are tried to decrypt. */
+      keyring: string[];
+    };
+    pubsub: {
+      /** Largest WebSocket frame accepted or sent, in bytes. */
+      max_frame_size: number;
+      /** Close a pub/sub session after this many seconds without a frame (0 = never). */
+      idle_timeout: number;
+    };
+  };
+  nginx_config: {
+    /** Data-plane worker processes; `auto` = number of cores, 1 = serve in the main process. */
+    worker_processes: number | 'auto';
+  };
+  deployment: {
+    config_provider: 'embedded' | 'etcd';
+    admin: {
+      enable_admin: boolean;
+      admin_key_required: boolean;
+      admin_key: AdminKey[];
+      /** CIDRs allowed to reach the Admin API (socket address only). */
+      allow_admin: string[];
+      admin_listen: { ip: string; port: number };
+      enable_admin_cors: boolean;
+      /** Largest admin request body in bytes (APISIX: 1.5 MiB). */
+      max_body_size: number;
+    };
+    embedded: { data_dir: string };
+    etcd: { host: string[]; prefix: string; timeout: number };
+  };
+  /** Enabled plugin names; order does not matter, priority decides. */
+  plugins: string[];
+  plugin_attr: Record<string, Record<string, unknown>>;
+}

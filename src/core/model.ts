@@ -1,0 +1,189 @@
+/**
+ * The shapes of the objects Portico stores, as APISIX v3 stores them
+ * (see ../shared/reference/apisix-notes.md §6). Values are what the client sent
+ * plus `id`, `create_time` and `update_time`; defaults are filled in only by the
+ * data plane when it compiles a snapshot, never persisted.
+ */
+
+export type Id = string | number;
+
+export const RESOURCES = [
+  'routes',
+  'services',
+  'upstreams',
+  'consumers',
+  'global_rules',
+  'plugin_configs',
+  'plugin_metadata',
+  'ssls',
+] as const;
+export type ResourceName = (typeof RESOURCES)[number];
+
+/** Store key prefix, as APISIX's etcd layout: `/apisix/routes/1`. */
+export const KEY_PREFIX = '/apisix';
+export function resourceKey(resource: ResourceName, id: string): string {
+  return `${KEY_PREFIX}/${resource}/${id}`;
+}
+
+export type PluginConfMap = Record<string, Record<string, unknown>>;
+
+export interface UpstreamNode {
+  host: string;
+  port?: number;
+  weight: number;
+  priority?: number;
+  metadata?: Record<string, unknown>;
+}
+
+export interface TimeoutConf {
+  connect: number;
+  send: number;
+  read: number;
+}
+
+export interface HealthCheckConf {
+  active?: {
+    type?: 'http' | 'https' | 'tcp';
+    timeout?: number;
+    concurrency?: number;
+    host?: string;
+    port?: number;
+    http_method?: string;
+    http_path?: string;
+    http_req_body?: string;
+    https_verify_certificate?: boolean;
+    req_headers?: string[];
+    healthy?: { interval?: number; http_statuses?: number[]; successes?: number };
+    unhealthy?: {
+      interval?: number;
+      http_statuses?: number[];
+      http_failures?: number;
+      tcp_failures?: number;
+      timeouts?: number;
+    };
+  };
+  passive?: {
+    type?: 'http' | 'https' | 'tcp';
+    healthy?: { http_statuses?: number[]; successes?: number };
+    unhealthy?: { http_statuses?: number[]; http_failures?: number; tcp_failures?: number; timeouts?: number };
+  };
+}
+
+export interface UpstreamConf {
+  id?: Id;
+  name?: string;
+  desc?: string;
+  labels?: Record<string, string>;
+  create_time?: number;
+  update_time?: number;
+  /** Hash form `{"host:port": weight}` or array form. */
+  nodes?: Record<string, number> | UpstreamNode[];
+  retries?: number;
+  retry_timeout?: number;
+  timeout?: TimeoutConf;
+  tls?: { client_cert_id?: Id; client_cert?: string; client_key?: string; verify?: boolean };
+  keepalive_pool?: { size?: number; idle_timeout?: number; requests?: number };
+  type?: string;
+  checks?: HealthCheckConf;
+  hash_on?: 'vars' | 'header' | 'cookie' | 'consumer' | 'vars_combinations';
+  key?: string;
+  scheme?: 'grpc' | 'grpcs' | 'http' | 'https' | 'tcp' | 'tls' | 'udp' | 'kafka';
+  discovery_type?: string;
+  discovery_args?: { namespace_id?: string; group_name?: string };
+  pass_host?: 'pass' | 'node' | 'rewrite';
+  upstream_host?: string;
+  service_name?: string;
+}
+
+export interface RouteConf {
+  id?: Id;
+  name?: string;
+  desc?: string;
+  labels?: Record<string, string>;
+  create_time?: number;
+  update_time?: number;
+  uri?: string;
+  uris?: string[];
+  priority?: number;
+  methods?: string[];
+  host?: string;
+  hosts?: string[];
+  remote_addr?: string;
+  remote_addrs?: string[];
+  timeout?: TimeoutConf;
+  /** APISIX (lua-resty-expr) expression list. */
+  vars?: unknown[];
+  filter_func?: string;
+  script?: string;
+  script_id?: Id;
+  plugins?: PluginConfMap;
+  plugin_config_id?: Id;
+  upstream?: UpstreamConf;
+  service_id?: Id;
+  upstream_id?: Id;
+  enable_websocket?: boolean;
+  status?: 0 | 1;
+}
+
+export interface ServiceConf {
+  id?: Id;
+  name?: string;
+  desc?: string;
+  labels?: Record<string, string>;
+  create_time?: number;
+  update_time?: number;
+  plugins?: PluginConfMap;
+  upstream?: UpstreamConf;
+  upstream_id?: Id;
+  script?: string;
+  enable_websocket?: boolean;
+  hosts?: string[];
+}
+
+export interface ConsumerConf {
+  username: string;
+  desc?: string;
+  labels?: Record<string, string>;
+  create_time?: number;
+  update_time?: number;
+  group_id?: Id;
+  plugins?: PluginConfMap;
+}
+
+export interface GlobalRuleConf {
+  id: Id;
+  create_time?: number;
+  update_time?: number;
+  plugins: PluginConfMap;
+}
+
+export interface PluginConfigConf {
+  id: Id;
+  name?: string;
+  desc?: string;
+  labels?: Record<string, string>;
+  create_time?: number;
+  update_time?: number;
+  plugins: PluginConfMap;
+}
+
+export interface SslConf {
+  id?: Id;
+  type?: 'server' | 'client';
+  cert?: string;
+  key?: string;
+  certs?: string[];
+  keys?: string[];
+  sni?: string;
+  snis?: string[];
+  status?: 0 | 1;
+  labels?: Record<string, string>;
+  create_time?: number;
+  update_time?: number;
+  [extra: string]: unknown;
+}
+
+export interface PluginMetadataConf {
+  id: string;
+  [field: string]: unknown;
+}
