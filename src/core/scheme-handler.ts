@@ -1,0 +1,31 @@
+/**
+ * Upstream schemes that are not proxied but handed to a handler in the access
+ * phase (APISIX's `scheme: kafka` takeover). A messaging backend registers
+ * itself here; the data plane looks the scheme up after rewrite/access and
+ * global rules ran and before any balancer is chosen.
+ */
+import type { WebSocket } from 'ws';
+import type { RequestContext } from './ctx.js';
+
+export interface SchemeRequest {
+  readonly ctx: RequestContext;
+  /** The client asked for a WebSocket upgrade (Upgrade: websocket, Connection: upgrade, GET, HTTP/1.1). */
+  readonly isUpgrade: boolean;
+  /** Completes the handshake (101) and hands over the socket. Call only when `isUpgrade`, at most once. */
+  accept(options?: { maxPayload?: number }): Promise<WebSocket>;
+  /** Answers a request that was not upgraded: `status` with a JSON body followed by "\n". */
+  reject(status: number, body: unknown): void;
+}
+
+/** Resolves when the session is over; the log phase runs after it. */
+export type SchemeHandler = (request: SchemeRequest) => Promise<void>;
+
+const handlers = new Map<string, SchemeHandler>();
+
+export function registerSchemeHandler(scheme: string, handler: SchemeHandler): void {
+  handlers.set(scheme, handler);
+}
+
+export function getSchemeHandler(scheme: string | undefined): SchemeHandler | undefined {
+  return scheme === undefined ? undefined : handlers.get(scheme);
+}
