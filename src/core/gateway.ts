@@ -1,0 +1,76 @@
+/**
+ * Wires one gateway node: config store, plugin registry, Admin API and data
+ * plane. main.ts and the tests both start Portico through here.
+ */
+import type { AddressInfo } from 'node:net';
+import { pino, type Logger } from 'pino';
+import { createAdminServer } from '../admin/server.js';
+import { ConfigError } from './config-file.js';
+import type { PorticoConfig } from './config-types.js';
+import { startDataPlane } from './dataplane.js';
+import { PluginRegistry } from './plugin-registry.js';
+import { resolveSecrets, type GeneratedSecret } from './secrets.js';
+import { openEmbeddedStore } from './store/embedded.js';
+import type { ConfigStore } from './store/types.js';
+
+export interface Gateway {
+  readonly config: PorticoConfig;
+  readonly store: ConfigStore;
+  readonly registry: PluginRegistry;
+  readonly adminAddress?: AddressInfo;
+  readonly dataAddress: AddressInfo;
+  /** Keys generated at this start (first start only): print them once. */
+  readonly generated: GeneratedSecret[];
+  /** Stops accepting, lets in-flight requests finish, closes the store. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger?: Logger;
+  /** Use this store instead of opening the configured one (tests). */
+  store?: ConfigStore;
+}
+
+function openStore(config: PorticoConfig): ConfigStore {
+  if (config.deployment.config_provider === 'etcd') {
+    throw new ConfigError('deployment.config_provider "etcd" is not available in this build yet; use "embedded"');
+  }
+  return openEmbeddedStore(config.deployment.embedded.data_dir);
+}
+
+export async function startGateway(config: PorticoConfig, opts: StartOptions = {}): Promise<Gateway> {
+  const logger = opts.logger ?? pino({ level: 'info' });
+  const generated = resolveSecrets(config);
+  const store = opts.store ?? openStore(config);
+  const registry = await PluginRegistry.load(config.plugins);
+  const closers: Array<() => Promise<void>> = [];
+  try {
+    let adminAddress: AddressInfo | undefined;
+    if (config.deployment.admin.enable_admin) {
+      const admin = await createAdminServer({ config, store, registry, logger });
+      const { ip, port } = config.deployment.admin.admin_listen;
+      await admin.listen({ host: ip, port });
+      adminAddress = admin.server.address() as AddressInfo;
+      closers.push(() => admin.close());
+    }
+    const data = await startDataPlane({ config, registry, store, logger });
+    closers.unshift(() => data.close());
+    return {
+      config,
+      store,
+      registry,
+      adminAddress,
+      dataAddress: data.address,
+      generated,
+      async close() {
+        // Data plane first so in-flight proxied requests finish, then admin, then the store.
+        for (const close of closers) await close().catch((err: unknown) => logger.error({ err }, 'error while closing'));
+        if (!opts.store) await store.close();
+      },
+    };
+  } catch (err) {
+    for (const close of closers) await close().catch(() => undefined);
+    if (!opts.store) await store.close();
+    throw err;
+  }
+}

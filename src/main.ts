@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+/**
+ * `npm start`: load the config, start one gateway node in the foreground, and
+ * stop cleanly on SIGINT/SIGTERM (in-flight requests finish, the store closes).
+ */
+import { pino } from 'pino';
+import { ConfigError, loadConfig } from './core/config-file.js';
+import { startGateway } from './core/gateway.js';
+
+function parseArgs(argv: string[]): { config?: string } {
+  const out: { config?: string } = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '-c' || a === '--config') out.config = argv[++i];
+    else if (a.startsWith('--config=')) out.config = a.slice('--config='.length);
+    else if (a === '-h' || a === '--help') {
+      process.stdout.write('usage: portico [--config path/to/config.yaml]\n  env: PORTICO_CONFIG, PORTICO_ADMIN_KEY, PORTICO_DATA_DIR\n');
+      process.exit(0);
+    } else {
+      process.stderr.write(`portico: unknown argument ${a}\n`);
+      process.exit(2);
+    }
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const logger = pino({ level: process.env.PORTICO_LOG_LEVEL ?? 'info' });
+  let gateway;
+  try {
+    const config = loadConfig({ path: args.config });
+    gateway = await startGateway(config, { logger });
+  } catch (err) {
+    const msg = err instanceof ConfigError ? err.message : (err as Error).stack ?? String(err);
+    process.stderr.write(`portico: failed to start: ${msg}\n`);
+    process.exit(1);
+  }
+  for (const s of gateway.generated) {
+    process.stdout.write(`Generated ${s.what}: ${s.value} (stored in ${gateway.config.deployment.embedded.data_dir}; shown once)\n`);
+  }
+  const { adminAddress, dataAddress } = gateway;
+  process.stdout.write(`Portico data plane listening on http://${fmt(dataAddress.address)}:${dataAddress.port}\n`);
+  if (adminAddress) {
+    process.stdout.write(`Portico Admin API listening on http://${fmt(adminAddress.address)}:${adminAddress.port}/apisix/admin\n`);
+  }
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    gateway
+      .close()
+      .then(() => process.exit(0))
+      .catch((err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      });
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+function fmt(address: string): string {
+  return address.includes(':') ? `[${address}]` : address;
+}
+
+void main();
