@@ -4,6 +4,7 @@
  * touches the core. Phases run in descending `priority` (APISIX's numbers).
  */
 import type { RequestContext } from './ctx.js';
+import type { ConsumerConf } from './model.js';
 
 export type JsonSchema = Record<string, unknown>;
 
@@ -43,6 +44,17 @@ export interface PluginDefinition<Conf = Record<string, unknown>> {
    * Without it, phases receive the validated conf (defaults filled in).
    */
   compile?(conf: Conf): Conf;
+
+  /**
+   * Auth plugins: receives every consumer whenever the consumer set changes
+   * (and once at start, `[]` when there are none), so the plugin builds its
+   * credential lookup table at config-change time, never per request
+   * (APISIX's `consumer.plugin(name)` cache). Each consumer's `plugins` confs
+   * are already validated against `consumer_schema` with defaults filled and
+   * encrypted fields decrypted. The plugin replaces its table on each call;
+   * like APISIX's per-worker cache, the table is per process.
+   */
+  consumers?(consumers: readonly ConsumerConf[]): void;
 
   rewrite?(conf: Conf, ctx: RequestContext): MaybePromise<PluginExit | void>;
   access?(conf: Conf, ctx: RequestContext): MaybePromise<PluginExit | void>;
