@@ -142,6 +142,14 @@ function describe(err: ErrorObject): string {
 
 /** `${{VAR}}` and `${{VAR:=default}}`, as APISIX substitutes them. */
 export function substituteEnv(text: string, env: NodeJS.ProcessEnv, file: string): string {
+  // Comment lines are left alone so documentation may show the syntax.
+  return text
+    .split('\n')
+    .map((line) => (line.trimStart().startsWith('#') ? line : substituteLine(line, env, file)))
+    .join('\n');
+}
+
+function substituteLine(text: string, env: NodeJS.ProcessEnv, file: string): string {
   return text.replace(/\$\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?::=\s*([^}]*?))?\s*\}\}/g, (_m, name: string, def?: string) => {
     const value = env[name];
     if (value !== undefined) return value;

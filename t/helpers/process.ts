@@ -1,0 +1,94 @@
+/**
+ * Runs the compiled gateway (dist/src/main.js, built by global-setup) as a real
+ * process, for what only a process shows: start-up errors, signals, kill -9.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const MAIN = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
+
+export interface GatewayProcess {
+  proc: ChildProcess;
+  output(): string;
+  /** Resolves with the first match of `re` in stdout+stderr, rejects when the process exits first. */
+  waitFor(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export function writeTempConfig(yaml: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'portico-conf-'));
+  const file = join(dir, 'config.yaml');
+  writeFileSync(file, yaml);
+  return file;
+}
+
+/** A config for a test process: loopback, ephemeral ports, the given data dir. */
+export function testConfigYaml(dataDir: string, extra = ''): string {
+  return `apisix:
+  node_listen: { ip: 127.0.0.1, port: 0 }
+deployment:
+  admin:
+    admin_listen: { ip: 127.0.0.1, port: 0 }
+  embedded:
+    data_dir: ${dataDir}
+${extra}`;
+}
+
+export function startGatewayProcess(args: string[] = [], env: NodeJS.ProcessEnv = {}): GatewayProcess {
+  const proc = spawn(process.execPath, [MAIN, ...args], {
+    env: { PATH: process.env.PATH, PORTICO_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const waiters = new Set<() => void>();
+  const onData = (d: Buffer) => {
+    out += d.toString();
+    for (const w of waiters) w();
+  };
+  proc.stdout!.on('data', onData);
+  proc.stderr!.on('data', onData);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.on('exit', (code, signal) => {
+      resolve({ code, signal });
+      for (const w of waiters) w();
+    }),
+  );
+  return {
+    proc,
+    output: () => out,
+    exited,
+    waitFor(re, timeoutMs = 15_000) {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`timed out waiting for ${re} in:\n${out}`));
+        }, timeoutMs);
+        const check = () => {
+          const m = out.match(re);
+          if (m) {
+            clearTimeout(timer);
+            waiters.delete(check);
+            resolve(m);
+          } else if (proc.exitCode !== null || proc.signalCode !== null) {
+            clearTimeout(timer);
+            waiters.delete(check);
+            reject(new Error(`process exited (${proc.exitCode ?? proc.signalCode}) before ${re}:\n${out}`));
+          }
+        };
+        waiters.add(check);
+        check();
+      });
+    },
+  };
+}
+
+/** Starts a gateway process and waits until both listeners are up. */
+export async function startListening(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const gp = startGatewayProcess(args, env);
+  const data = await gp.waitFor(/data plane listening on http:\/\/[^:]+:(\d+)/);
+  const admin = await gp.waitFor(/Admin API listening on http:\/\/[^:]+:(\d+)/);
+  return { ...gp, dataPort: Number(data[1]), adminPort: Number(admin[1]) };
+}
