@@ -1,0 +1,110 @@
+/**
+ * One upstream configuration, compiled: nodes grouped by priority (highest
+ * first, each with its own balancer), a pool per node and an optional health
+ * checker. pick() walks the groups and falls to a lower one only when the
+ * higher one has no usable node, as APISIX's priority balancer does.
+ *
+ * When every node is unhealthy pick() returns undefined and the caller answers
+ * 502 at once. APISIX instead ignores health and tries all nodes; with a dead
+ * upstream that turns each request into a wait for connect timeouts, which is
+ * the opposite of what a health check is for.
+ */
+import type { RequestContext } from '../ctx.js';
+import type { UpstreamConf } from '../model.js';
+import { balancerFactory } from './balancer/index.js';
+import { HealthChecker, type HealthListener } from './health.js';
+import { parseNodes } from './nodes.js';
+import { acquirePool, poolSettings, releasePool } from './pool.js';
+import type { Balancer, NodeState, UpstreamOutcome, UpstreamRuntime, UpstreamTarget } from './types.js';
+
+interface Group {
+  priority: number;
+  balancer: Balancer;
+}
+
+export interface RuntimeOptions {
+  /** Called when a node's health flips (logging, metrics). */
+  onHealthChange?: HealthListener;
+}
+
+class Runtime implements UpstreamRuntime {
+  readonly nodes: readonly NodeState[];
+  private readonly groups: readonly Group[];
+  private readonly groupOf: Map<NodeState, Balancer>;
+  private readonly health?: HealthChecker;
+  private closed?: Promise<void>;
+
+  constructor(
+    readonly conf: UpstreamConf,
+    readonly key: string,
+    options: RuntimeOptions,
+  ) {
+    const settings = poolSettings(conf);
+    this.nodes = parseNodes(conf).map((n) => ({
+      ...n,
+      pool: acquirePool(n.host, n.port, settings),
+      healthy: true,
+      active: 0,
+    }));
+
+    const factory = balancerFactory(conf);
+    const byPriority = new Map<number, NodeState[]>();
+    for (const node of this.nodes) {
+      if (node.weight <= 0) continue;
+      const list = byPriority.get(node.priority);
+      if (list) list.push(node);
+      else byPriority.set(node.priority, [node]);
+    }
+    this.groupOf = new Map();
+    this.groups = [...byPriority.keys()]
+      .sort((a, b) => b - a)
+      .map((priority) => {
+        const nodes = byPriority.get(priority)!;
+        const balancer = factory(nodes, conf);
+        for (const n of nodes) this.groupOf.set(n, balancer);
+        return { priority, balancer };
+      });
+
+    if (conf.checks && (conf.checks.active || conf.checks.passive)) {
+      this.health = new HealthChecker(this.nodes, conf.checks, key, options.onHealthChange);
+      this.health.start();
+    }
+  }
+
+  pick(ctx: RequestContext, exclude?: ReadonlySet<string>): UpstreamTarget | undefined {
+    const groups = this.groups;
+    for (let i = 0; i < groups.length; i++) {
+      const node = groups[i]!.balancer.pick(ctx, exclude);
+      if (node) {
+        node.active++;
+        return node;
+      }
+    }
+    return undefined;
+  }
+
+  report(target: UpstreamTarget, outcome: UpstreamOutcome): void {
+    const node = target as NodeState;
+    if (outcome.latencyMs !== undefined && outcome.failure === undefined) {
+      this.groupOf.get(node)?.observe?.(node, outcome.latencyMs);
+    }
+    this.health?.passive(node, outcome);
+  }
+
+  release(target: UpstreamTarget): void {
+    const node = target as NodeState;
+    if (node.active > 0) node.active--;
+  }
+
+  close(): Promise<void> {
+    if (!this.closed) {
+      this.health?.close();
+      this.closed = Promise.all(this.nodes.map((n) => releasePool(n.pool))).then(() => undefined);
+    }
+    return this.closed;
+  }
+}
+
+export function createRuntime(conf: UpstreamConf, key: string, options: RuntimeOptions = {}): UpstreamRuntime & { readonly nodes: readonly NodeState[] } {
+  return new Runtime(conf, key, options);
+}
