@@ -1,0 +1,382 @@
+/**
+ * The Kafka side of pub/sub: a group-less reader (list offsets, fetch from an
+ * offset) behind an interface that does not mention kafkajs, and a pool that
+ * lets every WebSocket session on the same upstream share one client.
+ *
+ * kafkajs's public API only reads through consumer groups, which would commit
+ * offsets and rebalance; APISIX's basic-consumer does neither. So this is the
+ * one module that reaches kafkajs's Cluster/Broker layer (pinned 2.2.4).
+ */
+import { createHash } from 'node:crypto';
+import { Kafka, logLevel, type SASLOptions } from 'kafkajs';
+import { LRUCache } from 'lru-cache';
+import {
+  KafkaBackendError,
+  NOT_FOUND_BROKER,
+  NOT_FOUND_PARTITION,
+  NOT_FOUND_TOPIC,
+  forgetSecret,
+  registerSecret,
+  toKafkaBackendError,
+} from './kafka-errors.js';
+
+export interface KafkaRecord {
+  offset: bigint;
+  /** Milliseconds since the epoch. */
+  timestamp: bigint;
+  key: Buffer | null;
+  value: Buffer | null;
+}
+
+export interface KafkaFetchOptions {
+  /** Upper bound on the key+value bytes returned (the broker may send more; the rest is dropped). */
+  maxBytes: number;
+  /** How long the broker may wait for data; 0 returns at once. */
+  maxWaitMs: number;
+}
+
+/** A group-less Kafka reader; errors are KafkaBackendError with APISIX's words as message. */
+export interface KafkaBackend {
+  /** -1 = latest (high watermark), -2 = earliest, else the first offset with timestamp >= it, or -1. */
+  listOffset(topic: string, partition: number, timestamp: bigint): Promise<bigint>;
+  /** Records with offset >= `offset`, in order, never older ones from the same batch. */
+  fetch(topic: string, partition: number, offset: bigint, opts: KafkaFetchOptions): Promise<KafkaRecord[]>;
+  close(): Promise<void>;
+}
+
+export type SaslMechanism = 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512';
+
+export interface KafkaSettings {
+  /** Bootstrap `host:port` list. */
+  brokers: string[];
+  /** Present = TLS on (APISIX: any `upstream.tls` object). */
+  tls?: { verify: boolean };
+  sasl?: { mechanism: SaslMechanism; username: string; password: string };
+}
+
+/** Timing knobs; defaults follow lua-resty-kafka (3 s socket timeout). */
+export interface KafkaClientTuning {
+  connectTimeoutMs?: number;
+  requestTimeoutMs?: number;
+  /** How long a topic's partition leaders are trusted before asking again. */
+  metadataMaxAgeMs?: number;
+  clientId?: string;
+}
+
+// ---- the slice of kafkajs internals used here -------------------------------
+
+interface InternalRecord {
+  offset: string;
+  timestamp: string;
+  key: Buffer | null;
+  value: Buffer | null;
+  isControlRecord?: boolean;
+}
+interface InternalBroker {
+  metadata(topics: string[]): Promise<{
+    brokers: Array<{ nodeId: number }>;
+    topicMetadata: Array<{ topic: string; partitionMetadata: Array<{ partitionId: number; leader: number }> }>;
+  }>;
+  listOffsets(req: {
+    replicaId: number;
+    isolationLevel: number;
+    topics: Array<{ topic: string; partitions: Array<{ partition: number; timestamp: string }> }>;
+  }): Promise<{ responses: Array<{ topic: string; partitions: Array<{ partition: number; offset: string }> }> }>;
+  fetch(req: {
+    replicaId: number;
+    isolationLevel: number;
+    maxWaitTime: number;
+    minBytes: number;
+    maxBytes: number;
+    topics: Array<{ topic: string; partitions: Array<{ partition: number; fetchOffset: string; maxBytes: number }> }>;
+  }): Promise<{ responses: Array<{ topicName: string; partitions: Array<{ partition: number; messages: InternalRecord[] }> }> }>;
+}
+interface InternalCluster {
+  connect(): Promise<void>;
+  disconnect(): Promise<void>;
+  isConnected(): boolean;
+  refreshMetadata(): Promise<void>;
+  getNodeIds(): string[];
+  findBroker(q: { nodeId: string }): Promise<InternalBroker>;
+}
+type ClusterFactory = (o: { metadataMaxAge: number; allowAutoTopicCreation: boolean; isolationLevel: number }) => InternalCluster;
+
+const READ_UNCOMMITTED = 0; // lua-resty-kafka's isolation level
+
+function createCluster(kafka: Kafka, metadataMaxAge: number): InternalCluster {
+  const sym = Object.getOwnPropertySymbols(kafka).find((s) => s.description === 'private:Kafka:createCluster');
+  const factory = sym && (kafka as unknown as Record<symbol, unknown>)[sym];
+  if (typeof factory !== 'function') {
+    throw new Error('kafkajs internals changed: Kafka has no createCluster (Portico is built against kafkajs 2.2.4)');
+  }
+  // No auto-creation: a reader asking for a missing topic must get `not found topic`, not create it.
+  return (factory as ClusterFactory)({ metadataMaxAge, allowAutoTopicCreation: false, isolationLevel: READ_UNCOMMITTED });
+}
+
+// ---- one backend = one kafkajs cluster ---------------------------------------
+
+interface TopicLeaders {
+  leaders: Map<number, string>;
+  expiresAt: number;
+}
+
+/** Per-record overhead counted against maxBytes, roughly the protobuf framing of a KafkaMessage. */
+export const RECORD_OVERHEAD_BYTES = 32;
+
+class KafkajsBackend implements KafkaBackend {
+  private readonly cluster: InternalCluster;
+  private readonly topics = new Map<string, TopicLeaders>();
+  private readonly metadataMaxAgeMs: number;
+  private readonly inflight = new Set<Promise<unknown>>();
+  private closed = false;
+
+  constructor(
+    settings: KafkaSettings,
+    tuning: KafkaClientTuning,
+    private readonly secret?: string,
+  ) {
+    this.metadataMaxAgeMs = tuning.metadataMaxAgeMs ?? 5 * 60_000;
+    const kafka = new Kafka({
+      clientId: tuning.clientId ?? 'portico',
+      brokers: settings.brokers,
+      ssl: settings.tls ? { rejectUnauthorized: settings.tls.verify } : undefined,
+      sasl: settings.sasl ? toKafkajsSasl(settings.sasl) : undefined,
+      connectionTimeout: tuning.connectTimeoutMs ?? 3000,
+      authenticationTimeout: tuning.connectTimeoutMs ?? 3000,
+      requestTimeout: tuning.requestTimeoutMs ?? 10_000,
+      enforceRequestTimeout: true,
+      // Fail fast: a WebSocket client waits on each answer and can retry itself.
+      retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 },
+      // kafkajs's own logs would repeat every failure per retry; errors reach the caller instead.
+      logLevel: logLevel.NOTHING,
+    });
+    this.cluster = createCluster(kafka, this.metadataMaxAgeMs);
+  }
+
+  listOffset(topic: string, partition: number, timestamp: bigint): Promise<bigint> {
+    return this.track(
+      this.withLeader(topic, partition, async (broker) => {
+        const res = await broker.listOffsets({
+          replicaId: -1,
+          isolationLevel: READ_UNCOMMITTED,
+          topics: [{ topic, partitions: [{ partition, timestamp: timestamp.toString() }] }],
+        });
+        const p = res.responses[0]?.partitions[0];
+        if (!p) throw new KafkaBackendError(NOT_FOUND_PARTITION);
+        return BigInt(p.offset);
+      }),
+    );
+  }
+
+  fetch(topic: string, partition: number, offset: bigint, opts: KafkaFetchOptions): Promise<KafkaRecord[]> {
+    return this.track(
+      this.withLeader(topic, partition, async (broker) => {
+        const res = await broker.fetch({
+          replicaId: -1,
+          isolationLevel: READ_UNCOMMITTED,
+          maxWaitTime: opts.maxWaitMs,
+          // min_bytes 0 as APISIX: the answer comes at once, so long polls never queue
+          // up behind each other on the shared connection.
+          minBytes: 0,
+          maxBytes: opts.maxBytes,
+          topics: [{ topic, partitions: [{ partition, fetchOffset: offset.toString(), maxBytes: opts.maxBytes }] }],
+        });
+        const messages = res.responses[0]?.partitions[0]?.messages ?? [];
+        return selectRecords(messages, offset, opts.maxBytes);
+      }),
+    );
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.allSettled([...this.inflight]);
+    if (this.secret !== undefined) forgetSecret(this.secret);
+    await this.cluster.disconnect().catch(() => undefined);
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.inflight.add(p);
+    const done = (): void => void this.inflight.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  /** Runs `op` on the partition leader; on stale metadata, looks the leader up again and retries once. */
+  private async withLeader<T>(topic: string, partition: number, op: (b: InternalBroker) => Promise<T>): Promise<T> {
+    if (this.closed) throw new KafkaBackendError(NOT_FOUND_BROKER, { detail: 'kafka client closed' });
+    // Only an answer built on cached metadata is worth a second try.
+    const cached = this.topics.has(topic);
+    try {
+      return await op(await this.leader(topic, partition));
+    } catch (err) {
+      const e = toKafkaBackendError(err);
+      if (!cached || !e.stale || this.closed) throw e;
+      this.topics.delete(topic);
+      try {
+        await this.cluster.refreshMetadata();
+        return await op(await this.leader(topic, partition));
+      } catch (err2) {
+        throw toKafkaBackendError(err2);
+      }
+    }
+  }
+
+  private async leader(topic: string, partition: number): Promise<InternalBroker> {
+    let t = this.topics.get(topic);
+    if (!t || t.expiresAt < Date.now()) {
+      t = await this.lookupTopic(topic);
+      this.topics.set(topic, t);
+    }
+    const nodeId = t.leaders.get(partition);
+    if (nodeId === undefined) throw new KafkaBackendError(NOT_FOUND_PARTITION);
+    try {
+      return await this.cluster.findBroker({ nodeId });
+    } catch (err) {
+      const e = toKafkaBackendError(err);
+      throw e.unreachable ? new KafkaBackendError(NOT_FOUND_BROKER, { stale: true, detail: e.detail }) : e;
+    }
+  }
+
+  /**
+   * Asks one broker about one topic. kafkajs's own cluster-wide metadata
+   * fails for every topic when one is missing, so topics are looked up alone.
+   */
+  private async lookupTopic(topic: string): Promise<TopicLeaders> {
+    try {
+      if (!this.cluster.isConnected()) await this.cluster.connect();
+      if (this.cluster.getNodeIds().length === 0) await this.cluster.refreshMetadata();
+    } catch (err) {
+      // lua-resty-kafka: "not found topic" when no bootstrap broker answers.
+      const e = toKafkaBackendError(err);
+      throw e.unreachable ? new KafkaBackendError(NOT_FOUND_TOPIC, { unreachable: true, detail: e.detail }) : e;
+    }
+    let lastDetail: string | undefined;
+    for (const nodeId of this.cluster.getNodeIds()) {
+      try {
+        const broker = await this.cluster.findBroker({ nodeId });
+        const md = await broker.metadata([topic]);
+        const tm = md.topicMetadata.find((x) => x.topic === topic);
+        if (!tm || tm.partitionMetadata.length === 0) throw new KafkaBackendError(NOT_FOUND_TOPIC);
+        const known = new Set(this.cluster.getNodeIds());
+        if (md.brokers.some((b) => !known.has(String(b.nodeId)))) await this.cluster.refreshMetadata();
+        const leaders = new Map<number, string>();
+        for (const p of tm.partitionMetadata) leaders.set(p.partitionId, String(p.leader));
+        return { leaders, expiresAt: Date.now() + this.metadataMaxAgeMs };
+      } catch (err) {
+        const e = toKafkaBackendError(err);
+        // A protocol answer (unknown topic, auth) is the cluster's word; only an unreachable broker warrants the next one.
+        if (!e.unreachable) throw e;
+        lastDetail = e.detail;
+      }
+    }
+    throw new KafkaBackendError(NOT_FOUND_TOPIC, {
+      unreachable: true,
+      detail: `all brokers failed in fetch topic metadata${lastDetail ? `: ${lastDetail}` : ''}`,
+    });
+  }
+}
+
+function toKafkajsSasl(s: NonNullable<KafkaSettings['sasl']>): SASLOptions {
+  const mechanism = s.mechanism === 'PLAIN' ? 'plain' : s.mechanism === 'SCRAM-SHA-256' ? 'scram-sha-256' : 'scram-sha-512';
+  return { mechanism, username: s.username, password: s.password };
+}
+
+/**
+ * Keeps records at or after `from` (a batch may start earlier), skips control
+ * records, and stops before `maxBytes` of payload; at least one record is kept
+ * so a large message can still be seen (the caller decides whether it fits).
+ */
+export function selectRecords(messages: InternalRecord[], from: bigint, maxBytes: number): KafkaRecord[] {
+  const out: KafkaRecord[] = [];
+  let budget = maxBytes;
+  for (const m of messages) {
+    if (m.isControlRecord) continue;
+    const offset = BigInt(m.offset);
+    if (offset < from) continue;
+    const size = (m.key?.length ?? 0) + (m.value?.length ?? 0) + RECORD_OVERHEAD_BYTES;
+    if (out.length > 0 && size > budget) break;
+    budget -= size;
+    out.push({ offset, timestamp: BigInt(m.timestamp), key: m.key ?? null, value: m.value ?? null });
+  }
+  return out;
+}
+
+/** A fresh, unshared backend. Most callers want `KafkaBackendPool.get`. */
+export function createKafkaBackend(settings: KafkaSettings, tuning: KafkaClientTuning = {}): KafkaBackend {
+  if (settings.sasl) registerSecret(settings.sasl.password);
+  return new KafkajsBackend(settings, tuning, settings.sasl?.password);
+}
+
+// ---- sharing -------------------------------------------------------------------
+
+/**
+ * The pool key: everything that changes the connection, with the password
+ * hashed so the key can be logged or inspected without leaking it.
+ */
+export function kafkaSettingsKey(s: KafkaSettings): string {
+  const sasl = s.sasl
+    ? `${s.sasl.mechanism}|${s.sasl.username}|${createHash('sha256').update(s.sasl.password).digest('base64')}`
+    : '-';
+  const tls = s.tls ? (s.tls.verify ? 'tls-verify' : 'tls') : 'plain';
+  return `${[...s.brokers].sort().join(',')}#${tls}#${sasl}`;
+}
+
+export interface KafkaBackendPoolOptions {
+  /** Distinct settings kept at once; the least recently used beyond it is closed. */
+  max?: number;
+  /** A backend unused for this long is closed. */
+  idleMs?: number;
+  tuning?: KafkaClientTuning;
+  /** For tests: how backends are made. */
+  factory?: (settings: KafkaSettings, tuning: KafkaClientTuning) => KafkaBackend;
+}
+
+/**
+ * Shares one backend (one kafkajs cluster, at most two connections per broker)
+ * among all sessions with the same settings. Sessions look the backend up per
+ * command and never close it; the pool closes idle ones.
+ */
+export class KafkaBackendPool {
+  private readonly cache: LRUCache<string, KafkaBackend>;
+  private readonly tuning: KafkaClientTuning;
+  private readonly factory: NonNullable<KafkaBackendPoolOptions['factory']>;
+  /** How many backends this pool has created (a test and metrics hook). */
+  created = 0;
+
+  constructor(opts: KafkaBackendPoolOptions = {}) {
+    this.tuning = opts.tuning ?? {};
+    this.factory = opts.factory ?? createKafkaBackend;
+    this.cache = new LRUCache<string, KafkaBackend>({
+      max: opts.max ?? 256,
+      ttl: opts.idleMs ?? 10 * 60_000,
+      ttlAutopurge: true,
+      updateAgeOnGet: true,
+      dispose: (backend) => void backend.close(),
+    });
+  }
+
+  /** `key` may be passed when the caller already computed `kafkaSettingsKey(settings)`. */
+  get(settings: KafkaSettings, key: string = kafkaSettingsKey(settings)): KafkaBackend {
+    let b = this.cache.get(key);
+    if (!b) {
+      b = this.factory(settings, this.tuning);
+      this.created++;
+      this.cache.set(key, b);
+    }
+    return b;
+  }
+
+  get size(): number {
+    return this.cache.size;
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.cache.values()];
+    this.cache.clear(); // dispose closes them; wait for the closes too
+    await Promise.allSettled(all.map((b) => b.close()));
+  }
+}
+
+/** The process-wide pool the kafka scheme handler uses. */
+export const sharedKafkaBackends = new KafkaBackendPool();
