@@ -1,0 +1,46 @@
+/**
+ * The lean Node limit: a bare node:http server forwarding every request to one
+ * upstream through an undici Pool with dispatch(), streaming both ways. No
+ * routing, no plugins: what any Node gateway can at best approach.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { Pool, type Dispatcher } from 'undici';
+
+const [upstream, portArg] = process.argv.slice(2);
+if (!upstream) throw new Error('usage: lean-proxy.js http://host:port [listenPort]');
+const pool = new Pool(upstream, { connections: 64, pipelining: 1, keepAliveTimeout: 60_000 });
+
+class Forward implements Dispatcher.DispatchHandler {
+  constructor(private readonly res: ServerResponse) {}
+  onConnect(): void {}
+  onError(): void {
+    if (!this.res.headersSent) this.res.writeHead(502).end();
+    else this.res.destroy();
+  }
+  onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
+    const headers: string[] = [];
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!.toString('latin1');
+      if (name.length === 10 && name.toLowerCase() === 'connection') continue;
+      headers.push(name, raw[i + 1]!.toString('latin1'));
+    }
+    this.res.writeHead(status, headers);
+    this.res.on('drain', resume);
+    return true;
+  }
+  onData(chunk: Buffer): boolean {
+    return this.res.write(chunk);
+  }
+  onComplete(): void {
+    this.res.end();
+  }
+}
+
+createServer((req: IncomingMessage, res: ServerResponse) => {
+  pool.dispatch(
+    { method: req.method as Dispatcher.HttpMethod, path: req.url!, headers: req.rawHeaders, body: req.method === 'GET' || req.method === 'HEAD' ? null : req },
+    new Forward(res),
+  );
+}).listen(Number(portArg ?? 0), '127.0.0.1', function (this: import('node:net').Server) {
+  process.stdout.write(`listening ${(this.address() as import('node:net').AddressInfo).port}\n`);
+});

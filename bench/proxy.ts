@@ -1,0 +1,249 @@
+/**
+ * Proxy benchmark: requests per second, p99 latency and proxy CPU time per
+ * request, for the same nginx upstream hit
+ *   - directly,
+ *   - through the lean Node limit (node:http + undici Pool.dispatch),
+ *   - through @fastify/http-proxy,
+ *   - through Portico with no plugins,
+ *   - through Portico with key-auth + limit-count,
+ * with every proxy pinned to core 0 and wrk + nginx on core 1. Rounds are
+ * interleaved and ratios are taken round by round, so drift on the machine
+ * affects all targets alike. This is a benchmark, not a test: it asserts nothing.
+ *
+ *   npm run bench -- [--rounds 3] [--duration 5] [--connections 50]
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const args = process.argv.slice(2);
+function opt(name: string, def: number): number {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : def;
+}
+const ROUNDS = opt('rounds', 3);
+const DURATION = opt('duration', 5);
+const CONNECTIONS = opt('connections', 50);
+const TWO_CORES = cpus().length >= 2;
+const PROXY_CORE = '0';
+const LOAD_CORE = TWO_CORES ? '1' : '0';
+const ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../..' : '..', import.meta.url));
+const API_KEY = 'bench-consumer-key';
+const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
+
+const children: ChildProcess[] = [];
+const tmp = mkdtempSync(join(tmpdir(), 'portico-bench-'));
+function cleanup(): void {
+  for (const c of children) c.kill('SIGKILL');
+  rmSync(tmp, { recursive: true, force: true });
+}
+process.on('exit', cleanup);
+process.on('SIGINT', () => process.exit(130));
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as import('node:net').AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function pinned(core: string, cmd: string, argv: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+  const c = spawn('taskset', ['-c', core, cmd, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  children.push(c);
+  return c;
+}
+
+function waitFor(c: ChildProcess, re: RegExp, ms = 20_000): Promise<RegExpMatchArray> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const t = setTimeout(() => reject(new Error(`timeout waiting for ${re}: ${out}`)), ms);
+    const on = (d: Buffer) => {
+      out += d.toString();
+      const m = out.match(re);
+      if (m) {
+        clearTimeout(t);
+        resolve(m);
+      }
+    };
+    c.stdout!.on('data', on);
+    c.stderr!.on('data', on);
+    c.on('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
+  });
+}
+
+async function startNginx(): Promise<number> {
+  const port = await freePort();
+  const conf = join(tmp, 'nginx.conf');
+  writeFileSync(
+    conf,
+    `daemon off; worker_processes 1; pid ${tmp}/nginx.pid; error_log ${tmp}/nginx-error.log;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000; keepalive_timeout 120s;
+  server { listen 127.0.0.1:${port} reuseport; location / { default_type text/plain; return 200 "hello from upstream\\n"; } } }
+`,
+  );
+  pinned(LOAD_CORE, 'nginx', ['-c', conf, '-e', `${tmp}/nginx-error.log`]);
+  for (let i = 0; i < 100; i++) {
+    try {
+      await fetch(`http://127.0.0.1:${port}/`);
+      return port;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error('nginx did not start');
+}
+
+interface Target {
+  name: string;
+  url: string;
+  pid?: number;
+  headers?: string[];
+}
+
+async function startNodeBaseline(file: string, upstream: string): Promise<{ port: number; pid: number }> {
+  const c = pinned(PROXY_CORE, process.execPath, [join(ROOT, 'dist/bench/baselines', file), upstream]);
+  const m = await waitFor(c, /listening (\d+)/);
+  return { port: Number(m[1]), pid: c.pid! };
+}
+
+async function admin(port: number, path: string, body: unknown): Promise<void> {
+  const res = await fetch(`http://127.0.0.1:${port}/apisix/admin${path}`, {
+    method: 'PUT',
+    headers: { 'X-API-KEY': ADMIN_KEY, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  if (res.status >= 300) throw new Error(`admin ${path}: ${res.status} ${await res.text()}`);
+}
+
+async function startPortico(upstreamPort: number): Promise<{ port: number; pid: number }> {
+  const config = join(tmp, 'portico.yaml');
+  writeFileSync(
+    config,
+    `apisix:\n  node_listen: { ip: 127.0.0.1, port: 0 }\nnginx_config:\n  worker_processes: 1\ndeployment:\n  admin:\n    admin_listen: { ip: 127.0.0.1, port: 0 }\n  embedded:\n    data_dir: ${tmp}/portico-data\n`,
+  );
+  const c = pinned(PROXY_CORE, process.execPath, [join(ROOT, 'dist/src/main.js'), '--config', config], {
+    PORTICO_ADMIN_KEY: ADMIN_KEY,
+    PORTICO_LOG_LEVEL: 'warn',
+  });
+  const data = await waitFor(c, /data plane listening on http:\/\/[^:]+:(\d+)/);
+  const adm = await waitFor(c, /Admin API listening on http:\/\/[^:]+:(\d+)/);
+  const adminPort = Number(adm[1]);
+  const upstream = { type: 'roundrobin', nodes: { [`127.0.0.1:${upstreamPort}`]: 1 }, keepalive_pool: { size: 320 } };
+  await admin(adminPort, '/upstreams/1', upstream);
+  await admin(adminPort, '/routes/plain', { uri: '/plain', upstream_id: '1' });
+  await admin(adminPort, '/consumers', { username: 'bench', plugins: { 'key-auth': { key: API_KEY } } });
+  await admin(adminPort, '/routes/plugins', {
+    uri: '/plugins',
+    upstream_id: '1',
+    plugins: { 'key-auth': {}, 'limit-count': { count: 1_000_000_000, time_window: 3600, rejected_code: 429 } },
+  });
+  await new Promise((r) => setTimeout(r, 200));
+  return { port: Number(data[1]), pid: c.pid! };
+}
+
+/** utime + stime of a process and its threads, in seconds. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // CLK_TCK is 100 on Linux
+}
+
+/** taskset execs the target, so the pinned child's pid is the node process. */
+interface WrkResult {
+  rps: number;
+  p99ms: number;
+  requests: number;
+  errors: number;
+}
+
+function parseLatency(s: string): number {
+  const m = s.match(/([\d.]+)(us|ms|s)/);
+  if (!m) return NaN;
+  const v = Number(m[1]);
+  return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
+}
+
+function wrk(t: Target, seconds: number): WrkResult {
+  const argv = ['-c', LOAD_CORE, 'wrk', '-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency'];
+  for (const h of t.headers ?? []) argv.push('-H', h);
+  argv.push(t.url);
+  const out = execFileSync('taskset', argv, { encoding: 'utf8' });
+  const rps = Number(out.match(/Requests\/sec:\s+([\d.]+)/)?.[1]);
+  const p99 = out.match(/99%\s+(\S+)/)?.[1] ?? '';
+  const requests = Number(out.match(/(\d+) requests in/)?.[1]);
+  const non2xx = Number(out.match(/Non-2xx or 3xx responses: (\d+)/)?.[1] ?? 0);
+  const sockErr = out.match(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/);
+  const errors = non2xx + (sockErr ? sockErr.slice(1).reduce((a, b) => a + Number(b), 0) : 0);
+  return { rps, p99ms: parseLatency(p99), requests, errors };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+async function main(): Promise<void> {
+  if (!TWO_CORES) console.warn('warning: one core only; proxy and load generator share it');
+  const upstreamPort = await startNginx();
+  const upstream = `http://127.0.0.1:${upstreamPort}`;
+  const lean = await startNodeBaseline('lean-proxy.js', upstream);
+  const fp = await startNodeBaseline('fastify-proxy.js', upstream);
+  const portico = await startPortico(upstreamPort);
+  const targets: Target[] = [
+    { name: 'direct (nginx)', url: `${upstream}/plain` },
+    { name: 'lean node:http+undici', url: `http://127.0.0.1:${lean.port}/plain`, pid: lean.pid },
+    { name: '@fastify/http-proxy', url: `http://127.0.0.1:${fp.port}/plain`, pid: fp.pid },
+    { name: 'portico (no plugins)', url: `http://127.0.0.1:${portico.port}/plain`, pid: portico.pid },
+    {
+      name: 'portico (key-auth+limit-count)',
+      url: `http://127.0.0.1:${portico.port}/plugins`,
+      pid: portico.pid,
+      headers: [`apikey: ${API_KEY}`],
+    },
+  ];
+  for (const t of targets) wrk(t, 2); // warm up JITs and pools
+
+  const results = new Map<string, Array<WrkResult & { cpuUsPerReq: number }>>();
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const t of targets) {
+      const before = t.pid ? cpuSeconds(t.pid) : 0;
+      const r = wrk(t, DURATION);
+      const cpu = t.pid ? cpuSeconds(t.pid) - before : NaN;
+      const row = { ...r, cpuUsPerReq: (cpu * 1e6) / r.requests };
+      if (!results.has(t.name)) results.set(t.name, []);
+      results.get(t.name)!.push(row);
+      console.log(
+        `round ${round} ${t.name.padEnd(32)} ${r.rps.toFixed(0).padStart(7)} req/s  p99 ${r.p99ms.toFixed(2)} ms  cpu ${row.cpuUsPerReq.toFixed(1)} us/req${r.errors ? `  errors ${r.errors}` : ''}`,
+      );
+    }
+  }
+
+  const per = (name: string) => results.get(name)!;
+  const ratio = (a: string, b: string) => median(per(a).map((r, i) => r.rps / per(b)[i]!.rps));
+  console.log(`\nmedians over ${ROUNDS} rounds of ${DURATION}s, ${CONNECTIONS} connections, proxy on core ${PROXY_CORE}, wrk+nginx on core ${LOAD_CORE}:`);
+  for (const t of targets) {
+    const rs = per(t.name);
+    console.log(
+      `  ${t.name.padEnd(32)} ${median(rs.map((r) => r.rps)).toFixed(0).padStart(7)} req/s  p99 ${median(rs.map((r) => r.p99ms)).toFixed(2)} ms  cpu ${t.pid ? median(rs.map((r) => r.cpuUsPerReq)).toFixed(1) + ' us/req' : '-'}`,
+    );
+  }
+  console.log('\nratios (paired round by round, median):');
+  console.log(`  portico / lean node proxy            ${ratio('portico (no plugins)', 'lean node:http+undici').toFixed(2)}x   (target >= 0.90)`);
+  console.log(`  portico / @fastify/http-proxy        ${ratio('portico (no plugins)', '@fastify/http-proxy').toFixed(2)}x   (target >= 1.40)`);
+  console.log(`  lean node proxy / @fastify/http-proxy ${ratio('lean node:http+undici', '@fastify/http-proxy').toFixed(2)}x`);
+  console.log(`  portico plugins / portico no plugins ${ratio('portico (key-auth+limit-count)', 'portico (no plugins)').toFixed(2)}x   (target >= 0.80)`);
+  console.log(`  portico / direct nginx               ${ratio('portico (no plugins)', 'direct (nginx)').toFixed(2)}x`);
+}
+
+main()
+  .then(() => process.exit(0))
+  .catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
