@@ -15,6 +15,8 @@ export interface SchemeRequest {
   accept(options?: { maxPayload?: number }): Promise<WebSocket>;
   /** Answers a request that was not upgraded: `status` with a JSON body followed by "\n". */
   reject(status: number, body: unknown): void;
+  /** From config `apisix.pubsub`: frame size limit (bytes) and idle timeout (ms, 0 = none). */
+  readonly pubsub: { readonly maxFrameSize: number; readonly idleTimeoutMs: number };
 }
 
 /** Resolves when the session is over; the log phase runs after it. */
