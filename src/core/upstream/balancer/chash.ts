@@ -1,6 +1,6 @@
 /**
  * Consistent hashing, as APISIX's chash balancer: a ring of virtual points
- * (160 per node of average weight, proportional to weight) so that adding or
+ * (256 per node of average weight, proportional to weight) so that adding or
  * removing a node moves only about 1/N of the keys. The key is read per
  * `hash_on` (vars, header, cookie, consumer, vars_combinations); an empty key
  * falls back to the client address, as APISIX does. Nodes that are unhealthy
@@ -12,7 +12,7 @@ import type { UpstreamConf } from '../../model.js';
 import { hash32 } from '../hash.js';
 import { usable, type Balancer, type NodeState } from '../types.js';
 
-const POINTS_PER_AVERAGE_NODE = 160;
+const POINTS_PER_AVERAGE_NODE = 256;
 
 type KeyReader = (ctx: RequestContext) => string | undefined;
 
