@@ -1,0 +1,73 @@
+/**
+ * ip-restriction (APISIX priority 3000): allows or denies clients by socket
+ * address in the access phase (apisix/plugins/ip-restriction/init.lua).
+ * Only the peer address is used, never X-Forwarded-For / X-Real-IP, so a
+ * client cannot talk its way past the list.
+ */
+import type { PluginDefinition, PluginExit } from '../core/plugin.js';
+import type { RequestContext } from '../core/ctx.js';
+import { compileIpMatcher, isValidIpOrCidr, type IpMatcher } from '../core/ip-match.js';
+
+export const schema = {
+  type: 'object',
+  properties: {
+    message: { type: 'string', minLength: 1, maxLength: 1024, default: 'Your IP address is not allowed' },
+    response_code: { type: 'integer', minimum: 403, maximum: 404, default: 403 },
+    // Entries are checked one by one in check(), which names the bad address.
+    whitelist: { type: 'array', items: { type: 'string' }, minItems: 1 },
+    blacklist: { type: 'array', items: { type: 'string' }, minItems: 1 },
+  },
+  oneOf: [{ required: ['whitelist'] }, { required: ['blacklist'] }],
+};
+
+export interface IpRestrictionConf {
+  message?: string;
+  response_code?: number;
+  whitelist?: string[];
+  blacklist?: string[];
+  /** Compiled state, filled by compile(). */
+  rt?: { allow?: IpMatcher; deny?: IpMatcher; exit: PluginExit };
+}
+
+function check(conf: IpRestrictionConf): string | undefined {
+  for (const cidr of [...(conf.whitelist ?? []), ...(conf.blacklist ?? [])]) {
+    if (!isValidIpOrCidr(cidr)) return `invalid ip address: ${cidr}`;
+  }
+  return undefined;
+}
+
+function compile(conf: IpRestrictionConf): IpRestrictionConf {
+  return {
+    ...conf,
+    rt: {
+      allow: conf.whitelist ? compileIpMatcher(conf.whitelist) : undefined,
+      deny: conf.blacklist ? compileIpMatcher(conf.blacklist) : undefined,
+      // One frozen exit per conf: rejecting a flood allocates nothing.
+      exit: Object.freeze({
+        status: conf.response_code ?? 403,
+        body: Object.freeze({ message: conf.message ?? 'Your IP address is not allowed' }),
+      }),
+    },
+  };
+}
+
+function access(conf: IpRestrictionConf, ctx: RequestContext): PluginExit | void {
+  const rt = conf.rt ?? (conf.rt = compile(conf).rt!);
+  const ip = ctx.remoteAddr;
+  // As APISIX: the whitelist decides when both are present (schema forbids that anyway).
+  let block = rt.deny ? rt.deny(ip) : false;
+  if (rt.allow) block = !rt.allow(ip);
+  if (block) return rt.exit;
+}
+
+const plugin: PluginDefinition<IpRestrictionConf> = {
+  name: 'ip-restriction',
+  priority: 3000,
+  version: '0.1',
+  schema,
+  check,
+  compile,
+  access,
+};
+
+export default plugin;

@@ -1,0 +1,164 @@
+/**
+ * key-auth (APISIX priority 2500, type auth): identifies the consumer by an
+ * API key read from a header, else from the query string
+ * (apisix/plugins/key-auth.lua). The key → consumer table is built in
+ * `consumers()` whenever consumers change, so a request costs one Map lookup.
+ */
+import type { PluginDefinition, PluginExit } from '../core/plugin.js';
+import type { RequestContext } from '../core/ctx.js';
+import type { ConsumerConf } from '../core/model.js';
+
+export const schema = {
+  type: 'object',
+  properties: {
+    header: { type: 'string', default: 'apikey' },
+    query: { type: 'string', default: 'apikey' },
+    // Printable ASCII without `"` and `\`, so it is safe inside the quoted WWW-Authenticate value.
+    realm: { type: 'string', pattern: '^[\\x20-\\x21\\x23-\\x5B\\x5D-\\x7E]+$', default: 'key', minLength: 1, maxLength: 128 },
+    hide_credentials: { type: 'boolean', default: false },
+    anonymous_consumer: { type: 'string', minLength: 1 },
+  },
+};
+
+export const consumer_schema = {
+  type: 'object',
+  properties: { key: { type: 'string' } },
+  required: ['key'],
+};
+
+export interface KeyAuthConf {
+  header?: string;
+  query?: string;
+  realm?: string;
+  hide_credentials?: boolean;
+  anonymous_consumer?: string;
+  rt?: { header: string; missing: PluginExit; invalid: PluginExit; anonymousFailed: PluginExit };
+}
+
+// Replaced wholesale on each consumer change; requests in flight keep the map they read.
+let byKey = new Map<string, ConsumerConf>();
+let byName = new Map<string, ConsumerConf>();
+
+function consumers(list: readonly ConsumerConf[]): void {
+  const keys = new Map<string, ConsumerConf>();
+  const names = new Map<string, ConsumerConf>();
+  for (const c of list) {
+    names.set(c.username, c);
+    const key = c.plugins?.['key-auth']?.key;
+    // Admin writes refuse duplicate keys; should one slip in, the first consumer keeps it.
+    if (typeof key === 'string' && !keys.has(key)) keys.set(key, c);
+  }
+  byKey = keys;
+  byName = names;
+}
+
+function exit401(realm: string, message: string): PluginExit {
+  return Object.freeze({
+    status: 401,
+    body: Object.freeze({ message }),
+    headers: Object.freeze({ 'WWW-Authenticate': `apikey realm="${realm}"` }),
+  });
+}
+
+function compile(conf: KeyAuthConf): KeyAuthConf {
+  const realm = conf.realm ?? 'key';
+  return {
+    ...conf,
+    rt: {
+      header: (conf.header ?? 'apikey').toLowerCase(),
+      missing: exit401(realm, 'Missing API key in request'),
+      invalid: exit401(realm, 'Invalid API key in request'),
+      anonymousFailed: exit401(realm, 'Invalid user authorization'),
+    },
+  };
+}
+
+/** The value of `name` in a raw query string, decoded; undefined when absent. */
+function queryArg(query: string, name: string): string | undefined {
+  if (query === '' || !query.includes(name)) return undefined;
+  for (const part of query.split('&')) {
+    const eq = part.indexOf('=');
+    const k = eq < 0 ? part : part.slice(0, eq);
+    if (decodeQueryComponent(k) === name) return eq < 0 ? '' : decodeQueryComponent(part.slice(eq + 1));
+  }
+  return undefined;
+}
+
+function withoutArg(query: string, name: string): string {
+  return query
+    .split('&')
+    .filter((part) => {
+      const eq = part.indexOf('=');
+      return decodeQueryComponent(eq < 0 ? part : part.slice(0, eq)) !== name;
+    })
+    .join('&');
+}
+
+function decodeQueryComponent(s: string): string {
+  if (!s.includes('%') && !s.includes('+')) return s;
+  try {
+    return decodeURIComponent(s.replaceAll('+', ' '));
+  } catch {
+    return s;
+  }
+}
+
+function attach(ctx: RequestContext, consumer: ConsumerConf): void {
+  ctx.consumer = consumer;
+  // As APISIX's consumer.attach_consumer: the upstream learns who called.
+  const h = ctx.upstreamRequest.headers;
+  h.set('x-consumer-username', consumer.username);
+  const customId = consumer.labels?.custom_id;
+  if (customId !== undefined) h.set('x-consumer-custom-id', customId);
+  else h.remove('x-consumer-custom-id');
+  // No per-consumer credentials objects here: a client must not be able to forge one.
+  h.remove('x-credential-identifier');
+}
+
+function rewrite(conf: KeyAuthConf, ctx: RequestContext): PluginExit | void {
+  const rt = conf.rt ?? (conf.rt = compile(conf).rt!);
+  const up = ctx.upstreamRequest;
+  const queryName = conf.query ?? 'apikey';
+  let fromHeader = true;
+  let key = up.headers.get(rt.header);
+  if (key === undefined) {
+    key = queryArg(up.query, queryName);
+    fromHeader = false;
+  }
+
+  const consumer = key === undefined ? undefined : byKey.get(key);
+  if (consumer !== undefined) {
+    if (conf.hide_credentials) {
+      if (fromHeader) up.headers.remove(rt.header);
+      else up.query = withoutArg(up.query, queryName);
+    }
+    attach(ctx, consumer);
+    return;
+  }
+
+  if (conf.anonymous_consumer === undefined) return key === undefined ? rt.missing : rt.invalid;
+
+  // Falling back to the anonymous consumer must not forward a wrong credential upstream.
+  if (conf.hide_credentials) {
+    up.headers.remove(rt.header);
+    if (queryArg(up.query, queryName) !== undefined) up.query = withoutArg(up.query, queryName);
+  }
+  const anonymous = byName.get(conf.anonymous_consumer);
+  if (anonymous === undefined) return rt.anonymousFailed;
+  attach(ctx, anonymous);
+}
+
+const plugin: PluginDefinition<KeyAuthConf> = {
+  name: 'key-auth',
+  priority: 2500,
+  version: '0.1',
+  type: 'auth',
+  schema,
+  consumer_schema,
+  encrypt_fields: ['key'],
+  compile,
+  consumers,
+  rewrite,
+};
+
+export default plugin;

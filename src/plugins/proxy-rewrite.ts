@@ -1,0 +1,341 @@
+/**
+ * proxy-rewrite (APISIX priority 1008): rewrites what the upstream receives —
+ * path (uri / regex_uri), host, method and request headers — in the rewrite
+ * phase. Follows apisix/plugins/proxy-rewrite.lua: `uri` wins over
+ * `regex_uri`; the client's query string is appended to the new path; header
+ * actions run add, then set, then remove (the Lua code's order; the doc's
+ * "add, remove, set" sentence disagrees with it).
+ *
+ * Also exports the `$var` template compiler shared with response-rewrite.
+ */
+import type { PluginDefinition, PluginExit } from '../core/plugin.js';
+import type { RequestContext, Vars } from '../core/ctx.js';
+
+// ---------------------------------------------------------------------------
+// Templates: APISIX's core.utils.resolve_var (`$name`, `${name}`,
+// `${name ?? default}`) and resolve_var_with_captures (`$1`, `${1}`), parsed
+// once at config-change time into literal/variable pieces.
+
+type Piece = string | { v: string; def?: string } | { cap: number };
+
+export interface Template {
+  /** True when the template has no `$` references and `text` is the value. */
+  readonly constant: boolean;
+  readonly text: string;
+  readonly pieces: readonly Piece[];
+}
+
+// Same as APISIX: (?<!\\)\$(\{\s*([^}]+?)\s*\}|([\w\.]+)); digits become regex captures.
+const VAR_RE = /(?<!\\)\$(?:\{\s*([^}]+?)\s*\}|([\w.]+))/g;
+
+export function compileTemplate(tpl: string, withCaptures = false): Template {
+  if (!tpl.includes('$')) return { constant: true, text: tpl, pieces: [tpl] };
+  const pieces: Piece[] = [];
+  let last = 0;
+  for (const m of tpl.matchAll(VAR_RE)) {
+    if (m.index > last) pieces.push(tpl.slice(last, m.index));
+    const name = (m[1] ?? m[2]) as string;
+    if (withCaptures && /^\d+$/.test(name)) {
+      pieces.push({ cap: Number(name) });
+    } else {
+      const split = name.split(/\s*\?\?\s*/);
+      pieces.push(split.length > 1 ? { v: split[0] as string, def: split[1] } : { v: name });
+    }
+    last = m.index + m[0].length;
+  }
+  if (last < tpl.length) pieces.push(tpl.slice(last));
+  return { constant: false, text: tpl, pieces };
+}
+
+/** Unknown variables read as '' (APISIX). `escape` is applied to resolved values only. */
+export function renderTemplate(
+  t: Template,
+  vars: Vars,
+  captures?: RegExpMatchArray | null,
+  escape?: (s: string) => string,
+): string {
+  if (t.constant) return t.text;
+  let out = '';
+  for (const p of t.pieces) {
+    if (typeof p === 'string') {
+      out += p;
+    } else if ('cap' in p) {
+      out += captures?.[p.cap] ?? '';
+    } else {
+      const val = vars.get(p.v) ?? p.def;
+      if (val !== undefined) out += escape ? escape(val) : val;
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Regexes written for PCRE (ngx.re): JavaScript lacks inline flag groups, so
+// a leading `(?i)` becomes the `i` flag; everything else is taken as is.
+
+export function compilePcre(pattern: string, extraFlags = ''): RegExp {
+  let flags = extraFlags;
+  let src = pattern;
+  const lead = /^\(\?([imsx]+)\)/.exec(src);
+  if (lead) {
+    for (const f of lead[1] as string) if (f !== 'x' && !flags.includes(f)) flags += f;
+    src = src.slice(lead[0].length);
+  }
+  return new RegExp(src, flags);
+}
+
+/** ngx.re.sub replacement syntax: `$0`, `$1`, `${1}`, `$$` → a JS replacer's pieces. */
+export function compileReplacement(rep: string): Array<string | number> {
+  const out: Array<string | number> = [];
+  let lit = '';
+  for (let i = 0; i < rep.length; i++) {
+    const ch = rep[i];
+    if (ch !== '$') { lit += ch; continue; }
+    const rest = rep.slice(i + 1);
+    const m = /^(?:\{(\d+)\}|(\d+))/.exec(rest);
+    if (m) {
+      if (lit) { out.push(lit); lit = ''; }
+      out.push(Number(m[1] ?? m[2]));
+      i += m[0].length;
+    } else if (rest[0] === '$') {
+      lit += '$';
+      i++;
+    } else {
+      throw new Error('invalid capturing variable name');
+    }
+  }
+  if (lit) out.push(lit);
+  return out;
+}
+
+export function applyReplacement(parts: Array<string | number>, m: RegExpMatchArray | string[]): string {
+  let s = '';
+  for (const p of parts) s += typeof p === 'number' ? (m[p] ?? '') : p;
+  return s;
+}
+
+// ---------------------------------------------------------------------------
+
+const METHODS = ['GET', 'POST', 'PUT', 'HEAD', 'DELETE', 'OPTIONS', 'MKCOL', 'COPY', 'MOVE', 'PROPFIND', 'LOCK', 'UNLOCK', 'PATCH', 'TRACE'];
+
+const headerValue = { oneOf: [{ type: 'string' }, { type: 'number' }] };
+const headerValues = {
+  oneOf: [
+    { type: 'string' },
+    { type: 'number' },
+    { type: 'array', minItems: 1, items: headerValue },
+  ],
+};
+
+export const schema = {
+  type: 'object',
+  properties: {
+    uri: { description: 'new uri for upstream', type: 'string', minLength: 1, maxLength: 4096, pattern: '^\\/.*' },
+    method: { description: 'proxy route method', type: 'string', enum: METHODS },
+    regex_uri: {
+      description: 'new uri that substitute from client uri for upstream, lower priority than uri property',
+      type: 'array',
+      minItems: 2,
+      items: { description: 'regex uri', type: 'string' },
+    },
+    host: { description: 'new host for upstream', type: 'string', pattern: '^[0-9a-zA-Z-.]+(:\\d{1,5})?$' },
+    headers: {
+      description: 'new headers for request',
+      oneOf: [
+        {
+          type: 'object',
+          minProperties: 1,
+          additionalProperties: false,
+          properties: {
+            add: { type: 'object', minProperties: 1, patternProperties: { '^[^:]+$': headerValues } },
+            set: { type: 'object', minProperties: 1, patternProperties: { '^[^:]+$': headerValues } },
+            remove: { type: 'array', minItems: 1, items: { type: 'string', pattern: '^[^:]+$' } },
+          },
+        },
+        {
+          type: 'object',
+          minProperties: 1,
+          patternProperties: { '^[^:]+$': headerValue },
+        },
+      ],
+    },
+    use_real_request_uri_unsafe: {
+      description: 'use real_request_uri instead, THIS IS VERY UNSAFE.',
+      type: 'boolean',
+      default: false,
+    },
+  },
+  minProperties: 1,
+};
+
+type HeaderVal = string | number | Array<string | number>;
+
+interface Runtime {
+  uri?: Template;
+  regex?: Array<{ re: RegExp; rep: Array<string | number> }>;
+  add: Array<[string, Template[]]>;
+  set: Array<[string, Template[]]>;
+  remove: string[];
+}
+
+export interface ProxyRewriteConf {
+  uri?: string;
+  method?: string;
+  regex_uri?: string[];
+  host?: string;
+  headers?: { add?: Record<string, HeaderVal>; set?: Record<string, HeaderVal>; remove?: string[] } | Record<string, string | number>;
+  use_real_request_uri_unsafe?: boolean;
+  /** Compiled state, filled by compile(). */
+  rt?: Runtime;
+}
+
+function isNewHeadersConf(h: Record<string, unknown>): boolean {
+  const isObj = (v: unknown) => typeof v === 'object' && v !== null;
+  return isObj(h.add) || isObj(h.set) || isObj(h.remove);
+}
+
+// RFC 7230 token / field-value, as core.utils.validate_header_field/value.
+const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const FIELD_VALUE_RE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+function check(conf: ProxyRewriteConf): string | undefined {
+  const ru = conf.regex_uri;
+  if (ru && ru.length > 0) {
+    if (ru.length % 2 !== 0) return 'The length of regex_uri should be an even number';
+    for (let i = 0; i < ru.length; i += 2) {
+      try {
+        compilePcre(ru[i] as string);
+        compileReplacement(ru[i + 1] as string);
+      } catch (e) {
+        return `invalid regex_uri(${ru[i]}, ${ru[i + 1]}): ${(e as Error).message}`;
+      }
+    }
+  }
+  const h = conf.headers as Record<string, unknown> | undefined;
+  if (h && !isNewHeadersConf(h)) {
+    for (const [field, value] of Object.entries(h)) {
+      if (typeof value !== 'string' && typeof value !== 'number') return 'invalid type as header value';
+      if (field.length === 0) return 'invalid field length in header';
+      if (!TOKEN_RE.test(field)) return 'invalid field character in header';
+      if (!FIELD_VALUE_RE.test(String(value))) return 'invalid value character in header';
+    }
+  }
+  return undefined;
+}
+
+function compileHeaderMap(m: Record<string, HeaderVal> | undefined): Array<[string, Template[]]> {
+  if (!m) return [];
+  return Object.entries(m).map(([k, v]) => [
+    k.toLowerCase(),
+    (Array.isArray(v) ? v : [v]).map((x) => compileTemplate(String(x), true)),
+  ]);
+}
+
+function compile(conf: ProxyRewriteConf): ProxyRewriteConf {
+  const rt: Runtime = { add: [], set: [], remove: [] };
+  if (conf.uri !== undefined) rt.uri = compileTemplate(conf.uri);
+  else if (conf.regex_uri) {
+    rt.regex = [];
+    for (let i = 0; i + 1 < conf.regex_uri.length; i += 2) {
+      rt.regex.push({ re: compilePcre(conf.regex_uri[i] as string), rep: compileReplacement(conf.regex_uri[i + 1] as string) });
+    }
+  }
+  const h = conf.headers as Record<string, unknown> | undefined;
+  if (h) {
+    if (isNewHeadersConf(h)) {
+      const nh = h as { add?: Record<string, HeaderVal>; set?: Record<string, HeaderVal>; remove?: string[] };
+      rt.add = compileHeaderMap(nh.add);
+      rt.set = compileHeaderMap(nh.set);
+      rt.remove = (nh.remove ?? []).map((n) => n.toLowerCase());
+    } else {
+      rt.set = compileHeaderMap(h as Record<string, HeaderVal>);
+    }
+  }
+  return { ...conf, rt };
+}
+
+// Resolved variable values must not smuggle a query separator into the path.
+const escapeSeparator = (s: string): string => (s.includes('?') ? s.replaceAll('?', '%3F') : s);
+
+function rewrite(conf: ProxyRewriteConf, ctx: RequestContext): PluginExit | void {
+  const rt = conf.rt ?? (conf.rt = compile(conf).rt as Runtime);
+  const up = ctx.upstreamRequest;
+  let captures: RegExpMatchArray | null = null;
+
+  if (conf.host !== undefined) up.host = conf.host;
+
+  if (rt.uri || rt.regex || conf.use_real_request_uri_unsafe) {
+    let path = ctx.path;
+    let query = up.query;
+    if (conf.use_real_request_uri_unsafe) {
+      // The request target as the client sent it, unnormalised: the operator asked for it.
+      // Decoded once because the proxy encodes `path` on the way out.
+      const raw = ctx.req.url ?? ctx.path;
+      const q = raw.indexOf('?');
+      path = q < 0 ? raw : raw.slice(0, q);
+      try {
+        path = decodeURIComponent(path);
+      } catch {
+        // Keep an undecodable path as sent.
+      }
+      query = q < 0 ? '' : raw.slice(q + 1);
+    }
+    let target: string | undefined;
+    // A `?` that came from the client's own path (a decoded %3F) is data, not a separator.
+    let split = false;
+    if (rt.uri) {
+      target = renderTemplate(rt.uri, ctx.var, null, escapeSeparator);
+      split = true;
+    } else if (rt.regex) {
+      for (const { re, rep } of rt.regex) {
+        const m = path.match(re);
+        if (m) {
+          captures = m;
+          const at = m.index ?? 0;
+          target = path.slice(0, at) + applyReplacement(rep, m) + path.slice(at + m[0].length);
+          split = !path.includes('?');
+          break;
+        }
+      }
+    }
+    if (target !== undefined) {
+      const q = split ? target.indexOf('?') : -1;
+      if (q >= 0) {
+        // A query written in the conf comes first; the client's args follow it.
+        const own = target.slice(q + 1);
+        query = query ? (own ? `${own}&${query}` : query) : own;
+        path = target.slice(0, q);
+      } else {
+        path = target;
+      }
+    }
+    if (path !== up.path) up.path = path;
+    if (query !== up.query) up.query = query;
+  }
+
+  if (rt.add.length || rt.set.length || rt.remove.length) {
+    const headers = up.headers;
+    for (const [name, values] of rt.add) {
+      for (const t of values) headers.add(name, renderTemplate(t, ctx.var, captures));
+    }
+    for (const [name, values] of rt.set) {
+      headers.set(name, renderTemplate(values[0] as Template, ctx.var, captures));
+      for (let i = 1; i < values.length; i++) headers.add(name, renderTemplate(values[i] as Template, ctx.var, captures));
+    }
+    for (const name of rt.remove) headers.remove(name);
+  }
+
+  if (conf.method !== undefined) up.method = conf.method;
+}
+
+const plugin: PluginDefinition<ProxyRewriteConf> = {
+  name: 'proxy-rewrite',
+  priority: 1008,
+  version: '0.1',
+  schema,
+  check,
+  compile,
+  rewrite,
+};
+
+export default plugin;
