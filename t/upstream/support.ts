@@ -11,14 +11,19 @@ export interface TestServer {
   connections: number;
   /** Requests served so far. */
   requests: number;
-  /** Status answered from now on. */
+  /** Status answered from now on; 0 leaves requests hanging, -1 resets the connection. */
   status: number;
+  /** URL and headers of the latest request. */
+  last?: { url: string; headers: http.IncomingHttpHeaders };
   close(): Promise<void>;
 }
 
-export async function startServer(name = 'node'): Promise<TestServer> {
+export async function startServer(name = 'node', port = 0): Promise<TestServer> {
   const server = http.createServer((req, res) => {
     state.requests++;
+    state.last = { url: req.url ?? '', headers: req.headers };
+    if (state.status === 0) return;
+    if (state.status === -1) return void req.socket.destroy();
     res.writeHead(state.status, { 'content-type': 'text/plain', 'x-node': name });
     res.end(name);
   });
@@ -36,7 +41,7 @@ export async function startServer(name = 'node'): Promise<TestServer> {
       }),
   };
   server.on('connection', () => state.connections++);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   state.port = (server.address() as AddressInfo).port;
   state.key = `127.0.0.1:${state.port}`;
   return state;
