@@ -5,12 +5,12 @@
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { createAdminServer } from '../admin/server.js';
-import { ConfigError } from './config-file.js';
 import type { PorticoConfig } from './config-types.js';
 import { startDataPlane } from './dataplane.js';
 import { PluginRegistry } from './plugin-registry.js';
 import { resolveSecrets, type GeneratedSecret } from './secrets.js';
 import { openEmbeddedStore } from './store/embedded.js';
+import { EtcdStore } from './store/etcd.js';
 import type { ConfigStore } from './store/types.js';
 
 export interface Gateway {
@@ -33,7 +33,8 @@ export interface StartOptions {
 
 function openStore(config: PorticoConfig): ConfigStore {
   if (config.deployment.config_provider === 'etcd') {
-    throw new ConfigError('deployment.config_provider "etcd" is not available in this build yet; use "embedded"');
+    const { host, prefix, timeout } = config.deployment.etcd;
+    return new EtcdStore({ hosts: host, prefix, timeout });
   }
   return openEmbeddedStore(config.deployment.embedded.data_dir);
 }

@@ -1,0 +1,63 @@
+/** Starts Debian's etcd on free loopback ports with a temporary data dir; stopped by PID. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as import('node:net').AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface EtcdServer {
+  endpoint: string;
+  proc: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export async function startEtcd(): Promise<EtcdServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'portico-etcd-'));
+  const client = await freePort();
+  const peer = await freePort();
+  const endpoint = `http://127.0.0.1:${client}`;
+  const proc = spawn(
+    'etcd',
+    [
+      '--name', 'portico-test',
+      '--data-dir', dir,
+      '--listen-client-urls', endpoint,
+      '--advertise-client-urls', endpoint,
+      '--listen-peer-urls', `http://127.0.0.1:${peer}`,
+      '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
+      '--initial-cluster', `portico-test=http://127.0.0.1:${peer}`,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let log = '';
+  proc.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+  const exited = new Promise<void>((r) => proc.on('exit', () => r()));
+  for (let i = 0; i < 100; i++) {
+    try {
+      const res = await fetch(`${endpoint}/health`);
+      if (res.ok) break;
+    } catch {
+      // not up yet
+    }
+    if (proc.exitCode !== null) throw new Error(`etcd exited: ${log}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    endpoint,
+    proc,
+    async stop() {
+      proc.kill('SIGKILL');
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
