@@ -1,0 +1,31 @@
+/**
+ * Store keys and listings for admin resources. A resource's objects are the
+ * direct children of `/apisix/<resource>/`; deeper keys (a consumer's
+ * credentials) are not objects of that resource.
+ */
+import { KEY_PREFIX, resourceKey } from '../core/model.js';
+import type { ConfigStore, StoreItem } from '../core/store/types.js';
+import { isPlainObject, type JsonObject } from './merge.js';
+import type { ResourceDef } from './resources.js';
+
+export function collectionPrefix(def: ResourceDef): string {
+  return `${KEY_PREFIX}/${def.name}/`;
+}
+
+export function objectKey(def: ResourceDef, id: string): string {
+  return resourceKey(def.name, id);
+}
+
+export async function listItems(store: ConfigStore, def: ResourceDef): Promise<StoreItem[]> {
+  const prefix = collectionPrefix(def);
+  const { items } = await store.list(prefix);
+  return items.filter((i) => !i.key.slice(prefix.length).includes('/') && i.key.length > prefix.length);
+}
+
+export async function listValues(store: ConfigStore, def: ResourceDef): Promise<Array<{ id: string; value: JsonObject }>> {
+  const prefix = collectionPrefix(def);
+  return (await listItems(store, def)).map((i) => ({
+    id: i.key.slice(prefix.length),
+    value: isPlainObject(i.value) ? i.value : {},
+  }));
+}
