@@ -99,6 +99,32 @@ interface InternalCluster {
   getNodeIds(): string[];
   findBroker(q: { nodeId: string }): Promise<InternalBroker>;
 }
+interface InternalConnection {
+  connect(): Promise<boolean>;
+}
+
+/**
+ * kafkajs's Connection.connect() is not single-flight: concurrent callers on a
+ * disconnected connection each open a socket and all but the last leak. With
+ * hundreds of sessions sharing a cluster that is the normal case (the Fetch
+ * connection is opened lazily by the first fetches), so connects are shared.
+ */
+const guarded = new WeakSet<object>();
+function guardConnections(broker: InternalBroker): void {
+  const pool = (broker as unknown as { connectionPool?: { pool?: InternalConnection[] } }).connectionPool?.pool;
+  if (!Array.isArray(pool)) return;
+  for (const c of pool) {
+    if (guarded.has(c)) continue;
+    guarded.add(c);
+    const connect = c.connect.bind(c);
+    let pending: Promise<boolean> | null = null;
+    c.connect = () =>
+      (pending ??= connect().finally(() => {
+        pending = null;
+      }));
+  }
+}
+
 type ClusterFactory = (o: { metadataMaxAge: number; allowAutoTopicCreation: boolean; isolationLevel: number }) => InternalCluster;
 
 const READ_UNCOMMITTED = 0; // lua-resty-kafka's isolation level
@@ -126,6 +152,7 @@ export const RECORD_OVERHEAD_BYTES = 32;
 class KafkajsBackend implements KafkaBackend {
   private readonly cluster: InternalCluster;
   private readonly topics = new Map<string, TopicLeaders>();
+  private readonly lookups = new Map<string, Promise<TopicLeaders>>();
   private readonly metadataMaxAgeMs: number;
   private readonly inflight = new Set<Promise<unknown>>();
   private closed = false;
@@ -225,13 +252,21 @@ class KafkajsBackend implements KafkaBackend {
   private async leader(topic: string, partition: number): Promise<InternalBroker> {
     let t = this.topics.get(topic);
     if (!t || t.expiresAt < Date.now()) {
-      t = await this.lookupTopic(topic);
+      // One metadata request per topic however many sessions ask at once.
+      let pending = this.lookups.get(topic);
+      if (!pending) {
+        pending = this.lookupTopic(topic).finally(() => this.lookups.delete(topic));
+        this.lookups.set(topic, pending);
+      }
+      t = await pending;
       this.topics.set(topic, t);
     }
     const nodeId = t.leaders.get(partition);
     if (nodeId === undefined) throw new KafkaBackendError(NOT_FOUND_PARTITION);
     try {
-      return await this.cluster.findBroker({ nodeId });
+      const broker = await this.cluster.findBroker({ nodeId });
+      guardConnections(broker);
+      return broker;
     } catch (err) {
       const e = toKafkaBackendError(err);
       throw e.unreachable ? new KafkaBackendError(NOT_FOUND_BROKER, { stale: true, detail: e.detail }) : e;
@@ -255,6 +290,7 @@ class KafkajsBackend implements KafkaBackend {
     for (const nodeId of this.cluster.getNodeIds()) {
       try {
         const broker = await this.cluster.findBroker({ nodeId });
+        guardConnections(broker);
         const md = await broker.metadata([topic]);
         const tm = md.topicMetadata.find((x) => x.topic === topic);
         if (!tm || tm.partitionMetadata.length === 0) throw new KafkaBackendError(NOT_FOUND_TOPIC);

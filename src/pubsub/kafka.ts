@@ -1,0 +1,140 @@
+/**
+ * The `scheme: kafka` upstream handler (APISIX's apisix/pubsub/kafka.lua):
+ * upgrades the matched request to a pub/sub WebSocket and answers
+ * cmd_kafka_list_offset and cmd_kafka_fetch from the upstream's brokers.
+ */
+import type { RequestContext } from '../core/ctx.js';
+import type { UpstreamConf } from '../core/model.js';
+import { openPubSub, type PubSubLogger, type PubSubSessionOptions } from '../core/pubsub.js';
+import { kafkaMessageWireSize, type KafkaMessage, type PubSubResponseBody } from '../core/pubsub-codec.js';
+import type { SchemeHandler } from '../core/scheme-handler.js';
+import {
+  kafkaSettingsKey,
+  sharedKafkaBackends,
+  type KafkaBackend,
+  type KafkaSettings,
+  type SaslMechanism,
+} from './kafka-client.js';
+import { NOT_FOUND_TOPIC, toKafkaBackendError } from './kafka-errors.js';
+
+export interface KafkaPubSubOptions {
+  /** Overrides config `apisix.pubsub.max_frame_size` (which the data plane passes per request). */
+  maxFrameSize?: number;
+  /** Overrides config `apisix.pubsub.idle_timeout`, in ms; 0 = never. */
+  idleTimeoutMs?: number;
+  /** Where backends come from; the process-wide shared pool by default. */
+  backends?: { get(settings: KafkaSettings, key?: string): KafkaBackend };
+  logger?: PubSubLogger;
+}
+
+/** lua-resty-kafka's max_wait_ms for fetch. */
+const FETCH_MAX_WAIT_MS = 100;
+/** Kafka's partition_max_bytes in APISIX; frames are the tighter limit anyway. */
+const FETCH_MAX_BYTES = 10 * 1024 * 1024;
+const DEFAULT_KAFKA_PORT = 9092;
+
+const SASL_MECHANISMS: ReadonlySet<string> = new Set<SaslMechanism>(['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512']);
+
+/** `host:port` per upstream node, in order; weights and the balancer type mean nothing to Kafka. */
+export function brokersOf(upstream: UpstreamConf | undefined): string[] {
+  const nodes = upstream?.nodes;
+  if (!nodes) return [];
+  if (Array.isArray(nodes)) return nodes.map((n) => `${n.host}:${n.port ?? DEFAULT_KAFKA_PORT}`);
+  return Object.keys(nodes).map((k) => (/:\d+$/.test(k) ? k : `${k}:${DEFAULT_KAFKA_PORT}`));
+}
+
+/** Connection settings from the upstream and what kafka-proxy left in ctx.data; a string is a setup error. */
+export function kafkaSettingsOf(ctx: RequestContext): KafkaSettings | string {
+  const settings: KafkaSettings = { brokers: brokersOf(ctx.upstream) };
+  const tls = ctx.upstream?.tls;
+  // APISIX: any tls object turns TLS on; verify defaults to false.
+  if (tls) settings.tls = { verify: tls.verify === true };
+  const d = ctx.data;
+  if (d.kafka_consumer_enable_sasl) {
+    const mech = typeof d.kafka_consumer_sasl_mechanism === 'string' ? d.kafka_consumer_sasl_mechanism.toUpperCase() : 'PLAIN';
+    if (!SASL_MECHANISMS.has(mech)) return `unsupported SASL mechanism: ${mech}`;
+    settings.sasl = {
+      mechanism: mech as SaslMechanism,
+      username: String(d.kafka_consumer_sasl_username ?? ''),
+      password: String(d.kafka_consumer_sasl_password ?? ''),
+    };
+  }
+  return settings;
+}
+
+function errorResp(message: string): PubSubResponseBody {
+  return { error_resp: { code: 0, message } };
+}
+
+export function createKafkaSchemeHandler(opts: KafkaPubSubOptions = {}): SchemeHandler {
+  const backends = opts.backends ?? sharedKafkaBackends;
+  const logger = opts.logger;
+  const overrides: Partial<PubSubSessionOptions> = {};
+  if (opts.maxFrameSize !== undefined) overrides.maxFrameSize = opts.maxFrameSize;
+  if (opts.idleTimeoutMs !== undefined) overrides.idleTimeoutMs = opts.idleTimeoutMs;
+  if (logger) overrides.logger = logger;
+
+  return async (request) => {
+    // Refuses a plain HTTP request with 400 {"error_msg": "failed to initialize pubsub module, err: ..."}.
+    const session = await openPubSub(request, overrides);
+    if (!session) return;
+    const maxFrameSize = overrides.maxFrameSize ?? request.pubsub.maxFrameSize;
+
+    const settings = kafkaSettingsOf(request.ctx);
+    // Computed once per session: hashing the password per command would be wasted work.
+    const key = typeof settings === 'string' ? '' : kafkaSettingsKey(settings);
+    const backend = (): KafkaBackend | string => {
+      if (typeof settings === 'string') return settings;
+      if (settings.brokers.length === 0) return NOT_FOUND_TOPIC;
+      return backends.get(settings, key);
+    };
+    const failed = (what: string, topic: string, partition: number, err: unknown): PubSubResponseBody => {
+      const e = toKafkaBackendError(err);
+      if (e.detail) logger?.warn(`kafka ${what} failed, route: ${request.ctx.route.id}, topic: ${topic}, partition: ${partition}, err: ${e.message}, detail: ${e.detail}`);
+      return errorResp(`failed to ${what}, topic: ${topic}, partition: ${partition}, err: ${e.message}`);
+    };
+
+    session.on('cmd_kafka_list_offset', async ({ topic, partition, timestamp }) => {
+      const b = backend();
+      if (typeof b === 'string') return errorResp(`failed to list offset, topic: ${topic}, partition: ${partition}, err: ${b}`);
+      try {
+        return { kafka_list_offset_resp: { offset: await b.listOffset(topic, partition, timestamp) } };
+      } catch (err) {
+        return failed('list offset', topic, partition, err);
+      }
+    });
+
+    session.on('cmd_kafka_fetch', async ({ topic, partition, offset }, { maxBytes }) => {
+      const b = backend();
+      if (typeof b === 'string') return errorResp(`failed to fetch message, topic: ${topic}, partition: ${partition}, err: ${b}`);
+      let records;
+      try {
+        records = await b.fetch(topic, partition, offset, { maxBytes: Math.min(maxBytes, FETCH_MAX_BYTES), maxWaitMs: FETCH_MAX_WAIT_MS });
+      } catch (err) {
+        return failed('fetch message', topic, partition, err);
+      }
+      // Cut to the frame: APISIX would send an oversized frame and lose the session;
+      // here the client gets fewer messages and continues from the next offset.
+      const messages: KafkaMessage[] = [];
+      let room = maxBytes;
+      for (const r of records) {
+        const m: KafkaMessage = { offset: r.offset, timestamp: r.timestamp };
+        if (r.key) m.key = r.key;
+        if (r.value) m.value = r.value;
+        const size = kafkaMessageWireSize(m);
+        if (size > room) break;
+        room -= size;
+        messages.push(m);
+      }
+      if (messages.length === 0 && records.length > 0) {
+        return errorResp(
+          `failed to fetch message, topic: ${topic}, partition: ${partition}, err: MESSAGE_TOO_LARGE ` +
+            `(offset ${records[0]!.offset} does not fit the ${maxFrameSize}-byte frame limit)`,
+        );
+      }
+      return { kafka_fetch_resp: { messages } };
+    });
+
+    await session.wait();
+  };
+}
