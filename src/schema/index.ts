@@ -1,11 +1,26 @@
 /**
- * Entry point of validation for the Admin API.
- * STUB: the real implementation (ajv-compiled schemas, APISIX-style messages,
- * semantic checks) replaces the bodies below; the signatures are the contract.
+ * Entry point of validation for the Admin API: ajv-compiled core schemas,
+ * APISIX-style messages, and the checks each APISIX admin module runs beyond
+ * the schema (apisix/admin/{routes,services,upstreams,consumers,...}.lua),
+ * in the same order so the same bad input gets the same first complaint.
  */
 import type { ResourceName } from '../core/model.js';
 import type { PluginRegistry } from '../core/plugin-registry.js';
-import type { JsonSchema } from '../core/plugin.js';
+import type { JsonSchema, SchemaType } from '../core/plugin.js';
+import { compileExpr } from '../core/expr.js';
+import { decryptPluginFields } from '../core/encryption.js';
+import { compileSchema, type CompiledSchema } from './compile.js';
+import { routeSchema } from './route.js';
+import { serviceSchema } from './service.js';
+import { upstreamSchema } from './upstream.js';
+import { consumerSchema } from './consumer.js';
+import { globalRuleSchema } from './global-rule.js';
+import { pluginConfigSchema } from './plugin-config.js';
+import { pluginMetadataSchema } from './plugin-metadata.js';
+import { sslSchema } from './ssl.js';
+import { checkUpstream } from './upstream-check.js';
+import { checkSsl } from './ssl-check.js';
+import { duplicateConsumerKey } from './consumer-keys.js';
 
 export interface CheckEnv {
   registry: PluginRegistry;
@@ -13,6 +28,169 @@ export interface CheckEnv {
   exists(resource: ResourceName, id: string): Promise<boolean>;
   /** Stored values of a resource, for cross-object rules (duplicate consumer keys, global rule conflicts). */
   all(resource: ResourceName): Promise<Array<{ id: string; value: Record<string, unknown> }>>;
+  /**
+   * The data_encryption keyring when encrypt_fields is on: stored consumers'
+   * encrypted fields (key-auth `key`...) are decrypted before comparing keys.
+   */
+  keyring?: readonly string[];
+}
+
+type Obj = Record<string, unknown>;
+
+/** Core schema names as GET /apisix/admin/schema/{name} knows them. */
+const CORE_SCHEMAS: Record<string, JsonSchema> = {
+  route: routeSchema,
+  service: serviceSchema,
+  upstream: upstreamSchema,
+  consumer: consumerSchema,
+  global_rule: globalRuleSchema,
+  plugin_config: pluginConfigSchema,
+  plugin_metadata: pluginMetadataSchema,
+  ssl: sslSchema,
+};
+
+const BY_RESOURCE: Record<ResourceName, string> = {
+  routes: 'route',
+  services: 'service',
+  upstreams: 'upstream',
+  consumers: 'consumer',
+  global_rules: 'global_rule',
+  plugin_configs: 'plugin_config',
+  plugin_metadata: 'plugin_metadata',
+  ssls: 'ssl',
+};
+
+// Compiled once at module load: the first admin write must not pay for it.
+const compiled = new Map<string, CompiledSchema>(
+  Object.entries(CORE_SCHEMAS).map(([name, schema]) => [name, compileSchema(schema)]),
+);
+
+function schemaOf(resource: ResourceName): CompiledSchema {
+  return compiled.get(BY_RESOURCE[resource]) as CompiledSchema;
+}
+
+function isObject(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Plugin confs in the order given, first failure wins (APISIX check_schema). */
+function checkPlugins(plugins: unknown, env: CheckEnv, type: SchemaType): string | undefined {
+  if (!isObject(plugins)) return undefined;
+  for (const [name, conf] of Object.entries(plugins)) {
+    const err = env.registry.checkConf(name, conf, type);
+    if (err !== undefined) return err;
+  }
+  return undefined;
+}
+
+function checkVars(vars: unknown): string | undefined {
+  if (vars === undefined) return undefined;
+  try {
+    compileExpr(vars);
+    return undefined;
+  } catch (e) {
+    return `failed to validate the 'vars' expression: ${(e as Error).message}`;
+  }
+}
+
+async function sslLookup(env: CheckEnv, id: string): Promise<Obj | undefined> {
+  if (!(await env.exists('ssls', id))) return undefined;
+  const found = (await env.all('ssls')).find((s) => s.id === id);
+  return found?.value ?? {};
+}
+
+async function reference(
+  env: CheckEnv,
+  resource: ResourceName,
+  what: string,
+  id: unknown,
+): Promise<string | undefined> {
+  if (id === undefined) return undefined;
+  if (await env.exists(resource, String(id))) return undefined;
+  return `failed to fetch ${what} info by ${what} id [${String(id)}], response code: 404`;
+}
+
+async function checkRoute(value: Obj, env: CheckEnv): Promise<string | undefined> {
+  // Before the schema, with APISIX's own words for these two conflicts.
+  if (value.host !== undefined && value.hosts !== undefined) return 'only one of host or hosts is allowed';
+  if (value.remote_addr !== undefined && value.remote_addrs !== undefined) {
+    return 'only one of remote_addr or remote_addrs is allowed';
+  }
+  const err = schemaOf('routes').check(value);
+  if (err) return `invalid configuration: ${err}`;
+  if (isObject(value.upstream)) {
+    const upErr = await checkUpstream(value.upstream, schemaOf('upstreams'), (id) => sslLookup(env, id));
+    if (upErr) return upErr;
+  }
+  return (
+    (await reference(env, 'upstreams', 'upstream', value.upstream_id)) ??
+    (await reference(env, 'services', 'service', value.service_id)) ??
+    (await reference(env, 'plugin_configs', 'plugin config', value.plugin_config_id)) ??
+    checkPlugins(value.plugins, env, 'route') ??
+    checkVars(value.vars)
+  );
+}
+
+async function checkService(value: Obj, env: CheckEnv): Promise<string | undefined> {
+  const err = schemaOf('services').check(value);
+  if (err) return `invalid configuration: ${err}`;
+  if (isObject(value.upstream)) {
+    const upErr = await checkUpstream(value.upstream, schemaOf('upstreams'), (id) => sslLookup(env, id));
+    if (upErr) return upErr;
+  }
+  return (await reference(env, 'upstreams', 'upstream', value.upstream_id)) ?? checkPlugins(value.plugins, env, 'route');
+}
+
+async function checkConsumer(id: string, value: Obj, env: CheckEnv): Promise<string | undefined> {
+  const err = schemaOf('consumers').check(value);
+  if (err) return `invalid configuration: ${err}`;
+  if (id !== '' && id !== value.username) return 'wrong username';
+  if (isObject(value.plugins)) {
+    const pErr = checkPlugins(value.plugins, env, 'consumer');
+    if (pErr) return `invalid plugins configuration: ${pErr}`;
+    const others = (await env.all('consumers')).map((c) => {
+      const plugins = isObject(c.value.plugins) ? c.value.plugins : {};
+      return {
+        username: String(c.value.username ?? c.id),
+        plugins: env.keyring?.length
+          ? decryptPluginFields(plugins as Record<string, Obj>, env.registry, env.keyring)
+          : (plugins as Record<string, Obj>),
+      };
+    });
+    const dup = duplicateConsumerKey(value.plugins, String(value.username), others);
+    if (dup) return dup;
+  }
+  // group_id: consumer groups are not a Portico resource yet, so there is nothing to look up.
+  return undefined;
+}
+
+async function checkGlobalRule(id: string, value: Obj, env: CheckEnv): Promise<string | undefined> {
+  const err = schemaOf('global_rules').check(value);
+  if (err) return `invalid configuration: ${err}`;
+  const pErr = checkPlugins(value.plugins, env, 'route');
+  if (pErr) return pErr;
+  if (!isObject(value.plugins)) return undefined;
+  // A plugin in two global rules would be run by neither (APISIX drops it), so refuse it here.
+  for (const rule of await env.all('global_rules')) {
+    const ruleId = String(rule.value.id ?? rule.id);
+    if (ruleId === id || !isObject(rule.value.plugins)) continue;
+    for (const name of Object.keys(value.plugins)) {
+      if (rule.value.plugins[name] !== undefined) {
+        return `plugin '${name}' already exists in global rule with id '${ruleId}'`;
+      }
+    }
+  }
+  return undefined;
+}
+
+function checkPluginMetadata(id: string, value: Obj, env: CheckEnv): string | undefined {
+  if (id === '') return 'missing plugin name';
+  if (!env.registry.get(id)) return 'invalid plugin name';
+  const conf: Obj = { ...value };
+  // The id is the URL's plugin name, not part of the plugin's metadata fields.
+  if (conf.id === id) delete conf.id;
+  const err = env.registry.checkSchemaOnly(id, conf, 'metadata');
+  return err === undefined ? undefined : `invalid configuration: ${err}`;
 }
 
 /**
@@ -20,22 +198,53 @@ export interface CheckEnv {
  * upstream extras, references, plugin schemas, vars. Resolves to the
  * `error_msg` to send with a 400, or undefined when the value is valid.
  * `id` is the object's id (username for consumers, plugin name for plugin_metadata).
+ * `value` is not modified.
  */
 export async function checkResource(
-  _resource: ResourceName,
-  _id: string,
-  _value: Record<string, unknown>,
-  _env: CheckEnv,
+  resource: ResourceName,
+  id: string,
+  value: Record<string, unknown>,
+  env: CheckEnv,
 ): Promise<string | undefined> {
-  return undefined;
+  if (!isObject(value)) return `invalid configuration: ${validateSchemaOnly(resource, value) ?? 'wrong type'}`;
+  switch (resource) {
+    case 'routes':
+      return checkRoute(value, env);
+    case 'services':
+      return checkService(value, env);
+    case 'upstreams':
+      return checkUpstream(value, schemaOf('upstreams'), (sslId) => sslLookup(env, sslId));
+    case 'consumers':
+      return checkConsumer(id, value, env);
+    case 'global_rules':
+      return checkGlobalRule(id, value, env);
+    case 'plugin_configs': {
+      const err = schemaOf('plugin_configs').check(value);
+      if (err) return `invalid configuration: ${err}`;
+      return checkPlugins(value.plugins, env, 'route');
+    }
+    case 'plugin_metadata':
+      return checkPluginMetadata(id, value, env);
+    case 'ssls':
+      return checkSsl(value, schemaOf('ssls'));
+  }
 }
 
 /** Schema-only check for POST /apisix/admin/schema/validate/{resource}: raw message, no prefix. */
-export function validateSchemaOnly(_resource: ResourceName, _value: unknown): string | undefined {
-  return undefined;
+export function validateSchemaOnly(resource: ResourceName, value: unknown): string | undefined {
+  return schemaOf(resource).check(value);
+}
+
+/**
+ * The data plane's view of a stored object: validates it and fills schema
+ * defaults (priority 0, status 1, type roundrobin, health-check defaults...)
+ * into `value` in place. Plugin confs are left to PluginRegistry.checkConf.
+ */
+export function applyCoreDefaults(resource: ResourceName, value: Record<string, unknown>): string | undefined {
+  return schemaOf(resource).checkWithDefaults(value);
 }
 
 /** The JSON schema served by GET /apisix/admin/schema/{name} (`route`, `upstream`, ...). */
-export function getCoreSchema(_name: string): JsonSchema | undefined {
-  return undefined;
+export function getCoreSchema(name: string): JsonSchema | undefined {
+  return Object.hasOwn(CORE_SCHEMAS, name) ? CORE_SCHEMAS[name] : undefined;
 }

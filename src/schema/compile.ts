@@ -1,0 +1,144 @@
+/**
+ * ajv instances and schema compilation, shared by the core schemas and the
+ * plugin registry. Everything is compiled once (at start-up or plugin load),
+ * never per request.
+ *
+ * APISIX's jsonschema library checks an object's own keywords (properties,
+ * required, additionalProperties) before allOf, then anyOf, oneOf and not;
+ * ajv runs the composite keywords first. With allErrors off only the first
+ * failure is reported, so to name the same failure as APISIX we compile a
+ * re-ordered copy: a node that mixes both kinds becomes
+ * `{allOf: [own keywords, {allOf}, {anyOf}, {oneOf}, {not}, {if...}], x-seq: true}`.
+ * The translator (errors.ts) walks that copy and treats `x-seq` allOfs as
+ * transparent. The original, APISIX-shaped schema is what the Admin API serves.
+ */
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import type { JsonSchema } from '../core/plugin.js';
+import { formatErrors } from './errors.js';
+
+// ajv-formats is CommonJS; under NodeNext its default import is the module object.
+const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ??
+  addFormatsModule) as unknown as (ajv: Ajv, formats: string[]) => Ajv;
+
+export const SEQ = 'x-seq';
+
+function makeAjv(useDefaults: boolean): Ajv {
+  const ajv = new Ajv({
+    allErrors: false,
+    // APISIX's schemas are written for a draft-4-ish validator (uniqueItems on
+    // a string item, type beside anyOf); strict mode would reject them.
+    strict: false,
+    // PCRE semantics, not JS unicode-mode syntax, for patterns such as [0-9-_.].
+    unicodeRegExp: false,
+    // ajv writes each default as a fresh literal, so two confs never share one array.
+    useDefaults,
+  });
+  addFormats(ajv, ['ipv4', 'ipv6']);
+  ajv.addKeyword({ keyword: SEQ, schemaType: 'boolean' });
+  return ajv;
+}
+
+const strictAjv = makeAjv(false);
+const defaultsAjv = makeAjv(true);
+
+const COMPOSITES = ['allOf', 'anyOf', 'oneOf', 'not'] as const;
+const NON_VALIDATING = new Set(['description', 'title', '$comment', 'default', 'examples', '$id', '$schema']);
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function mapValues(o: unknown): unknown {
+  if (!isObject(o)) return o;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) out[k] = sequence(v);
+  return out;
+}
+
+/** The re-ordered copy described above; pure, the input is not touched. */
+export function sequence(schema: unknown): unknown {
+  if (!isObject(schema)) return schema;
+  const node: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(schema)) {
+    switch (k) {
+      case 'properties':
+      case 'patternProperties':
+      case 'dependencies':
+        node[k] = mapValues(v);
+        break;
+      case 'allOf':
+      case 'anyOf':
+      case 'oneOf':
+        node[k] = Array.isArray(v) ? v.map(sequence) : v;
+        break;
+      case 'items':
+      case 'additionalProperties':
+      case 'not':
+      case 'if':
+      case 'then':
+      case 'else':
+        node[k] = sequence(v);
+        break;
+      default:
+        node[k] = v;
+    }
+  }
+  const hasComposite = COMPOSITES.some((k) => k in node) || 'if' in node;
+  const own = Object.keys(node).filter(
+    (k) => !NON_VALIDATING.has(k) && !COMPOSITES.includes(k as (typeof COMPOSITES)[number]) && k !== 'if' && k !== 'then' && k !== 'else',
+  );
+  if (!hasComposite || own.length === 0) return node;
+
+  const base: Record<string, unknown> = {};
+  const outer: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(node)) {
+    if (COMPOSITES.includes(k as (typeof COMPOSITES)[number]) || k === 'if' || k === 'then' || k === 'else') continue;
+    // `default` must stay where ajv's useDefaults looks for it: on the property's own schema.
+    if (k === 'default' || k === 'description' || k === 'title') outer[k] = v;
+    else base[k] = v;
+  }
+  const steps: unknown[] = [base];
+  for (const k of COMPOSITES) if (k in node) steps.push({ [k]: node[k] });
+  if ('if' in node) {
+    const cond: Record<string, unknown> = { if: node.if };
+    if ('then' in node) cond.then = node.then;
+    if ('else' in node) cond.else = node.else;
+    steps.push(cond);
+  }
+  return { ...outer, allOf: steps, [SEQ]: true };
+}
+
+export interface CompiledSchema {
+  /** The APISIX-shaped schema, as served by the Admin API. */
+  readonly schema: JsonSchema;
+  /** Schema-only check; resolves to the APISIX-style message, or undefined when valid. */
+  check(value: unknown): string | undefined;
+  /** Fills defaults into `value` in place (the data plane's view); same result as check. */
+  checkWithDefaults(value: unknown): string | undefined;
+}
+
+function run(validate: ValidateFunction, ordered: unknown, value: unknown): string | undefined {
+  if (validate(value)) return undefined;
+  return formatErrors((validate.errors ?? []) as ErrorObject[], ordered, value);
+}
+
+/**
+ * Compiles the checking variant now, so a broken schema fails at load time,
+ * and the defaults-filling variant on first use (only the data plane needs it).
+ */
+export function compileSchema(schema: JsonSchema): CompiledSchema {
+  const ordered = sequence(schema);
+  const strict = strictAjv.compile(ordered as JsonSchema);
+  let withDefaults: ValidateFunction | undefined;
+  return {
+    schema,
+    check(value) {
+      return run(strict, ordered, value);
+    },
+    checkWithDefaults(value) {
+      withDefaults ??= defaultsAjv.compile(ordered as JsonSchema);
+      return run(withDefaults, ordered, value);
+    },
+  };
+}

@@ -1,0 +1,20 @@
+/** core.schema.service: nothing is required, `{}` is a valid service. */
+import type { JsonSchema } from '../core/plugin.js';
+import { atMostOneOf, hostDef, idSchema, metadataProps, pluginsSchema } from './defs.js';
+import { upstreamSchema } from './upstream.js';
+
+export const serviceSchema: JsonSchema = {
+  type: 'object',
+  properties: {
+    ...metadataProps(),
+    plugins: pluginsSchema,
+    upstream: upstreamSchema,
+    upstream_id: idSchema,
+    script: { type: 'string', minLength: 10, maxLength: 102400 },
+    enable_websocket: { description: 'enable websocket for request', type: 'boolean' },
+    hosts: { type: 'array', items: hostDef, minItems: 1, uniqueItems: true },
+  },
+  // Portico addition, as for routes.
+  allOf: [atMostOneOf('upstream', 'upstream_id')],
+  additionalProperties: false,
+};

@@ -1,0 +1,94 @@
+/**
+ * The Admin API's checks on an upstream beyond its schema
+ * (apisix/upstream.lua check_upstream_conf), in APISIX's order.
+ */
+import { isIPv6 } from 'node:net';
+import { CHASH_KEY_PATTERNS } from './upstream.js';
+import { luaQuote } from './errors.js';
+import { validateCertKey } from './pem.js';
+import type { CompiledSchema } from './compile.js';
+
+type Obj = Record<string, unknown>;
+
+/** Looks up a stored SSL object's value; undefined when there is none. */
+export type SslLookup = (id: string) => Promise<Obj | undefined>;
+
+function isObject(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The port of a `host[:port]` key, as core.utils.parse_addr reads it; undefined when none. */
+export function portOfAddr(addr: string): number | undefined {
+  let rest: string | undefined;
+  if (addr.startsWith('[')) {
+    const end = addr.indexOf(']');
+    if (end < 0) return undefined;
+    const after = addr.slice(end + 1);
+    rest = after.startsWith(':') ? after.slice(1) : undefined;
+  } else {
+    const first = addr.indexOf(':');
+    // More than one colon and no brackets: a bare IPv6 address, no port.
+    if (first < 0 || addr.indexOf(':', first + 1) >= 0) return undefined;
+    rest = addr.slice(first + 1);
+  }
+  if (rest === undefined || rest === '') return undefined;
+  const n = Number(rest);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+const chashKeyRegex = new Map<string, { pattern: string; re: RegExp }>();
+for (const [hashOn, pattern] of Object.entries(CHASH_KEY_PATTERNS)) {
+  if (pattern) chashKeyRegex.set(hashOn, { pattern, re: new RegExp(pattern) });
+}
+
+export async function checkUpstream(
+  conf: Obj,
+  schema: CompiledSchema,
+  ssl: SslLookup,
+): Promise<string | undefined> {
+  // Before the schema, as APISIX: an unbracketed IPv6 host makes "host:port" ambiguous.
+  if (Array.isArray(conf.nodes)) {
+    for (const node of conf.nodes) {
+      const host = isObject(node) ? node.host : undefined;
+      if (typeof host === 'string' && !host.startsWith('[') && isIPv6(host)) {
+        return "invalid configuration: IPv6 address must be enclosed with '[' and ']'";
+      }
+    }
+  }
+
+  const err = schema.check(conf);
+  if (err) return `invalid configuration: ${err}`;
+
+  if (isObject(conf.nodes)) {
+    for (const addr of Object.keys(conf.nodes)) {
+      const port = portOfAddr(addr);
+      if (port !== undefined && (port < 1 || port > 65535)) return `invalid port ${port}`;
+    }
+  }
+
+  const tls = isObject(conf.tls) ? conf.tls : undefined;
+  const sslId = tls?.client_cert_id;
+  if (sslId !== undefined) {
+    const found = await ssl(String(sslId));
+    if (!found) return `failed to fetch ssl info by ssl id [${String(sslId)}], response code: 404`;
+    if (found.type !== 'client') return `failed to fetch ssl info by ssl id [${String(sslId)}], wrong ssl type`;
+  }
+
+  if (conf.pass_host === 'rewrite' && (conf.upstream_host === undefined || conf.upstream_host === '')) {
+    return "`upstream_host` can't be empty when `pass_host` is `rewrite`";
+  }
+
+  if (tls && typeof tls.client_cert === 'string') {
+    const pemErr = validateCertKey(tls.client_cert, typeof tls.client_key === 'string' ? tls.client_key : undefined);
+    if (pemErr) return pemErr;
+  }
+
+  if (conf.type !== 'chash') return undefined;
+  const hashOn = typeof conf.hash_on === 'string' ? conf.hash_on : 'vars';
+  if (hashOn !== 'consumer' && conf.key === undefined) return 'missing key';
+  const rule = chashKeyRegex.get(hashOn);
+  if (rule && typeof conf.key === 'string' && !rule.re.test(conf.key)) {
+    return `invalid configuration: failed to match pattern ${luaQuote(rule.pattern)} with ${luaQuote(conf.key)}`;
+  }
+  return undefined;
+}
