@@ -1,0 +1,332 @@
+/**
+ * Forwards one request to the picked node with undici's low-level
+ * Pool.dispatch: raw headers in and out, the client's body streamed up and the
+ * upstream's body streamed down, each side paused while the other is full (a
+ * 1 GiB upload never sits in memory). The handler is one object per request
+ * with plain methods, so the hot path allocates no closures.
+ *
+ * Failures before any response byte reached the client become APISIX-style
+ * JSON errors (502 connect/reset/bad response, 504 timeout); after that the
+ * client connection is cut, which is the only honest signal left. Retries go
+ * to other nodes, only when nothing of the request was sent (connect failed or
+ * timed out), or when an idempotent, bodiless request was reset before a
+ * response started; never once the body is on the wire.
+ */
+import type { Dispatcher } from 'undici';
+import { ERRORS, sendError, type GatewayError } from './errors.js';
+import { connectionTokens, Headers, parseRawHeaders } from './headers.js';
+import type { TimeoutConf } from './model.js';
+import { encodePath } from './normalize-path.js';
+import { runBodyFilter, runNotify, type ChainEntry } from './pipeline.js';
+import type { RequestCtx } from './request-context.js';
+import type { UpstreamOutcome, UpstreamRuntime, UpstreamTarget } from './upstream/types.js';
+import type { Logger } from 'pino';
+
+/** Set by the client's values here, never forwarded as sent (checklist 18). */
+const REPLACED = new Set(['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-real-ip', 'expect']);
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+const DEFAULT_TIMEOUT_S = 60;
+
+export interface ProxyEnv {
+  readonly logger: Logger;
+  readonly serverHeader: string;
+  /** Global then route plugins, already concatenated per phase by the caller. */
+  readonly globalChain: { readonly header_filter: readonly ChainEntry[]; readonly body_filter: readonly ChainEntry[] };
+}
+
+type Failure = NonNullable<UpstreamOutcome['failure']>;
+
+function classify(err: Error & { code?: string }): { failure: Failure; error: GatewayError } {
+  switch (err.code) {
+    case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'UND_ERR_BODY_TIMEOUT':
+    case 'ETIMEDOUT':
+      return { failure: 'timeout', error: ERRORS.gatewayTimeout };
+    case 'ECONNREFUSED':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+    case 'EADDRNOTAVAIL':
+      return { failure: 'connect', error: ERRORS.badGateway };
+    default:
+      return { failure: 'reset', error: ERRORS.badGateway };
+  }
+}
+
+/** True when the request carries a body the client is still sending (or sent). */
+function hasBody(ctx: RequestCtx): boolean {
+  const h = ctx.req.headers;
+  return h['transfer-encoding'] !== undefined || (h['content-length'] !== undefined && h['content-length'] !== '0');
+}
+
+/**
+ * One proxied request across its attempts. Implements undici's dispatch
+ * handler (the legacy raw-header interface, which undici calls directly
+ * without wrapping).
+ */
+export class ProxyExchange implements Dispatcher.DispatchHandler {
+  private target: UpstreamTarget;
+  private tried: Set<string> | undefined;
+  private retriesLeft: number;
+  private readonly retryDeadline: number;
+  private readonly options: Dispatcher.DispatchOptions;
+  private readonly timeout: TimeoutConf | undefined;
+  private abortFn: ((err?: Error) => void) | undefined;
+  private connected = false;
+  private responded = false;
+  private finished = false;
+  private clientGone = false;
+  private sentAt = 0;
+  private resumeFn: (() => void) | undefined;
+  private filters: readonly ChainEntry[] = [];
+  private readonly onDrain = () => this.resumeFn?.();
+
+  constructor(
+    private readonly ctx: RequestCtx,
+    private readonly runtime: UpstreamRuntime,
+    first: UpstreamTarget,
+    private readonly env: ProxyEnv,
+  ) {
+    this.target = first;
+    const conf = runtime.conf;
+    const nodeCount = Array.isArray(conf.nodes) ? conf.nodes.length : conf.nodes ? Object.keys(conf.nodes).length : 1;
+    this.retriesLeft = conf.retries ?? Math.max(0, nodeCount - 1);
+    this.retryDeadline = conf.retry_timeout ? performance.now() + conf.retry_timeout * 1000 : Infinity;
+    this.timeout = ctx.compiled?.timeout ?? conf.timeout;
+    const read = (this.timeout?.read ?? DEFAULT_TIMEOUT_S) * 1000;
+    const up = ctx.upstreamRequest;
+    const body = hasBody(ctx) ? ctx.req : null;
+    this.options = {
+      method: up.method as Dispatcher.HttpMethod,
+      path: encodePath(up.path) + (up.query === '' ? '' : '?' + up.query),
+      headers: upstreamHeaders(ctx, runtime, first),
+      body,
+      headersTimeout: read,
+      bodyTimeout: read,
+    };
+  }
+
+  start(): void {
+    this.dispatch();
+  }
+
+  /** The client went away: stop talking to the upstream. */
+  clientClosed(): void {
+    if (this.finished) return;
+    this.clientGone = true;
+    this.abortFn?.(new Error('client closed the connection'));
+  }
+
+  private dispatch(): void {
+    this.connected = false;
+    this.abortFn = undefined;
+    this.sentAt = performance.now();
+    this.ctx.target = this.target;
+    try {
+      this.target.pool.dispatch(this.options, this);
+    } catch (err) {
+      // A closed pool (config swapped long ago) or invalid options.
+      this.onError(err as Error);
+    }
+  }
+
+  // ---- undici handler ----------------------------------------------------
+
+  onConnect(abort: (err?: Error) => void): void {
+    if (this.clientGone) {
+      abort(new Error('client closed the connection'));
+      return;
+    }
+    this.connected = true;
+    this.abortFn = abort;
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200) return true; // 1xx interim responses are not relayed
+    const ctx = this.ctx;
+    this.responded = true;
+    this.resumeFn = resume;
+    this.runtime.report(this.target, { status: statusCode, latencyMs: performance.now() - this.sentAt });
+    const headers = new Headers(parseRawHeaders(rawHeaders));
+    ctx.setResponse(statusCode, headers);
+    const chain = ctx.chain!;
+    try {
+      runNotify(this.env.globalChain.header_filter, 'header_filter', ctx);
+      runNotify(chain.header_filter, 'header_filter', ctx);
+    } catch (err) {
+      this.env.logger.error({ err, route: ctx.route.id }, 'plugin failed in header_filter');
+      this.fail(ERRORS.internal);
+      this.abortFn?.(err as Error);
+      return false;
+    }
+    const g = this.env.globalChain.body_filter;
+    this.filters = g.length === 0 ? chain.body_filter : chain.body_filter.length === 0 ? g : [...g, ...chain.body_filter];
+    const res = ctx.res;
+    const response = ctx.response;
+    const out = response.headers.flatten([], connectionTokens(headers.get('connection')), this.filters.length > 0 ? SERVER_AND_LENGTH : SERVER_ONLY);
+    out.push('server', this.env.serverHeader);
+    try {
+      res.writeHead(response.status, out);
+    } catch (err) {
+      // Invalid header bytes from the upstream: a bad response, not our crash.
+      this.env.logger.warn({ err, upstream: this.target.key }, 'upstream sent an unusable response head');
+      this.fail(ERRORS.badGateway);
+      this.abortFn?.(err as Error);
+      return false;
+    }
+    res.on('drain', this.onDrain);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    const res = this.ctx.res;
+    if (this.filters.length > 0) {
+      try {
+        chunk = runBodyFilter(this.filters, this.ctx, chunk, false);
+      } catch (err) {
+        this.env.logger.error({ err, route: this.ctx.route.id }, 'plugin failed in body_filter');
+        res.destroy();
+        return false;
+      }
+      if (chunk.length === 0) return true;
+    }
+    return res.write(chunk);
+  }
+
+  onComplete(): void {
+    this.finished = true;
+    this.runtime.release(this.target);
+    const res = this.ctx.res;
+    res.off('drain', this.onDrain);
+    if (this.filters.length > 0) {
+      let tail: Buffer;
+      try {
+        tail = runBodyFilter(this.filters, this.ctx, EMPTY, true);
+      } catch (err) {
+        this.env.logger.error({ err, route: this.ctx.route.id }, 'plugin failed in body_filter');
+        res.destroy();
+        return;
+      }
+      res.end(tail.length > 0 ? tail : undefined);
+      return;
+    }
+    res.end();
+  }
+
+  onError(err: Error & { code?: string }): void {
+    if (this.finished) return;
+    this.ctx.res.off('drain', this.onDrain);
+    const target = this.target;
+    if (this.clientGone) {
+      this.finished = true;
+      this.runtime.release(target);
+      return;
+    }
+    const { failure, error } = classify(err);
+    if (!this.responded) this.runtime.report(target, { failure, latencyMs: performance.now() - this.sentAt });
+    this.runtime.release(target);
+    if (!this.responded && this.retriesLeft > 0 && performance.now() < this.retryDeadline && this.mayRetry(failure)) {
+      this.retriesLeft--;
+      (this.tried ??= new Set()).add(target.key);
+      const next = this.runtime.pick(this.ctx, this.tried);
+      if (next) {
+        this.env.logger.debug({ upstream: target.key, next: next.key, err: err.message }, 'proxy: retrying on another node');
+        this.target = next;
+        const headers = this.options.headers as string[];
+        const hostAt = headers.indexOf('host');
+        if (hostAt >= 0 && (this.runtime.conf.pass_host ?? 'pass') === 'node') headers[hostAt + 1] = upstreamHost(this.ctx, this.runtime, next);
+        this.dispatch();
+        return;
+      }
+    }
+    this.finished = true;
+    this.env.logger.warn({ upstream: target.key, route: this.ctx.route.id, code: err.code, err: err.message }, 'proxy: upstream failed');
+    this.fail(error);
+  }
+
+  /** Nothing of the request was written, or an idempotent bodiless request died before any answer. */
+  private mayRetry(failure: Failure): boolean {
+    if (!this.connected) return true;
+    if (failure !== 'reset') return false;
+    return this.options.body === null && IDEMPOTENT.has(this.ctx.upstreamRequest.method);
+  }
+
+  private fail(error: GatewayError): void {
+    this.finished = true;
+    const ctx = this.ctx;
+    const res = ctx.res;
+    if (res.headersSent || res.destroyed) {
+      res.destroy();
+      return;
+    }
+    ctx.setResponse(error.status, new Headers({}));
+    sendError(res, error, { server: this.env.serverHeader });
+  }
+}
+
+export function upstreamHeaders(ctx: RequestCtx, runtime: UpstreamRuntime, target: UpstreamTarget): string[] {
+  const req = ctx.req;
+  const up = ctx.upstreamRequest;
+  const edits = up.headers;
+  const out: string[] = [];
+  const drop = connectionTokens(req.headers.connection);
+  edits.flatten(out, drop, REPLACED);
+  // Node parsed and de-chunked the body; undici re-frames it, so keep only a Content-Length that is true.
+  if (req.headers['transfer-encoding'] !== undefined) {
+    for (let i = 0; i < out.length; i += 2) if (out[i] === 'content-length') out.splice(i, 2), (i -= 2);
+  }
+  out.push('host', upstreamHost(ctx, runtime, target));
+  const xff = edits.edited('x-forwarded-for') ? edits.get('x-forwarded-for') : undefined;
+  if (xff !== undefined) out.push('x-forwarded-for', xff);
+  else {
+    const prior = req.headers['x-forwarded-for'];
+    out.push('x-forwarded-for', prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${ctx.remoteAddr}` : ctx.remoteAddr);
+  }
+  const tls = (req.socket as { encrypted?: boolean }).encrypted === true;
+  pushOwn(ctx, out, 'x-forwarded-proto', tls ? 'https' : 'http');
+  pushOwn(ctx, out, 'x-forwarded-host', ctx.host || (req.headers.host ?? ''));
+  pushOwn(ctx, out, 'x-forwarded-port', String(req.socket.localPort ?? ''));
+  pushOwn(ctx, out, 'x-real-ip', ctx.remoteAddr);
+  return out;
+}
+
+/** Our value, unless a plugin set its own. */
+function pushOwn(ctx: RequestCtx, out: string[], name: string, value: string): void {
+  const edits = ctx.upstreamRequest.headers;
+  if (edits.edited(name)) {
+    const v = edits.get(name);
+    if (v !== undefined) out.push(name, v);
+    return;
+  }
+  out.push(name, value);
+}
+
+/** pass_host: `pass` keeps the client's Host (or a plugin's), `node` sends the node's address, `rewrite` sends upstream_host. */
+export function upstreamHost(ctx: RequestCtx, runtime: UpstreamRuntime, target: UpstreamTarget): string {
+  const conf = runtime.conf;
+  const mode = conf.pass_host ?? 'pass';
+  if (mode === 'rewrite' && conf.upstream_host) return conf.upstream_host;
+  if (mode === 'node') {
+    const https = conf.scheme === 'https' || conf.scheme === 'grpcs';
+    return target.port === (https ? 443 : 80) ? target.host : target.key;
+  }
+  const up = ctx.upstreamRequest;
+  if (up.host !== undefined) return up.host;
+  if (up.headers.edited('host')) return up.headers.get('host') ?? target.key;
+  return ctx.req.headers.host ?? target.key;
+}
+
+const EMPTY = Buffer.alloc(0);
+const SERVER_ONLY: ReadonlySet<string> = new Set(['server']);
+/** With body_filter plugins the body may change length, so the upstream's Content-Length cannot stand. */
+const SERVER_AND_LENGTH: ReadonlySet<string> = new Set(['server', 'content-length']);
+
+export function proxyRequest(ctx: RequestCtx, runtime: UpstreamRuntime, target: UpstreamTarget, env: ProxyEnv): ProxyExchange {
+  const exchange = new ProxyExchange(ctx, runtime, target, env);
+  exchange.start();
+  return exchange;
+}
+
+export { classify as classifyUpstreamError };

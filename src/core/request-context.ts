@@ -1,0 +1,119 @@
+/**
+ * The per-request context (ctx.ts's RequestContext). One object per request,
+ * built from the socket without copying headers; the pieces few requests need
+ * (variables, plugin data, response state) are created on first use.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RequestContext, ResponseState, UpstreamRequest, Vars } from './ctx.js';
+import { Headers } from './headers.js';
+import type { ConsumerConf, RouteConf, ServiceConf, UpstreamConf } from './model.js';
+import type { PluginChain } from './pipeline.js';
+import type { CompiledRoute, Snapshot } from './config.js';
+import type { UpstreamTarget } from './upstream/types.js';
+import { LazyVars } from './vars.js';
+
+class UpstreamRequestState implements UpstreamRequest {
+  host: string | undefined = undefined;
+  readonly headers: Headers;
+  constructor(
+    public method: string,
+    public path: string,
+    public query: string,
+    req: IncomingMessage,
+  ) {
+    this.headers = new Headers(req.headers);
+  }
+}
+
+class Response implements ResponseState {
+  constructor(
+    public status: number,
+    readonly headers: Headers,
+  ) {}
+}
+
+/** Before a route matched (global rules on a 404) plugins still see a route object, an empty one. */
+const NO_ROUTE: RouteConf & { id: string } = Object.freeze({ id: '' });
+const EMPTY_HEADERS = Object.freeze({});
+
+export class RequestCtx implements RequestContext {
+  readonly method: string;
+  readonly remoteAddr: string;
+  readonly remotePort: number;
+  readonly host: string;
+  readonly startTime = performance.now();
+
+  route: RouteConf & { id: string } = NO_ROUTE;
+  service: (ServiceConf & { id: string }) | undefined = undefined;
+  upstream: (UpstreamConf & { id?: string }) | undefined = undefined;
+  consumer: ConsumerConf | undefined = undefined;
+
+  /** Set once matched; the plugin chain in force (replaced by the consumer merge). */
+  compiled: CompiledRoute | undefined = undefined;
+  chain: PluginChain | undefined = undefined;
+  /** Node of the current proxy attempt, for `upstream_addr` and logging. */
+  target: UpstreamTarget | undefined = undefined;
+  /** Phase-runner position, so an async plugin resumes where it left off without a closure per step. */
+  step = 0;
+  logged = false;
+
+  private _var: Vars | undefined = undefined;
+  private _data: Record<string, unknown> | undefined = undefined;
+  private _upstreamRequest: UpstreamRequestState | undefined = undefined;
+  private _response: Response | undefined = undefined;
+
+  constructor(
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    readonly path: string,
+    readonly query: string,
+    readonly snapshot: Snapshot,
+  ) {
+    this.method = req.method ?? 'GET';
+    const socket = req.socket;
+    this.remoteAddr = socket.remoteAddress ?? '';
+    this.remotePort = socket.remotePort ?? 0;
+    this.host = hostOf(req.headers.host);
+  }
+
+  get var(): Vars {
+    return (this._var ??= new LazyVars(this));
+  }
+
+  get data(): Record<string, unknown> {
+    return (this._data ??= {});
+  }
+
+  get upstreamRequest(): UpstreamRequestState {
+    return (this._upstreamRequest ??= new UpstreamRequestState(this.method, this.path, this.query, this.req));
+  }
+
+  /** The response state; before a response exists it reads as 200 with no headers. */
+  get response(): Response {
+    return (this._response ??= new Response(200, new Headers(EMPTY_HEADERS)));
+  }
+
+  hasResponse(): boolean {
+    return this._response !== undefined;
+  }
+
+  setResponse(status: number, headers: Headers): Response {
+    return (this._response = new Response(status, headers));
+  }
+}
+
+/** `Host` without port, lower-case; IPv6 literals keep their brackets, as nginx's $host. */
+export function hostOf(header: string | undefined): string {
+  if (header === undefined || header === '') return '';
+  let end = header.length;
+  if (header.charCodeAt(0) === 91 /* [ */) {
+    const close = header.indexOf(']');
+    if (close > 0) end = close + 1;
+  } else {
+    const colon = header.indexOf(':');
+    if (colon >= 0) end = colon;
+  }
+  const host = end === header.length ? header : header.slice(0, end);
+  // Most clients already send lower case; avoid the copy then.
+  return /[A-Z]/.test(host) ? host.toLowerCase() : host;
+}
