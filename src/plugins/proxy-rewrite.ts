@@ -172,6 +172,8 @@ type HeaderVal = string | number | Array<string | number>;
 
 interface Runtime {
   uri?: Template;
+  /** The query written in `uri` after its first literal `?`, if any. */
+  uriQuery?: Template;
   regex?: Array<{ re: RegExp; rep: Array<string | number> }>;
   add: Array<[string, Template[]]>;
   set: Array<[string, Template[]]>;
@@ -233,7 +235,19 @@ function compileHeaderMap(m: Record<string, HeaderVal> | undefined): Array<[stri
 
 function compile(conf: ProxyRewriteConf): ProxyRewriteConf {
   const rt: Runtime = { add: [], set: [], remove: [] };
-  if (conf.uri !== undefined) rt.uri = compileTemplate(conf.uri);
+  if (conf.uri !== undefined) {
+    // Split at the first `?` written in the conf itself: a `?` inside a variable's
+    // value stays part of the path (the proxy percent-encodes it), never a separator.
+    const t = compileTemplate(conf.uri);
+    const at = t.pieces.findIndex((p) => typeof p === 'string' && p.includes('?'));
+    if (at < 0) rt.uri = t;
+    else {
+      const lit = t.pieces[at] as string;
+      const q = lit.indexOf('?');
+      rt.uri = fromPieces([...t.pieces.slice(0, at), lit.slice(0, q)]);
+      rt.uriQuery = fromPieces([lit.slice(q + 1), ...t.pieces.slice(at + 1)]);
+    }
+  }
   else if (conf.regex_uri) {
     rt.regex = [];
     for (let i = 0; i + 1 < conf.regex_uri.length; i += 2) {
@@ -254,8 +268,20 @@ function compile(conf: ProxyRewriteConf): ProxyRewriteConf {
   return { ...conf, rt };
 }
 
-// Resolved variable values must not smuggle a query separator into the path.
-const escapeSeparator = (s: string): string => (s.includes('?') ? s.replaceAll('?', '%3F') : s);
+// Variable values land in the request line: control characters (CR/LF) must never go out raw.
+const HAS_CONTROL = /[\x00-\x20\x7f]/;
+const CONTROLS = /[\x00-\x20\x7f]/g;
+const escapeControls = (s: string): string =>
+  HAS_CONTROL.test(s) ? s.replace(CONTROLS, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')) : s;
+
+function fromPieces(pieces: Piece[]): Template {
+  const kept = pieces.filter((p) => p !== '');
+  if (kept.every((p) => typeof p === 'string')) {
+    const text = (kept as string[]).join('');
+    return { constant: true, text, pieces: [text] };
+  }
+  return { constant: false, text: '', pieces: kept };
+}
 
 function rewrite(conf: ProxyRewriteConf, ctx: RequestContext): PluginExit | void {
   const rt = conf.rt ?? (conf.rt = compile(conf).rt as Runtime);
@@ -284,8 +310,12 @@ function rewrite(conf: ProxyRewriteConf, ctx: RequestContext): PluginExit | void
     // A `?` that came from the client's own path (a decoded %3F) is data, not a separator.
     let split = false;
     if (rt.uri) {
-      target = renderTemplate(rt.uri, ctx.var, null, escapeSeparator);
-      split = true;
+      path = renderTemplate(rt.uri, ctx.var);
+      if (rt.uriQuery) {
+        // A query written in the conf comes first; the client's args follow it.
+        const own = renderTemplate(rt.uriQuery, ctx.var, null, escapeControls);
+        query = query ? (own ? `${own}&${query}` : query) : own;
+      }
     } else if (rt.regex) {
       for (const { re, rep } of rt.regex) {
         const m = path.match(re);
@@ -302,7 +332,7 @@ function rewrite(conf: ProxyRewriteConf, ctx: RequestContext): PluginExit | void
       const q = split ? target.indexOf('?') : -1;
       if (q >= 0) {
         // A query written in the conf comes first; the client's args follow it.
-        const own = target.slice(q + 1);
+        const own = escapeControls(target.slice(q + 1));
         query = query ? (own ? `${own}&${query}` : query) : own;
         path = target.slice(0, q);
       } else {
