@@ -92,13 +92,16 @@ export function acquirePool(host: string, port: number, s: PoolSettings): Pool {
   const key = settingsKey(origin, s);
   let entry = entries.get(key);
   if (!entry) {
-    const reuse = s.idleTimeoutMs > 0;
+    const reuse = s.idleTimeoutMs > 0 && s.maxRequestsPerClient > 1;
     const pool = new Pool(origin, {
       connections: s.connections,
+      // pipelining 0 is undici's "no keep-alive": every request says `connection: close`.
+      pipelining: reuse ? 1 : 0,
       // keepAliveMaxTimeout caps a server's Keep-Alive hint, so idle_timeout is a real ceiling.
       keepAliveTimeout: reuse ? s.idleTimeoutMs : 1,
       keepAliveMaxTimeout: reuse ? s.idleTimeoutMs : 1,
-      maxRequestsPerClient: reuse ? s.maxRequestsPerClient : 1,
+      // undici closes after maxRequestsPerClient + 1 requests; nginx's keepalive_requests counts all of them.
+      maxRequestsPerClient: reuse ? s.maxRequestsPerClient - 1 : 0,
       connect: s.tls
         ? { timeout: s.connectTimeoutMs, rejectUnauthorized: s.rejectUnauthorized, cert: s.cert, key: s.key }
         : { timeout: s.connectTimeoutMs },
