@@ -156,6 +156,7 @@ class KafkajsBackend implements KafkaBackend {
   private readonly metadataMaxAgeMs: number;
   private readonly inflight = new Set<Promise<unknown>>();
   private closed = false;
+  private readonly saslMechanism?: string;
 
   constructor(
     settings: KafkaSettings,
@@ -163,6 +164,7 @@ class KafkajsBackend implements KafkaBackend {
     private readonly secret?: string,
   ) {
     this.metadataMaxAgeMs = tuning.metadataMaxAgeMs ?? 5 * 60_000;
+    this.saslMechanism = settings.sasl?.mechanism;
     const kafka = new Kafka({
       clientId: tuning.clientId ?? 'portico',
       brokers: settings.brokers,
@@ -237,14 +239,14 @@ class KafkajsBackend implements KafkaBackend {
     try {
       return await op(await this.leader(topic, partition));
     } catch (err) {
-      const e = toKafkaBackendError(err);
+      const e = toKafkaBackendError(err, this.saslMechanism);
       if (!cached || !e.stale || this.closed) throw e;
       this.topics.delete(topic);
       try {
         await this.cluster.refreshMetadata();
         return await op(await this.leader(topic, partition));
       } catch (err2) {
-        throw toKafkaBackendError(err2);
+        throw toKafkaBackendError(err2, this.saslMechanism);
       }
     }
   }
@@ -268,7 +270,7 @@ class KafkajsBackend implements KafkaBackend {
       guardConnections(broker);
       return broker;
     } catch (err) {
-      const e = toKafkaBackendError(err);
+      const e = toKafkaBackendError(err, this.saslMechanism);
       throw e.unreachable ? new KafkaBackendError(NOT_FOUND_BROKER, { stale: true, detail: e.detail }) : e;
     }
   }
@@ -283,7 +285,7 @@ class KafkajsBackend implements KafkaBackend {
       if (this.cluster.getNodeIds().length === 0) await this.cluster.refreshMetadata();
     } catch (err) {
       // lua-resty-kafka: "not found topic" when no bootstrap broker answers.
-      const e = toKafkaBackendError(err);
+      const e = toKafkaBackendError(err, this.saslMechanism);
       throw e.unreachable ? new KafkaBackendError(NOT_FOUND_TOPIC, { unreachable: true, detail: e.detail }) : e;
     }
     let lastDetail: string | undefined;
@@ -300,7 +302,7 @@ class KafkajsBackend implements KafkaBackend {
         for (const p of tm.partitionMetadata) leaders.set(p.partitionId, String(p.leader));
         return { leaders, expiresAt: Date.now() + this.metadataMaxAgeMs };
       } catch (err) {
-        const e = toKafkaBackendError(err);
+        const e = toKafkaBackendError(err, this.saslMechanism);
         // A protocol answer (unknown topic, auth) is the cluster's word; only an unreachable broker warrants the next one.
         if (!e.unreachable) throw e;
         lastDetail = e.detail;

@@ -82,7 +82,19 @@ function innermost(err: ErrorLike): ErrorLike {
   return e;
 }
 
-export function toKafkaBackendError(err: unknown): KafkaBackendError {
+/**
+ * @param saslMechanism named in SASL failures so the operator sees which
+ *   mechanism the broker refused (never the credentials).
+ */
+export function toKafkaBackendError(err: unknown, saslMechanism?: string): KafkaBackendError {
+  const e = classify(err);
+  if (saslMechanism && e.message.startsWith('SASL authentication failed')) {
+    return new KafkaBackendError(e.message.replace('SASL', `SASL ${saslMechanism}`), { detail: e.detail });
+  }
+  return e;
+}
+
+function classify(err: unknown): KafkaBackendError {
   if (err instanceof KafkaBackendError) return err;
   if (!err || typeof err !== 'object') return new KafkaBackendError('UNKNOWN_SERVER_ERROR');
   const e = innermost(err as ErrorLike);
@@ -96,6 +108,11 @@ export function toKafkaBackendError(err: unknown): KafkaBackendError {
   }
 
   const name = typeof e.name === 'string' ? e.name : '';
+  const apiName = (e as { apiName?: unknown }).apiName;
+  if (name === 'KafkaJSServerDoesNotSupportApiKey' && typeof apiName === 'string' && apiName.startsWith('Sasl')) {
+    // The broker's ApiVersions answer lists no SASL handshake: it has no SASL listener here.
+    return new KafkaBackendError(`SASL authentication failed: the broker does not support SASL (${apiName} not offered)`);
+  }
   if (name === 'KafkaJSSASLAuthenticationError' || (typeof outer.name === 'string' && outer.name === 'KafkaJSSASLAuthenticationError')) {
     // kafkajs's SASL messages name the mechanism and the broker's reason, never the password.
     return new KafkaBackendError(`SASL authentication failed: ${stripSecrets(String(e.message ?? ''))}`);
