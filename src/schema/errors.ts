@@ -306,10 +306,12 @@ export function formatErrors(errors: readonly ErrorObject[], schema: unknown, da
         prefixes.push({ text: `failed to validate dependent schema for "${prop}": ` });
         break;
       }
-      case 'not':
-      case 'if':
       case 'then':
       case 'else':
+        // ajv stops inside the clause without an `if` error; jsonschema reports the clause alone.
+        return prefixes.map((p) => p.text).join('') + `${seg} clause did not match`;
+      case 'not':
+      case 'if':
         node = n[seg];
         break;
       default:
