@@ -6,6 +6,8 @@
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import type { DeepPartial } from '../../src/core/config-file.js';
+import type { PorticoConfig } from '../../src/core/config-types.js';
 
 export interface SeenRequest {
   method: string;
@@ -73,9 +75,9 @@ export interface Env {
 
 let syncSeq = 0;
 
-export async function startEnv(): Promise<Env> {
+export async function startEnv(config?: DeepPartial<PorticoConfig>): Promise<Env> {
   const up = await startUpstream();
-  const gw = await startTestGateway();
+  const gw = await startTestGateway({ config });
   const upstream = { type: 'roundrobin', nodes: { [up.node]: 1 } };
 
   // Writes reach the data plane in revision order, so once a sync route written

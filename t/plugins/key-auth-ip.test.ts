@@ -1,0 +1,175 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { send, startEnv, type Env } from './helpers.js';
+
+let env: Env;
+beforeAll(async () => {
+  // Plaintext keys in the store here; the encrypted-at-rest path has its own test below.
+  env = await startEnv({ apisix: { data_encryption: { enable_encrypt_fields: false } } });
+  await env.put('/apisix/admin/consumers', { username: 'jack', labels: { custom_id: 'c-77' }, plugins: { 'key-auth': { key: 'jack-key' } } });
+  await env.put('/apisix/admin/consumers', { username: 'rose', plugins: { 'key-auth': { key: 'rose-key' } } });
+});
+afterAll(async () => {
+  await env?.close();
+});
+beforeEach(() => {
+  env.up.seen.length = 0;
+});
+
+describe('key-auth', () => {
+  it('answers 401 with APISIX messages and a WWW-Authenticate challenge', async () => {
+    await env.route('ka1', '/ka1', { 'key-auth': {} });
+    const missing = await send(`${env.gw.dataUrl}/ka1`);
+    expect(missing.status).toBe(401);
+    expect(JSON.parse(missing.body)).toEqual({ message: 'Missing API key in request' });
+    expect(missing.headers['www-authenticate']).toBe('apikey realm="key"');
+    const wrong = await send(`${env.gw.dataUrl}/ka1`, { headers: { apikey: 'nope' } });
+    expect(wrong.status).toBe(401);
+    expect(JSON.parse(wrong.body)).toEqual({ message: 'Invalid API key in request' });
+    expect(env.up.seen).toHaveLength(0);
+  });
+
+  it('identifies the consumer from the header or the query and tells the upstream who called', async () => {
+    await env.route('ka2', '/ka2', { 'key-auth': {} });
+    const byHeader = await send(`${env.gw.dataUrl}/ka2`, {
+      headers: { apikey: 'jack-key', 'x-consumer-username': 'forged', 'x-credential-identifier': 'forged' },
+    });
+    expect(byHeader.status).toBe(200);
+    const h = env.up.seen.at(-1)!.headers;
+    expect(h['x-consumer-username']).toBe('jack');
+    expect(h['x-consumer-custom-id']).toBe('c-77');
+    expect(h['x-credential-identifier']).toBeUndefined();
+    // Kept by default (hide_credentials false).
+    expect(h.apikey).toBe('jack-key');
+
+    const byQuery = await send(`${env.gw.dataUrl}/ka2?apikey=rose-key&x=1`);
+    expect(byQuery.status).toBe(200);
+    expect(env.up.seen.at(-1)!.headers['x-consumer-username']).toBe('rose');
+    expect(env.up.seen.at(-1)!.url).toBe('/ka2?apikey=rose-key&x=1');
+  });
+
+  it('uses the configured header/query names and hides the credential from the upstream', async () => {
+    await env.route('ka3', '/ka3', { 'key-auth': { header: 'X-Key', query: 'k', hide_credentials: true } });
+    expect((await send(`${env.gw.dataUrl}/ka3`, { headers: { apikey: 'jack-key' } })).status).toBe(401);
+    expect((await send(`${env.gw.dataUrl}/ka3`, { headers: { 'x-key': 'jack-key' } })).status).toBe(200);
+    expect(env.up.seen.at(-1)!.headers['x-key']).toBeUndefined();
+    expect((await send(`${env.gw.dataUrl}/ka3?a=1&k=rose-key&b=2`)).status).toBe(200);
+    expect(env.up.seen.at(-1)!.url).toBe('/ka3?a=1&b=2');
+  });
+
+  it('sees consumer changes live: a deleted consumer is refused, a re-keyed one uses the new key', async () => {
+    await env.route('ka4', '/ka4', { 'key-auth': {} });
+    await env.put('/apisix/admin/consumers', { username: 'temp', plugins: { 'key-auth': { key: 'temp-1' } } });
+    expect((await send(`${env.gw.dataUrl}/ka4`, { headers: { apikey: 'temp-1' } })).status).toBe(200);
+    await env.put('/apisix/admin/consumers', { username: 'temp', plugins: { 'key-auth': { key: 'temp-2' } } });
+    expect((await send(`${env.gw.dataUrl}/ka4`, { headers: { apikey: 'temp-1' } })).status).toBe(401);
+    expect((await send(`${env.gw.dataUrl}/ka4`, { headers: { apikey: 'temp-2' } })).status).toBe(200);
+    expect((await env.gw.admin('DELETE', '/apisix/admin/consumers/temp')).status).toBe(200);
+    await env.route('ka4', '/ka4', { 'key-auth': {} }); // waits for the delete to apply
+    expect((await send(`${env.gw.dataUrl}/ka4`, { headers: { apikey: 'temp-2' } })).status).toBe(401);
+  });
+
+  it('falls back to an anonymous consumer when configured', async () => {
+    await env.put('/apisix/admin/consumers', { username: 'anon', plugins: { 'key-auth': { key: 'anon-unused-key' } } });
+    await env.route('ka5', '/ka5', { 'key-auth': { anonymous_consumer: 'anon', hide_credentials: true } });
+    const res = await send(`${env.gw.dataUrl}/ka5`, { headers: { apikey: 'wrong' } });
+    expect(res.status).toBe(200);
+    expect(env.up.seen.at(-1)!.headers['x-consumer-username']).toBe('anon');
+    expect(env.up.seen.at(-1)!.headers.apikey).toBeUndefined();
+  });
+
+  it('rejects a consumer without key and a bad route conf', async () => {
+    const c = await env.gw.admin('PUT', '/apisix/admin/consumers', { username: 'nokey', plugins: { 'key-auth': {} } });
+    expect(c.status).toBe(400);
+    expect(c.body.error_msg).toMatch(/key-auth/);
+    expect(c.body.error_msg).toMatch(/key/);
+    const r = await env.gw.admin('PUT', '/apisix/admin/routes/kabad', {
+      uri: '/kabad',
+      plugins: { 'key-auth': { hide_credentials: 'yes' } },
+      upstream: { type: 'roundrobin', nodes: { [env.up.node]: 1 } },
+    });
+    expect(r.status).toBe(400);
+    expect(r.body.error_msg).toMatch(/hide_credentials/);
+  });
+});
+
+describe('ip-restriction', () => {
+  it('blocks a blacklisted client with the default 403 message', async () => {
+    await env.route('ip1', '/ip1', { 'ip-restriction': { blacklist: ['127.0.0.0/24'] } });
+    const res = await send(`${env.gw.dataUrl}/ip1`, { headers: { 'x-forwarded-for': '10.9.9.9', 'x-real-ip': '10.9.9.9' } });
+    expect(res.status).toBe(403);
+    expect(JSON.parse(res.body)).toEqual({ message: 'Your IP address is not allowed' });
+    expect(env.up.seen).toHaveLength(0);
+  });
+
+  it('lets only whitelisted clients through, by socket address, with a custom code and message', async () => {
+    await env.route('ip2', '/ip2', { 'ip-restriction': { whitelist: ['10.0.0.0/8', '::1'], response_code: 404, message: 'go away' } });
+    // Spoofed forwarding headers must not help.
+    const res = await send(`${env.gw.dataUrl}/ip2`, { headers: { 'x-forwarded-for': '10.1.1.1', 'x-real-ip': '10.1.1.1' } });
+    expect(res.status).toBe(404);
+    expect(JSON.parse(res.body)).toEqual({ message: 'go away' });
+    await env.route('ip3', '/ip3', { 'ip-restriction': { whitelist: ['127.0.0.1'] } });
+    expect((await send(`${env.gw.dataUrl}/ip3`)).status).toBe(200);
+  });
+
+  it('rejects bad lists: both lists, neither, an invalid address, a code outside 403-404', async () => {
+    const bad: Array<[unknown, RegExp]> = [
+      [{ whitelist: ['1.1.1.1'], blacklist: ['2.2.2.2'] }, /ip-restriction/],
+      [{ message: 'x' }, /ip-restriction/],
+      [{ whitelist: ['300.1.1.1'] }, /invalid ip address: 300\.1\.1\.1/],
+      [{ blacklist: ['10.0.0.0/33'] }, /invalid ip address/],
+      [{ whitelist: ['1.1.1.1'], response_code: 500 }, /response_code/],
+    ];
+    for (const [conf, msg] of bad) {
+      const res = await env.gw.admin('PUT', '/apisix/admin/routes/ipbad', {
+        uri: '/ipbad',
+        plugins: { 'ip-restriction': conf },
+        upstream: { type: 'roundrobin', nodes: { [env.up.node]: 1 } },
+      });
+      expect(res.status, JSON.stringify(conf)).toBe(400);
+      expect(res.body.error_msg).toMatch(msg);
+    }
+  });
+});
+
+describe('ordering by priority', () => {
+  it('ip-restriction (3000) rejects before key-auth (2500) checks the key', async () => {
+    await env.route('ord1', '/ord1', { 'key-auth': {}, 'ip-restriction': { blacklist: ['127.0.0.1', '::1', '::ffff:127.0.0.1'] } });
+    // No key at all: key-auth runs in rewrite and answers 401 before ip-restriction's access phase, as in APISIX.
+    expect((await send(`${env.gw.dataUrl}/ord1`)).status).toBe(401);
+    // A valid key: key-auth passes, then ip-restriction blocks.
+    expect((await send(`${env.gw.dataUrl}/ord1`, { headers: { apikey: 'jack-key' } })).status).toBe(403);
+    expect(env.up.seen).toHaveLength(0);
+  });
+
+  it('a consumer can carry its own plugins, which override the route conf after authentication', async () => {
+    await env.put('/apisix/admin/consumers', {
+      username: 'blocked',
+      plugins: { 'key-auth': { key: 'blocked-key' }, 'ip-restriction': { blacklist: ['127.0.0.1', '::1', '::ffff:127.0.0.1'], message: 'consumer says no' } },
+    });
+    await env.route('ord2', '/ord2', { 'key-auth': {} });
+    expect((await send(`${env.gw.dataUrl}/ord2`, { headers: { apikey: 'jack-key' } })).status).toBe(200);
+    const res = await send(`${env.gw.dataUrl}/ord2`, { headers: { apikey: 'blocked-key' } });
+    expect(res.status).toBe(403);
+    expect(JSON.parse(res.body).message).toBe('consumer says no');
+  });
+});
+
+describe('key-auth with encrypted keys at rest (the default config)', () => {
+  let enc: Env;
+  beforeAll(async () => {
+    enc = await startEnv();
+    await enc.put('/apisix/admin/consumers', { username: 'jack', plugins: { 'key-auth': { key: 'jack-key' } } });
+  });
+  afterAll(async () => {
+    await enc?.close();
+  });
+
+  it('stores the key encrypted but still authenticates with the plaintext key', async () => {
+    const stored = await enc.gw.admin('GET', '/apisix/admin/consumers/jack');
+    expect(stored.status).toBe(200);
+    await enc.route('enc1', '/enc1', { 'key-auth': {} });
+    const res = await send(`${enc.gw.dataUrl}/enc1`, { headers: { apikey: 'jack-key' } });
+    expect(res.status).toBe(200);
+    expect(enc.up.seen.at(-1)!.headers['x-consumer-username']).toBe('jack');
+  });
+});
