@@ -16,7 +16,6 @@
 import type { Logger } from 'pino';
 import type { PorticoConfig } from './config-types.js';
 import type { Vars } from './ctx.js';
-import type { RequestCtx } from './request-context.js';
 import type {
   ConsumerConf,
   PluginConfMap,
@@ -35,6 +34,7 @@ import type { UpstreamRuntime } from './upstream/types.js';
 import { createUpstreamRuntime } from './upstream/index.js';
 import { compileExpr } from './expr.js';
 import { getSchemeHandler } from './scheme-handler.js';
+import { compileRouter, type Router } from './router.js';
 
 /** What the snapshot needs from the plugin registry; tests may pass their own. */
 export type PluginLookup = Pick<PluginRegistry, 'get' | 'checkConf'>;
@@ -80,7 +80,7 @@ export interface Snapshot {
   readonly revision: number;
   /** Bumped only when something compiled differently (checklist 13). */
   readonly version: number;
-  readonly router: CompiledRouter<CompiledRoute>;
+  readonly router: Router<CompiledRoute>;
   readonly routes: ReadonlyMap<string, CompiledRoute>;
   readonly upstreams: ReadonlyMap<string, CompiledUpstream>;
   readonly consumers: ReadonlyMap<string, CompiledConsumer>;
@@ -121,6 +121,8 @@ export class ConfigSnapshot {
     plugin_metadata: new Map(),
   };
   private revision = 0;
+  /** Store revision the last compile saw, whether or not anything changed. */
+  appliedRevision = 0;
   private scheduled = false;
   private watcher: Watcher | undefined;
   private closed = false;
@@ -208,6 +210,7 @@ export class ConfigSnapshot {
   /** Rebuilds the snapshot, reusing every compiled object whose inputs did not change. */
   compile(): void {
     const prev = this.current;
+    this.appliedRevision = this.revision;
     let changed = false;
 
     const upstreams = new Map<string, CompiledUpstream>();
@@ -284,8 +287,10 @@ export class ConfigSnapshot {
     let router = prev.router;
     if (routesChanged) {
       router = compileRouter<CompiledRoute>(
-        [...routes.values()].map((r) => ({ route: r.conf, value: r })),
+        // The merged conf carries the service's hosts as the fallback already.
+        [...routes.values()].map((r) => ({ id: r.conf.id, route: r.conf, data: r })),
       );
+      for (const e of router.errors) this.opts.logger.warn({ route: e.id, error: e.error }, 'config: route left out of the router');
     }
     const next: Snapshot = {
       revision: this.revision,
@@ -485,38 +490,6 @@ export class ConfigSnapshot {
     }, RETIRE_GRACE_MS);
     timer.unref();
   }
-}
-
-// ---- router adapter -------------------------------------------------------
-// TEMPORARY: a linear matcher (exact uri, `/prefix*`, methods, hosts,
-// priority) until src/core/router.ts lands; it will replace compileRouter here.
-
-/** What the data plane asks of the router. */
-export interface CompiledRouter<T> {
-  match(ctx: RequestCtx): T | undefined;
-}
-
-interface LinearEntry<T> {
-  route: RouteConf;
-  value: T;
-}
-
-function compileRouter<T>(entries: Array<LinearEntry<T>>): CompiledRouter<T> {
-  const sorted = [...entries].sort((a, b) => (b.route.priority ?? 0) - (a.route.priority ?? 0));
-  return {
-    match(ctx) {
-      for (const { route, value } of sorted) {
-        const uris = route.uris ?? (route.uri ? [route.uri] : []);
-        const uriOk = uris.some((u) => (u.endsWith('*') ? ctx.path.startsWith(u.slice(0, -1)) : u === ctx.path));
-        if (!uriOk) continue;
-        if (route.methods && !route.methods.includes(ctx.method)) continue;
-        const hosts = route.hosts ?? (route.host ? [route.host] : undefined);
-        if (hosts && !hosts.includes(ctx.host)) continue;
-        return value;
-      }
-      return undefined;
-    },
-  };
 }
 
 /** Long enough for a request that matched just before a swap to pick its node. */

@@ -49,6 +49,8 @@ export interface DataPlane {
   close(): Promise<void>;
   /** The snapshot requests currently see (tests, metrics). */
   snapshot(): Snapshot;
+  /** The store revision this data plane has applied (every worker, with worker_processes > 1). */
+  appliedRevision(): number;
 }
 
 /** How long close() lets in-flight requests finish before cutting them. */
@@ -84,6 +86,7 @@ export async function startServing(opts: DataPlaneOptions): Promise<DataPlane> {
     address: dp.server.address() as AddressInfo,
     close: () => dp.close(),
     snapshot: () => dp.snapshots.current,
+    appliedRevision: () => dp.snapshots.appliedRevision,
   };
 }
 
@@ -202,8 +205,10 @@ class DataPlaneServer {
 
   private begin(ctx: FlowCtx): void {
     ctx.plane = this;
-    const compiled = ctx.snapshot.router.match(ctx);
-    if (compiled !== undefined) {
+    const match = ctx.snapshot.router.match(ctx);
+    if (match !== undefined) {
+      const compiled = match.data;
+      ctx.params = match.params;
       ctx.compiled = compiled;
       ctx.route = compiled.conf;
       ctx.service = compiled.service;

@@ -56,6 +56,8 @@ export class RequestCtx implements RequestContext {
   /** Phase-runner position, so an async plugin resumes where it left off without a closure per step. */
   step = 0;
   logged = false;
+  /** Path parameters the router captured (`uri_param_<name>`). */
+  params: Readonly<Record<string, string>> | undefined = undefined;
 
   private _var: Vars | undefined = undefined;
   private _data: Record<string, unknown> | undefined = undefined;
@@ -77,6 +79,11 @@ export class RequestCtx implements RequestContext {
   }
 
   get var(): Vars {
+    return (this._var ??= new LazyVars(this));
+  }
+
+  /** The router reads `vars` (its MatchInput); the same lazy object. */
+  get vars(): Vars {
     return (this._var ??= new LazyVars(this));
   }
 

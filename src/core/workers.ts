@@ -59,14 +59,16 @@ export async function startWorkers(opts: DataPlaneOptions): Promise<DataPlane> {
   const workers = new Set<Worker>();
   let closing = false;
   let firstAddress: AddressInfo | undefined;
+  // Workers start from the listing: that revision counts as applied.
   /** Latest revision each worker reported applying (tests and readiness). */
   const applied = new Map<Worker, number>();
 
+  let listedAt = revision;
   const initMessage = (): PrimaryMessage => ({
     type: 'init',
     config: opts.config,
     items: [...items.values()],
-    revision,
+    revision: (listedAt = revision),
     logLevel: logger.level,
   });
 
@@ -78,6 +80,7 @@ export async function startWorkers(opts: DataPlaneOptions): Promise<DataPlane> {
       worker.on('message', (msg: WorkerMessage) => {
         if (msg.type === 'listening') {
           listening = true;
+          if (!applied.has(worker)) applied.set(worker, listedAt);
           resolve(msg.address);
         } else if (msg.type === 'applied') applied.set(worker, msg.revision);
         else if (msg.type === 'failed') reject(new Error(`data-plane worker failed to start: ${msg.error}`));
@@ -138,7 +141,6 @@ export async function startWorkers(opts: DataPlaneOptions): Promise<DataPlane> {
     snapshot(): Snapshot {
       throw new Error('the snapshot lives in the worker processes');
     },
-    // Exposed for tests: lowest revision every worker has applied.
-    ...{ appliedRevision: () => Math.min(...[...applied.values()], Infinity) },
-  } as DataPlane;
+    appliedRevision: () => (applied.size < workers.size ? 0 : Math.min(...applied.values())),
+  };
 }

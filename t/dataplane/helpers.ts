@@ -103,7 +103,7 @@ export async function startPlane(opts: { plugins?: PluginDefinition[]; config?: 
   const port = dp.address.port;
   const waitFor = async (rev: number) => {
     const until = Date.now() + 5000;
-    while (dp.snapshot().revision < rev) {
+    while (dp.appliedRevision() < rev) {
       if (Date.now() > until) throw new Error(`snapshot never reached revision ${rev}`);
       await new Promise((r) => setTimeout(r, 2));
     }
