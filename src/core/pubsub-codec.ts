@@ -142,7 +142,7 @@ function planOf(type: protobuf.Type): FieldPlan[] {
       case 'int64': case 'sint64': case 'sfixed64': case 'uint64': case 'fixed64':
         return { name: f.name, kind: 'int64', repeated: f.repeated, zero: () => 0n };
       case 'bytes':
-        return { name: f.name, kind: 'bytes', repeated: f.repeated, zero: () => new Uint8Array(0) };
+        return { name: f.name, kind: 'bytes', repeated: f.repeated, zero: () => Buffer.alloc(0) };
       case 'string':
         return { name: f.name, kind: 'scalar', repeated: f.repeated, zero: () => '' };
       case 'bool':
