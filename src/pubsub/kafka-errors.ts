@@ -88,9 +88,9 @@ function innermost(err: ErrorLike): ErrorLike {
  */
 export function toKafkaBackendError(err: unknown, saslMechanism?: string): KafkaBackendError {
   const e = classify(err);
-  if (saslMechanism && e.message.startsWith('SASL authentication failed')) {
-    return new KafkaBackendError(e.message.replace('SASL', `SASL ${saslMechanism}`), { detail: e.detail });
-  }
+  // kafkajs spells mechanisms its own way (`SASL SCRAM SHA256 ...`); use the configured name.
+  const m = saslMechanism ? /^SASL\b.*?authentication failed:?\s*(.*)$/s.exec(e.message) : null;
+  if (m) return new KafkaBackendError(`SASL ${saslMechanism} authentication failed: ${m[1]}`, { detail: e.detail });
   return e;
 }
 
@@ -100,8 +100,15 @@ function classify(err: unknown): KafkaBackendError {
   const e = innermost(err as ErrorLike);
   const outer = err as ErrorLike;
 
+  const outerName = typeof outer.name === 'string' ? outer.name : '';
+  if (outerName === 'KafkaJSSASLAuthenticationError') {
+    // kafkajs words these as `SASL <MECH> authentication failed: <broker's reason>`: no credentials.
+    const msg = stripSecrets(String(outer.message ?? ''));
+    return new KafkaBackendError(msg.startsWith('SASL ') ? msg : `SASL authentication failed: ${msg}`);
+  }
   // A Kafka protocol error code from the broker.
   if (typeof e.type === 'string' && e.type !== '' && e.name !== 'KafkaJSConnectionError') {
+    if (e.type.includes('SASL')) return new KafkaBackendError(`SASL authentication failed: ${e.type}`);
     const word = typeof e.code === 'number' && RENAMED[e.code] ? RENAMED[e.code]! : e.type;
     if (word === 'UNKNOWN_TOPIC_OR_PARTITION') return new KafkaBackendError(NOT_FOUND_TOPIC, { stale: true });
     return new KafkaBackendError(word, { stale: STALE_TYPES.has(e.type) });
@@ -113,12 +120,9 @@ function classify(err: unknown): KafkaBackendError {
     // The broker's ApiVersions answer lists no SASL handshake: it has no SASL listener here.
     return new KafkaBackendError(`SASL authentication failed: the broker does not support SASL (${apiName} not offered)`);
   }
-  if (name === 'KafkaJSSASLAuthenticationError' || (typeof outer.name === 'string' && outer.name === 'KafkaJSSASLAuthenticationError')) {
-    // kafkajs's SASL messages name the mechanism and the broker's reason, never the password.
-    return new KafkaBackendError(`SASL authentication failed: ${stripSecrets(String(e.message ?? ''))}`);
-  }
-  if (name === 'KafkaJSProtocolError' && /SASL/i.test(String(e.message ?? ''))) {
-    return new KafkaBackendError(`SASL authentication failed: ${stripSecrets(String(e.message ?? ''))}`);
+  if (name === 'KafkaJSSASLAuthenticationError') {
+    const msg = stripSecrets(String(e.message ?? ''));
+    return new KafkaBackendError(msg.startsWith('SASL ') ? msg : `SASL authentication failed: ${msg}`);
   }
   const code = typeof e.code === 'string' ? e.code : '';
   if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL/.test(code)) {
