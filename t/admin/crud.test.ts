@@ -214,6 +214,24 @@ describe('plugin_metadata', () => {
     expect((await h.req('POST', base, { body: {} })).status).toBe(405);
     expect((await h.req('PATCH', `${base}/kafka-proxy`, { body: {} })).status).toBe(405);
   });
+
+  it('is checked against the plugin metadata_schema, then stored, read and deleted', async () => {
+    const h2 = await startAdmin({ plugins: ['cors'] });
+    try {
+      const bad = await h2.req('PUT', `${base}/cors`, { body: { allow_origins: { a: 1 } } });
+      expect(bad.status).toBe(400);
+      expect(await h2.store.get('/apisix/plugin_metadata/cors')).toBeUndefined();
+      const ok = await h2.req('PUT', `${base}/cors`, { body: { allow_origins: { a: 'http://a.com' } } });
+      expect(ok.status).toBe(201);
+      expect(ok.body.key).toBe('/apisix/plugin_metadata/cors');
+      expect(ok.body.value).toMatchObject({ id: 'cors', allow_origins: { a: 'http://a.com' } });
+      expect((await h2.req('GET', `${base}/cors`)).body.value.allow_origins).toEqual({ a: 'http://a.com' });
+      expect((await h2.req('GET', base)).body.total).toBe(1);
+      expect((await h2.req('DELETE', `${base}/cors`)).body).toEqual({ deleted: '1', key: '/apisix/plugin_metadata/cors' });
+    } finally {
+      await h2.close();
+    }
+  });
 });
 
 describe('ssls', () => {

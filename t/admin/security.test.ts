@@ -119,6 +119,19 @@ describe('admin settings', () => {
   });
 });
 
+describe('no usable key', () => {
+  it('refuses every request when the configured keys are empty', async () => {
+    const h = await startAdmin({ config: { deployment: { admin: { admin_key: [{ name: 'admin', key: '', role: 'admin' }] } } } });
+    try {
+      expect((await h.req('GET', '/apisix/admin/routes', { key: '' })).status).toBe(401);
+      expect((await h.req('GET', '/apisix/admin/routes', { key: null })).status).toBe(401);
+      expect((await h.req('GET', '/apisix/admin/routes?api_key=', { key: null })).status).toBe(401);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
 describe('allow_admin', () => {
   let denied: AdminHarness;
   let allowed: AdminHarness;
