@@ -24,6 +24,10 @@
  * here are on by default, as radixtree_uri_with_parameter has them, and
  * `{ params: false }` gives the literal behaviour.
  *
+ * With `{ hostLevels: false }` (APISIX's `radixtree_uri`) there is one path
+ * table and hosts are a per-route check; `routerOptionsFor` maps APISIX's
+ * `apisix.router.http` names to options.
+ *
  * Routes with `status: 0` are left out. A route whose vars or remote_addrs do
  * not compile is left out and reported in `errors`, so one bad route cannot
  * take down routing for the others.
@@ -70,6 +74,27 @@ export interface MatchProbe {
 export interface RouterOptions {
   /** Treat `:name` segments as parameters (default true). */
   params?: boolean;
+  /**
+   * Rank routes by host before path, as `radixtree_host_uri` (default true).
+   * False gives `radixtree_uri`: one path table, hosts checked per route.
+   */
+  hostLevels?: boolean;
+}
+
+/**
+ * Options for an APISIX `apisix.router.http` name; undefined for unknown
+ * names. `radixtree_host_uri` keeps parameters on, as Portico's default.
+ */
+export function routerOptionsFor(name: string): RouterOptions | undefined {
+  switch (name) {
+    case 'radixtree_host_uri':
+      return { hostLevels: true, params: true };
+    case 'radixtree_uri':
+      return { hostLevels: false, params: false };
+    case 'radixtree_uri_with_parameter':
+      return { hostLevels: false, params: true };
+  }
+  return undefined;
 }
 
 export interface Router<T> {
@@ -103,6 +128,7 @@ interface Candidate<T> {
   order: number;
   methods: number;
   ip: IpMatcher | undefined;
+  hosts: HostCheck | undefined;
   vars: CompiledExpr | undefined;
   filter: ((vars: Vars) => boolean) | undefined;
   pattern: RegExp | undefined;
@@ -116,8 +142,28 @@ interface Compiled<T> {
   order: number;
   methods: number;
   ip: IpMatcher | undefined;
+  /** Only without host levels (`radixtree_uri`), where hosts are a per-route check. */
+  hosts: HostCheck | undefined;
   vars: CompiledExpr | undefined;
   filter: ((vars: Vars) => boolean) | undefined;
+}
+
+type HostCheck = (lowerHost: string) => boolean;
+
+/** lua-resty-radixtree's match_host over a route's host list: exact, or `*suffix`. */
+function compileHostCheck(hosts: string[]): HostCheck {
+  const exact = new Set<string>();
+  const suffixes: string[] = [];
+  for (const h of hosts) {
+    const l = h.toLowerCase();
+    if (l.charCodeAt(0) === 42 /* * */) suffixes.push(l.slice(1));
+    else exact.add(l);
+  }
+  return (host) => {
+    if (exact.has(host)) return true;
+    for (let i = 0; i < suffixes.length; i++) if (host.endsWith(suffixes[i]!)) return true;
+    return false;
+  };
 }
 
 function byPrecedence<T>(a: Candidate<T>, b: Candidate<T>): number {
@@ -132,6 +178,10 @@ function escapeRe(s: string): string {
 
 /** The parameter pattern for a path, as lua-resty-radixtree's fetch_pat builds it. */
 function paramPattern(path: string, colonParams: boolean): { pattern: RegExp; names: string[] } | undefined {
+  // Most prefix routes (`/api/*`) capture nothing: skip building a pattern for them.
+  const starSeg = path.startsWith('*') || path.includes('/*');
+  const colonSeg = colonParams && (path.startsWith(':') || path.includes('/:'));
+  if (!starSeg && !colonSeg) return undefined;
   const names: string[] = [];
   const parts = path.split('/').map((seg) => {
     if (colonParams && seg.charCodeAt(0) === 58 /* : */) {
@@ -227,6 +277,28 @@ class RadixTree<V> {
   longestPrefixFirst<S, R>(s: string, visit: PrefixVisitor<V, S, R>, state: S): R | undefined {
     return walk(this.root, s, 0, visit, state);
   }
+
+  /** As longestPrefixFirst, over `s` read from its end (for reversed host suffixes). */
+  longestPrefixFirstOfReversed<S, R>(s: string, visit: PrefixVisitor<V, S, R>, state: S): R | undefined {
+    return walkReversed(this.root, s, 0, visit, state);
+  }
+}
+
+function walkReversed<V, S, R>(n: RadixNode<V>, s: string, used: number, visit: PrefixVisitor<V, S, R>, state: S): R | undefined {
+  const last = s.length - 1 - used;
+  if (n.children !== undefined && last >= 0) {
+    const child = n.children.get(s.charCodeAt(last));
+    if (child !== undefined) {
+      const label = child.label;
+      let k = 0;
+      if (label.length <= last + 1) while (k < label.length && label.charCodeAt(k) === s.charCodeAt(last - k)) k++;
+      if (k === label.length) {
+        const r = walkReversed(child, s, used + k, visit, state);
+        if (r !== undefined) return r;
+      }
+    }
+  }
+  return n.value === undefined ? undefined : visit(n.value, state);
 }
 
 function walk<V, S, R>(n: RadixNode<V>, s: string, pos: number, visit: PrefixVisitor<V, S, R>, state: S): R | undefined {
@@ -242,6 +314,8 @@ function walk<V, S, R>(n: RadixNode<V>, s: string, pos: number, visit: PrefixVis
 
 interface MatchState<T> {
   input: MatchInput;
+  /** Lower-cased once per match. */
+  host: string;
   methodBit: number;
   probe: MatchProbe | undefined;
   result: RouteMatch<T> | undefined;
@@ -252,6 +326,7 @@ function check<T>(c: Candidate<T>, st: MatchState<T>): boolean {
   const input = st.input;
   if (c.methods !== 0 && (c.methods & st.methodBit) === 0) return false;
   if (c.ip !== undefined && !c.ip(input.remoteAddr)) return false;
+  if (c.hosts !== undefined && !c.hosts(st.host)) return false;
   if (c.vars !== undefined && !c.vars(input.vars)) return false;
   if (c.filter !== undefined && !c.filter(input.vars)) return false;
   let params = NO_PARAMS;
@@ -302,6 +377,7 @@ class PathTable<T> {
       order: r.order,
       methods: r.methods,
       ip: r.ip,
+      hosts: r.hosts,
       vars: r.vars,
       filter: r.filter,
       pattern: pp?.pattern,
@@ -350,17 +426,18 @@ class HostRouter<T> implements Router<T> {
   readonly errors: Array<{ id: string; error: string }> = [];
 
   match(input: MatchInput, probe?: MatchProbe): RouteMatch<T> | undefined {
+    const host = input.host.toLowerCase();
     const st: MatchState<T> = {
       input,
+      host,
       methodBit: METHOD_BITS[input.method] ?? 0,
       probe,
       result: undefined,
     };
     if (this.exactHosts.size > 0 || this.wildcardHosts.size > 0) {
-      const host = input.host.toLowerCase();
       const t = this.exactHosts.get(host);
       if (t !== undefined && t.match(st)) return st.result;
-      if (this.wildcardHosts.size > 0 && this.wildcardHosts.longestPrefixFirst(reverse(host), visitTable, st)) {
+      if (this.wildcardHosts.size > 0 && this.wildcardHosts.longestPrefixFirstOfReversed(host, visitTable, st)) {
         return st.result;
       }
     }
@@ -376,6 +453,7 @@ class HostRouter<T> implements Router<T> {
  */
 export function compileRouter<T>(entries: ReadonlyArray<RouterEntry<T>>, opts: RouterOptions = {}): Router<T> {
   const params = opts.params ?? true;
+  const hostLevels = opts.hostLevels ?? true;
   const router = new HostRouter<T>();
   const tables = new Set<PathTable<T>>([router.noHost]);
 
@@ -390,7 +468,7 @@ export function compileRouter<T>(entries: ReadonlyArray<RouterEntry<T>>, opts: R
 
     let compiled: Compiled<T>;
     try {
-      compiled = compileEntry(e, order);
+      compiled = compileEntry(e, order, hostLevels);
     } catch (err) {
       router.errors.push({ id: e.id, error: (err as Error).message });
       return;
@@ -398,7 +476,7 @@ export function compileRouter<T>(entries: ReadonlyArray<RouterEntry<T>>, opts: R
 
     const hosts = e.hosts ?? route.hosts ?? (route.host !== undefined ? [route.host] : undefined);
     const targets: PathTable<T>[] = [];
-    if (hosts === undefined || hosts.length === 0) {
+    if (hosts === undefined || hosts.length === 0 || !hostLevels) {
       targets.push(router.noHost);
     } else {
       for (const raw of new Set(hosts.map((h) => h.toLowerCase()))) {
@@ -421,7 +499,7 @@ export function compileRouter<T>(entries: ReadonlyArray<RouterEntry<T>>, opts: R
   return router;
 }
 
-function compileEntry<T>(e: RouterEntry<T>, order: number): Compiled<T> {
+function compileEntry<T>(e: RouterEntry<T>, order: number, hostLevels: boolean): Compiled<T> {
   const route = e.route;
   let methods = 0;
   for (const m of route.methods ?? []) methods |= METHOD_BITS[m] ?? 0;
@@ -445,5 +523,8 @@ function compileEntry<T>(e: RouterEntry<T>, order: number): Compiled<T> {
     }
   }
 
-  return { data: e.data, priority: route.priority ?? 0, order, methods, ip, vars, filter: e.filter };
+  const hostList = e.hosts ?? route.hosts ?? (route.host !== undefined ? [route.host] : undefined);
+  const hosts = !hostLevels && hostList !== undefined && hostList.length > 0 ? compileHostCheck(hostList) : undefined;
+
+  return { data: e.data, priority: route.priority ?? 0, order, methods, ip, hosts, vars, filter: e.filter };
 }

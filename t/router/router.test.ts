@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Vars } from '../../src/core/ctx.js';
 import type { RouteConf } from '../../src/core/model.js';
-import { compileRouter, type MatchInput, type MatchProbe, type RouterEntry, type RouterOptions } from '../../src/core/router.js';
+import { compileRouter, routerOptionsFor, type MatchInput, type MatchProbe, type RouterEntry, type RouterOptions } from '../../src/core/router.js';
 
 const noVars: Vars = { get: () => undefined };
 
@@ -204,6 +204,49 @@ describe('hosts', () => {
     const { match } = build([{ id: 'svc', uri: '/x', svcHosts: ['svc.io'] }]);
     expect(match('/x', { host: 'svc.io' })).toBe('svc');
     expect(match('/x', { host: 'other.io' })).toBeUndefined();
+  });
+});
+
+describe('wildcard host suffixes', () => {
+  it('shares and splits suffix edges correctly, with or without a dot', () => {
+    const { match } = build([
+      { id: 'a', uri: '/x', host: '*.a.example.com' },
+      { id: 'b', uri: '/x', host: '*.b.example.com' },
+      { id: 'any-example', uri: '/x', host: '*.example.com' },
+      { id: 'nodot', uri: '/x', host: '*foo.io' },
+    ]);
+    expect(match('/x', { host: 'q.a.example.com' })).toBe('a');
+    expect(match('/x', { host: 'q.b.example.com' })).toBe('b');
+    expect(match('/x', { host: 'q.c.example.com' })).toBe('any-example');
+    expect(match('/x', { host: 'a.example.com' })).toBe('any-example');
+    expect(match('/x', { host: 'barfoo.io' })).toBe('nodot');
+    expect(match('/x', { host: 'foo.io' })).toBe('nodot');
+    expect(match('/x', { host: 'oo.io' })).toBeUndefined();
+    expect(match('/x', { host: '' })).toBeUndefined();
+  });
+});
+
+describe('radixtree_uri mode (no host levels)', () => {
+  it('ranks by path only and checks hosts per route', () => {
+    const routes = [
+      { id: 'host-prefix', uri: '/*', host: 'h.com' },
+      { id: 'nohost-exact', uri: '/a/b' },
+      { id: 'wild-exact', uri: '/w', hosts: ['*.h.com'] },
+    ];
+    const { match } = build(routes, routerOptionsFor('radixtree_uri'));
+    // The exact path wins now, even for the host that has its own route.
+    expect(match('/a/b', { host: 'h.com' })).toBe('nohost-exact');
+    expect(match('/zzz', { host: 'H.com' })).toBe('host-prefix');
+    expect(match('/zzz', { host: 'x.com' })).toBeUndefined();
+    expect(match('/w', { host: 'api.h.com' })).toBe('wild-exact');
+    expect(match('/w', { host: 'h.org' })).toBeUndefined();
+  });
+
+  it('maps APISIX router names', () => {
+    expect(routerOptionsFor('radixtree_host_uri')).toEqual({ hostLevels: true, params: true });
+    expect(routerOptionsFor('radixtree_uri')).toEqual({ hostLevels: false, params: false });
+    expect(routerOptionsFor('radixtree_uri_with_parameter')).toEqual({ hostLevels: false, params: true });
+    expect(routerOptionsFor('nope')).toBeUndefined();
   });
 });
 
