@@ -32,6 +32,8 @@ process.on('message', (msg: PrimaryMessage) => {
   }
 });
 
+send({ type: 'ready' });
+
 async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<void> {
   try {
     const logger = pino({ level: msg.logLevel });

@@ -34,6 +34,8 @@ export type PrimaryMessage =
   | { type: 'close' };
 
 export type WorkerMessage =
+  /** The worker's message listener is attached (cluster's 'online' comes before its modules loaded). */
+  | { type: 'ready' }
   | { type: 'listening'; address: AddressInfo }
   | { type: 'applied'; revision: number; version: number }
   | { type: 'failed'; error: string };
@@ -78,14 +80,14 @@ export async function startWorkers(opts: DataPlaneOptions): Promise<DataPlane> {
       workers.add(worker);
       let listening = false;
       worker.on('message', (msg: WorkerMessage) => {
-        if (msg.type === 'listening') {
+        if (msg.type === 'ready') worker.send(initMessage());
+        else if (msg.type === 'listening') {
           listening = true;
           if (!applied.has(worker)) applied.set(worker, listedAt);
           resolve(msg.address);
         } else if (msg.type === 'applied') applied.set(worker, msg.revision);
         else if (msg.type === 'failed') reject(new Error(`data-plane worker failed to start: ${msg.error}`));
       });
-      worker.once('online', () => worker.send(initMessage()));
       worker.once('exit', (code, signal) => {
         workers.delete(worker);
         applied.delete(worker);
