@@ -17,6 +17,17 @@ describe('load()', () => {
     expect(warn.mock.calls.flat().join('\n')).toContain('no-such-plugin');
   });
 
+  it('discovers the compiled .js modules when running from dist (skipping .d.ts and .map)', async () => {
+    // t/global-setup.ts builds dist/ before the run.
+    const spec = new URL('../../dist/src/core/plugin-registry.js', import.meta.url).href;
+    const mod = (await import(spec)) as { PluginRegistry: typeof PluginRegistry };
+    const r = await mod.PluginRegistry.load(['kafka-proxy']);
+    expect(r.list().map((p) => p.name)).toEqual(['kafka-proxy']);
+    expect(r.checkConf('kafka-proxy', { sasl: {} }, 'route')).toBe(
+      'failed to check the configuration of plugin kafka-proxy err: property "sasl" validation failed: property "username" is required',
+    );
+  });
+
   it('loads nothing for an empty list', async () => {
     const r = await PluginRegistry.load([]);
     expect(r.list()).toEqual([]);
