@@ -11,12 +11,24 @@ export function isPlainObject(v: unknown): v is JsonObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/**
+ * Plain assignment of a client-chosen key such as `__proto__` would call the
+ * prototype setter instead of storing data; define own properties instead.
+ */
+function setOwn(obj: JsonObject, key: string, value: unknown): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+function getOwn(obj: JsonObject, key: string): unknown {
+  return Object.hasOwn(obj, key) ? obj[key] : undefined;
+}
+
 /** A copy of `v` without null members in objects, for values that land where nothing was before. */
 function withoutNulls(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(withoutNulls);
   if (!isPlainObject(v)) return v;
   const out: JsonObject = {};
-  for (const [k, inner] of Object.entries(v)) if (inner !== null) out[k] = withoutNulls(inner);
+  for (const [k, inner] of Object.entries(v)) if (inner !== null) setOwn(out, k, withoutNulls(inner));
   return out;
 }
 
@@ -24,12 +36,13 @@ function withoutNulls(v: unknown): unknown {
 export function deepMerge(base: JsonObject, patch: JsonObject): JsonObject {
   const out: JsonObject = { ...base };
   for (const [k, v] of Object.entries(patch)) {
+    const current = getOwn(out, k);
     if (v === null) {
       delete out[k];
-    } else if (isPlainObject(v) && isPlainObject(out[k])) {
-      out[k] = deepMerge(out[k] as JsonObject, v);
+    } else if (isPlainObject(v) && isPlainObject(current)) {
+      setOwn(out, k, deepMerge(current, v));
     } else {
-      out[k] = withoutNulls(v);
+      setOwn(out, k, withoutNulls(v));
     }
   }
   return out;
@@ -47,17 +60,21 @@ export function patchPath(base: JsonObject, segments: readonly string[], value: 
   let cursor: JsonObject = root;
   for (let i = 0; i < segments.length - 1; i++) {
     const name = segments[i]!;
-    const next = cursor[name];
+    const next = getOwn(cursor, name);
     if (next === undefined || next === null) {
-      cursor = cursor[name] = {};
+      const created: JsonObject = {};
+      setOwn(cursor, name, created);
+      cursor = created;
     } else if (isPlainObject(next)) {
-      cursor = cursor[name] = { ...next };
+      const copy: JsonObject = { ...next };
+      setOwn(cursor, name, copy);
+      cursor = copy;
     } else {
       throw adminError(`invalid sub-path: /${segments.slice(0, i + 1).join('/')}`);
     }
   }
   if (last === '') throw adminError(`invalid sub-path: /${segments.join('/')}`);
   if (value === null) delete cursor[last];
-  else cursor[last] = value;
+  else setOwn(cursor, last, value);
   return root;
 }

@@ -117,3 +117,16 @@ describe('PATCH', () => {
     }
   });
 });
+
+describe('PATCH with hostile keys', () => {
+  it('__proto__ in a body or a sub-path is data, never a prototype', async () => {
+    await h.req('PUT', '/apisix/admin/services/proto', { body: {} });
+    const res = await h.req('PATCH', '/apisix/admin/services/proto', { body: '{"__proto__":{"polluted":1}}' });
+    // Refused by the schema (unknown property) or stored as data; never on Object.prototype.
+    expect([200, 400]).toContain(res.status);
+    const sub = await h.req('PATCH', '/apisix/admin/services/proto/__proto__/polluted', { body: '1' });
+    expect([200, 400]).toContain(sub.status);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect((await h.req('GET', '/apisix/admin/services/proto')).status).toBe(200);
+  });
+});
