@@ -199,3 +199,78 @@ export async function startSchemeServer(
     },
   };
 }
+
+// ---------------------------------------------------------------- canned Kafka
+
+import { openPubSub } from '../../src/core/pubsub.js';
+import type { KafkaMessage } from '../../src/core/pubsub-codec.js';
+
+export interface CannedRecord {
+  key?: string;
+  value: string;
+  /** ms; defaults to 1700000000000 + offset */
+  timestamp?: bigint;
+}
+
+export interface FakeKafka {
+  /** A SchemeHandler answering cmd_kafka_list_offset / cmd_kafka_fetch from memory, with APISIX's error strings. */
+  readonly handler: SchemeHandler;
+  /** Adds a record to a topic (partition 0), as if a producer wrote it. */
+  append(topic: string, record: CannedRecord): void;
+  /** Fetches answered so far. */
+  readonly fetches: number;
+}
+
+/**
+ * A fake pub/sub Kafka endpoint for example and client tests: partition 0 of
+ * each topic holds the given records at offsets 0..n-1; a fetch returns at
+ * most `batch` records. The real Kafka path is tested with a real broker.
+ */
+export function fakeKafka(topics: Record<string, CannedRecord[]>, opts: { batch?: number } = {}): FakeKafka {
+  const logs = new Map<string, KafkaMessage[]>();
+  const batch = opts.batch ?? 2;
+  let fetches = 0;
+  const append = (topic: string, r: CannedRecord): void => {
+    const log = logs.get(topic) ?? [];
+    logs.set(topic, log);
+    const offset = BigInt(log.length);
+    log.push({
+      offset,
+      timestamp: r.timestamp ?? 1700000000000n + offset,
+      key: r.key === undefined ? Buffer.alloc(0) : Buffer.from(r.key),
+      value: Buffer.from(r.value),
+    });
+  };
+  for (const [t, records] of Object.entries(topics)) {
+    logs.set(t, []);
+    for (const r of records) append(t, r);
+  }
+  const handler: SchemeHandler = async (request) => {
+    const session = await openPubSub(request);
+    if (!session) return;
+    session.on('cmd_kafka_list_offset', async ({ topic, partition, timestamp }) => {
+      const log = logs.get(topic);
+      if (!log || partition !== 0) throw new Error(`failed to list offset, topic: ${topic}, partition: ${partition}, err: not found ${log ? 'partition' : 'topic'}`);
+      if (timestamp === -2n) return { kafka_list_offset_resp: { offset: 0n } };
+      if (timestamp === -1n) return { kafka_list_offset_resp: { offset: BigInt(log.length) } };
+      const m = log.find((x) => x.timestamp >= timestamp);
+      return { kafka_list_offset_resp: { offset: m ? m.offset : -1n } };
+    });
+    session.on('cmd_kafka_fetch', async ({ topic, partition, offset }) => {
+      fetches++;
+      const log = logs.get(topic);
+      if (!log || partition !== 0) throw new Error(`failed to fetch message, topic: ${topic}, partition: ${partition}, err: not found ${log ? 'partition' : 'topic'}`);
+      if (offset < 0n || offset > BigInt(log.length)) throw new Error(`failed to fetch message, topic: ${topic}, partition: ${partition}, err: OFFSET_OUT_OF_RANGE`);
+      const messages = log.slice(Number(offset), Number(offset) + batch);
+      return { kafka_fetch_resp: { messages } };
+    });
+    await session.wait();
+  };
+  return {
+    handler,
+    append,
+    get fetches() {
+      return fetches;
+    },
+  };
+}
