@@ -22,6 +22,19 @@
 
 export type NormalizedPath = { path: string; query: string } | { error: string };
 
+/** APISIX's optional URI rules (`apisix.delete_uri_tail_slash`, `apisix.normalize_uri_like_servlet`). */
+export interface NormalizeOptions {
+  /** Strip one trailing `/` (never from the root). */
+  deleteUriTailSlash?: boolean;
+  /**
+   * Servlet (Tomcat) canonicalisation: strip `;params` from each segment, and
+   * refuse what a servlet container would read differently from us: a dot
+   * segment carrying parameters (`/..;/`), an empty segment with parameters,
+   * or a still-encoded dot (`%2e`, from a double-encoded request).
+   */
+  likeServlet?: boolean;
+}
+
 const SLASH = 47;
 const DOT = 46;
 const PERCENT = 37;
@@ -30,7 +43,39 @@ const PERCENT = 37;
  * Splits and normalises a raw request target. Fast path: a path with no `%`,
  * `/.`, `//` or unusual byte is returned as the slice it already is.
  */
-export function normalizePath(rawUrl: string): NormalizedPath {
+export function normalizePath(rawUrl: string, opts?: NormalizeOptions): NormalizedPath {
+  const r = normalizeTarget(rawUrl);
+  if (opts === undefined || 'error' in r) return r;
+  let path = r.path;
+  if (opts.likeServlet && path.indexOf(';') !== -1) {
+    const s = servletPath(path);
+    if (typeof s !== 'string') return s;
+    path = s;
+  }
+  if (opts.deleteUriTailSlash && path.length > 1 && path.charCodeAt(path.length - 1) === SLASH) {
+    path = path.slice(0, -1);
+  }
+  return path === r.path ? r : { path, query: r.query };
+}
+
+/** APISIX's normalize_uri_like_servlet over an already normalised path. */
+function servletPath(path: string): string | { error: string } {
+  const segs = path.split('/');
+  for (let i = 0; i < segs.length; i++) {
+    const seg = segs[i]!;
+    const semi = seg.indexOf(';');
+    if (semi === -1) continue;
+    const bare = seg.slice(0, semi);
+    if (bare === '.' || bare === '..') return { error: 'dot segment with parameter' };
+    if (bare === '' && i < segs.length - 1) return { error: 'empty segment with parameters' };
+    const lower = bare.toLowerCase();
+    if (lower === '%2e' || lower === '%2e%2e') return { error: 'encoded dot segment' };
+    segs[i] = bare;
+  }
+  return segs.join('/');
+}
+
+function normalizeTarget(rawUrl: string): NormalizedPath {
   // A fragment never comes from a browser, but a raw client may send one.
   let end = rawUrl.indexOf('#');
   if (end === -1) end = rawUrl.length;

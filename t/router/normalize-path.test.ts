@@ -105,3 +105,25 @@ describe('encodePath', () => {
     }
   });
 });
+
+describe('normalizePath options', () => {
+  const servlet = { likeServlet: true };
+  it('likeServlet strips ;params and refuses what Tomcat would read as traversal', () => {
+    expect(normalizePath('/admin;jsessionid=1/x?q', servlet)).toEqual({ path: '/admin/x', query: 'q' });
+    expect(normalizePath('/a/b;x', servlet)).toEqual({ path: '/a/b', query: '' });
+    expect('error' in normalizePath('/public/..;/admin', servlet)).toBe(true);
+    expect('error' in normalizePath('/public/.;x/admin', servlet)).toBe(true);
+    expect('error' in normalizePath('/public/;x/admin', servlet)).toBe(true);
+    expect('error' in normalizePath('/public/%252e%252e;/admin', servlet)).toBe(true);
+    // Without a `;`, nothing changes.
+    expect(normalizePath('/public/%252e/x', servlet)).toEqual({ path: '/public/%2e/x', query: '' });
+  });
+
+  it('deleteUriTailSlash strips one trailing slash but keeps the root', () => {
+    const o = { deleteUriTailSlash: true };
+    expect(normalizePath('/a/b/', o)).toEqual({ path: '/a/b', query: '' });
+    expect(normalizePath('/a/b//', o)).toEqual({ path: '/a/b', query: '' });
+    expect(normalizePath('/', o)).toEqual({ path: '/', query: '' });
+    expect(normalizePath('/a', o)).toEqual({ path: '/a', query: '' });
+  });
+});
