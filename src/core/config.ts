@@ -27,6 +27,7 @@ import type {
 import { KEY_PREFIX } from './model.js';
 import { buildChain, EMPTY_CHAIN, type ChainEntry, type PluginChain } from './pipeline.js';
 import type { PluginRegistry } from './plugin-registry.js';
+import { decryptConf } from './encryption.js';
 import type { SchemaType } from './plugin.js';
 import { ERRORS, type GatewayError } from './errors.js';
 import type { ListResult, WatchEvent, WatchListener, Watcher } from './store/types.js';
@@ -103,8 +104,6 @@ export interface SnapshotOptions {
   registry: PluginLookup;
   config: PorticoConfig;
   logger: Logger;
-  /** Decrypts encrypted plugin fields in place (data_encryption); absent when no keyring. */
-  decrypt?: (plugin: string, conf: Record<string, unknown>) => void;
   /** Called after each swap (tests, metrics). */
   onSwap?: (snapshot: Snapshot) => void;
 }
@@ -322,7 +321,8 @@ export class ConfigSnapshot {
   private compilePlugins(plugins: PluginConfMap | undefined, type: SchemaType, fromConsumer = false): ChainEntry[] {
     const out: ChainEntry[] = [];
     if (!plugins) return out;
-    const { registry, decrypt, logger } = this.opts;
+    const { registry, logger } = this.opts;
+    const keyring = this.opts.config.apisix.data_encryption?.keyring ?? [];
     for (const name of Object.keys(plugins)) {
       const raw = plugins[name];
       if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new SkipObject(`invalid plugin conf for plugin [${name}]`);
@@ -333,8 +333,9 @@ export class ConfigSnapshot {
       }
       const meta = raw._meta as { disable?: boolean; priority?: number; filter?: unknown[]; error_response?: unknown } | undefined;
       if (meta?.disable === true) continue;
-      const conf = structuredClone(raw);
-      decrypt?.(name, conf);
+      let conf = structuredClone(raw);
+      // Stored encrypted (data_encryption); phases need the plain values. Values no key opens stay as stored.
+      if (keyring.length > 0 && def.encrypt_fields?.length) conf = decryptConf(name, conf, registry as PluginRegistry, keyring);
       const err = registry.checkConf(name, conf, type, true);
       if (err !== undefined) throw new SkipObject(err);
       const compiled = def.compile ? def.compile(conf) : conf;

@@ -105,7 +105,7 @@ class DataPlaneServer {
   readonly server: Server;
   readonly snapshots: ConfigSnapshot;
   private readonly logger: Logger;
-  private readonly env: ProxyEnv & { globalChain: Snapshot['globalChain'] };
+  private readonly env: ProxyEnv;
   private readonly serverHeader: string;
   private readonly wss = new WebSocketServer({ noServer: true });
   /** Sockets handed to WebSocket proxying or a scheme handler; no longer tracked by the http server. */
@@ -115,15 +115,7 @@ class DataPlaneServer {
     this.logger = opts.logger ?? pino({ level: 'info' });
     this.serverHeader = opts.config.apisix.enable_server_tokens === false ? 'Portico' : `Portico/${VERSION}`;
     this.snapshots = new ConfigSnapshot({ registry: opts.registry, config: opts.config, logger: this.logger });
-    const self = this;
-    // The proxy reads global filters from the snapshot the request started with.
-    this.env = {
-      logger: this.logger,
-      serverHeader: this.serverHeader,
-      get globalChain() {
-        return self.snapshots.current.globalChain;
-      },
-    };
+    this.env = { logger: this.logger, serverHeader: this.serverHeader };
     // requestTimeout 0: a slow, large upload is bounded by the upstream's send/read timeouts, not a wall clock.
     this.server = createServer({ requestTimeout: 0, keepAliveTimeout: 60_000 }, (req, res) => this.onRequest(req, res));
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));

@@ -30,8 +30,6 @@ const DEFAULT_TIMEOUT_S = 60;
 export interface ProxyEnv {
   readonly logger: Logger;
   readonly serverHeader: string;
-  /** Global then route plugins, already concatenated per phase by the caller. */
-  readonly globalChain: { readonly header_filter: readonly ChainEntry[]; readonly body_filter: readonly ChainEntry[] };
 }
 
 type Failure = NonNullable<UpstreamOutcome['failure']>;
@@ -153,7 +151,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     ctx.setResponse(statusCode, headers);
     const chain = ctx.chain!;
     try {
-      runNotify(this.env.globalChain.header_filter, 'header_filter', ctx);
+      runNotify(ctx.snapshot.globalChain.header_filter, 'header_filter', ctx);
       runNotify(chain.header_filter, 'header_filter', ctx);
     } catch (err) {
       this.env.logger.error({ err, route: ctx.route.id }, 'plugin failed in header_filter');
@@ -161,7 +159,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       this.abortFn?.(err as Error);
       return false;
     }
-    const g = this.env.globalChain.body_filter;
+    const g = ctx.snapshot.globalChain.body_filter;
     this.filters = g.length === 0 ? chain.body_filter : chain.body_filter.length === 0 ? g : [...g, ...chain.body_filter];
     const res = ctx.res;
     const response = ctx.response;
