@@ -350,6 +350,12 @@ function firstOf<T>(list: Candidate<T>[], st: MatchState<T>): true | undefined {
   return undefined;
 }
 
+function paramColon(path: string): number {
+  if (path.charCodeAt(0) === 58 /* : */) return 0;
+  const i = path.indexOf('/:');
+  return i === -1 ? -1 : i + 1;
+}
+
 /** One lua-resty-radixtree instance: the routes of one host level. */
 class PathTable<T> {
   private readonly exact = new Map<string, Candidate<T>[]>();
@@ -358,7 +364,10 @@ class PathTable<T> {
   add(path: string, r: Compiled<T>, params: boolean): void {
     let key = path;
     let isPrefix = false;
-    const colon = params ? path.indexOf(':') : -1;
+    // Only a `:` that starts a segment is a parameter. lua-resty-radixtree cuts
+    // at any `:`, which turns `/v1/items:batchGet` into a prefix route for
+    // `/v1/items…`; APISIX's default router keeps it literal, and so do we.
+    const colon = params ? paramColon(path) : -1;
     if (colon !== -1) {
       key = path.slice(0, colon);
       isPrefix = true;

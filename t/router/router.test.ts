@@ -128,6 +128,18 @@ describe('parameters', () => {
     expect(m('/org/acme/other/x')).toBeUndefined();
   });
 
+  it('a colon inside a segment is literal (Google-style custom methods)', () => {
+    const { match } = build([
+      { id: 'custom', uri: '/v1/items:batchGet' },
+      { id: 'both', uri: '/v1/:coll/x:y' },
+    ]);
+    expect(match('/v1/items:batchGet')).toBe('custom');
+    expect(match('/v1/itemsZZZ')).toBeUndefined();
+    expect(match('/v1/items')).toBeUndefined();
+    expect(match('/v1/books/x:y')).toBe('both');
+    expect(match('/v1/books/x:z')).toBeUndefined();
+  });
+
   it('regex characters in a written path are literal', () => {
     const { match } = build([{ id: 'dot', uri: '/v1.0/:id' }]);
     expect(match('/v1.0/7')).toBe('dot');
