@@ -96,6 +96,8 @@ beforeAll(async () => {
     ['high', { uri: '/p', priority: 10, methods: ['POST'], upstream: upstreamOf('high') }],
     ['low', { uris: ['/p', '/v'], upstream: upstreamOf('low') }],
     ['param', { uri: '/user/:name', upstream: upstreamOf('param') }],
+    ['lan', { uri: '/ip', remote_addrs: ['10.0.0.0/8'], upstream: upstreamOf('high') }],
+    ['loop', { uri: '/ip', remote_addr: '127.0.0.0/8', priority: -1, upstream: upstreamOf('low') }],
   ];
   for (const [id, body] of routes) {
     const res = await gw.admin('PUT', `/apisix/admin/routes/${id}`, body);
@@ -173,6 +175,30 @@ describe('precedence through the data plane', () => {
     expect(which(await raw(gw.dataPort, '/v'))).toBe('low');
     expect(which(await raw(gw.dataPort, '/v', 'localhost', 'X-Beta: yes\r\n'))).toBe('beta');
     expect(which(await raw(gw.dataPort, '/p'))).toBe('low');
+  });
+
+  it('a header spelled with underscores does not satisfy http_* vars', async () => {
+    // nginx ignores such headers (underscores_in_headers off); http_x_beta means X-Beta only.
+    expect(which(await raw(gw.dataPort, '/v', 'localhost', 'X_Beta: yes\r\n'))).toBe('low');
+  });
+
+  it('remote_addrs use the socket address, never X-Forwarded-For', async () => {
+    expect(which(await raw(gw.dataPort, '/ip'))).toBe('low');
+    expect(which(await raw(gw.dataPort, '/ip', 'localhost', 'X-Forwarded-For: 10.1.2.3\r\nX-Real-IP: 10.1.2.3\r\n'))).toBe('low');
+  });
+
+  it('a route switched to status 0 leaves the router live, and back', async () => {
+    expect((await gw.admin('PATCH', '/apisix/admin/routes/param', { status: 0 })).status).toBe(200);
+    expect(which(await until(() => raw(gw.dataPort, '/user/bob'), (r) => r.status === 404))).toBe('404');
+    expect((await gw.admin('PATCH', '/apisix/admin/routes/param', { status: 1 })).status).toBe(200);
+    expect(which(await until(() => raw(gw.dataPort, '/user/bob'), (r) => r.status === 200))).toBe('param');
+  });
+
+  it('the Admin API refuses a vars expression that does not compile, with lua-resty-expr\'s message', async () => {
+    const bad = await gw.admin('PUT', '/apisix/admin/routes/bad', { uri: '/bad', vars: [['arg_a', '=', '1']], upstream: upstreamOf('low') });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error_msg).toBe("failed to validate the 'vars' expression: invalid operator '='");
+    expect(which(await raw(gw.dataPort, '/bad'))).toBe('404');
   });
 
   it(':name parameters match one segment', async () => {
