@@ -113,8 +113,14 @@ export class LazyVars implements Vars {
         return headerValue(src.req, 'content-type');
       case 'content_length':
         return headerValue(src.req, 'content-length');
+      case 'request_line':
+        return `${src.method} ${src.req.url ?? ''} HTTP/${src.req.httpVersion}`;
       case 'msec':
         return (Date.now() / 1000).toFixed(3);
+      case 'time_iso8601':
+        return nginxTime(new Date(), true);
+      case 'time_local':
+        return nginxTime(new Date(), false);
       case 'route_id':
         return idString(src.route?.id);
       case 'route_name':
@@ -154,6 +160,20 @@ export class LazyVars implements Vars {
     if (this.cookies === undefined) this.cookies = parseCookies(headerValue(this.src.req, 'cookie'));
     return this.cookies.get(key);
   }
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const pad = (n: number) => (n < 10 ? `0${n}` : String(n));
+
+/** nginx's `$time_iso8601` (`2024-05-01T12:34:56+02:00`) or `$time_local` (`01/May/2024:12:34:56 +0200`). */
+export function nginxTime(d: Date, iso: boolean): string {
+  const off = -d.getTimezoneOffset();
+  const sign = off < 0 ? '-' : '+';
+  const oh = pad(Math.floor(Math.abs(off) / 60));
+  const om = pad(Math.abs(off) % 60);
+  const time = `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  if (iso) return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${time}${sign}${oh}:${om}`;
+  return `${pad(d.getDate())}/${MONTHS[d.getMonth()]}/${d.getFullYear()}:${time} ${sign}${oh}${om}`;
 }
 
 function idString(id: Id | undefined): string | undefined {

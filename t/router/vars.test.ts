@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { normalizePath } from '../../src/core/normalize-path.js';
-import { LazyVars, parseCookies, parseQuery, type VarsSource } from '../../src/core/vars.js';
+import { LazyVars, nginxTime, parseCookies, parseQuery, type VarsSource } from '../../src/core/vars.js';
 
 // A real HTTP server builds LazyVars from each request and echoes the variables
 // named in the `x-want` header, so every value below came through a socket.
@@ -68,6 +68,7 @@ describe('LazyVars over a real request', () => {
       'server_addr',
       'server_port',
       'server_protocol',
+      'request_line',
     ], {}, 'PATCH');
     expect(r.before).toEqual({
       uri: '/a/pb/c',
@@ -82,6 +83,7 @@ describe('LazyVars over a real request', () => {
       server_addr: '127.0.0.1',
       server_port: String(port),
       server_protocol: 'HTTP/1.1',
+      request_line: 'PATCH /a/%70b//c?x=1&y=two%20words HTTP/1.1',
     });
     const rp = await read('/', ['remote_port']);
     expect(Number(rp.before.remote_port)).toBeGreaterThan(0);
@@ -172,6 +174,19 @@ describe('LazyVars laziness and overrides', () => {
   it('upstream_uri re-encodes the upstream path', () => {
     const v = new LazyVars({ upstreamRequest: { path: '/a b/é', query: 'q=1' } } as unknown as VarsSource);
     expect(v.get('upstream_uri')).toBe('/a%20b/%C3%A9?q=1');
+  });
+});
+
+describe('time variables', () => {
+  it('format like nginx', () => {
+    const d = new Date(2024, 4, 1, 9, 8, 7);
+    const iso = nginxTime(d, true);
+    const local = nginxTime(d, false);
+    expect(iso).toMatch(/^2024-05-01T09:08:07[+-]\d{2}:\d{2}$/);
+    expect(local).toMatch(/^01\/May\/2024:09:08:07 [+-]\d{4}$/);
+    const v = new LazyVars({} as VarsSource);
+    expect(v.get('time_iso8601')).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}$/);
+    expect(Math.abs(Number(v.get('msec')) * 1000 - Date.now())).toBeLessThan(5000);
   });
 });
 
