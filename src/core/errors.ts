@@ -28,7 +28,8 @@ export const ERRORS = {
   consumerGroupNotFound: emptyError(503),
   missingUpstream: jsonError(503, 'missing upstream configuration in Route or Service'),
   upstreamNotFound: jsonError(502, 'failed to find upstream by id'),
-  noHealthyNode: jsonError(503, 'no valid upstream node'),
+  // APISIX: pick_server failure → 502 (notes §5 step 13.7).
+  noHealthyNode: jsonError(502, 'no valid upstream node'),
   badGateway: jsonError(502, '502 Bad Gateway'),
   gatewayTimeout: jsonError(504, '504 Gateway Timeout'),
   internal: jsonError(500, '500 Internal Server Error'),

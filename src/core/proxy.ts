@@ -217,7 +217,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     if (this.finished) return;
     this.ctx.res.off('drain', this.onDrain);
     const target = this.target;
-    if (this.clientGone) {
+    // A client that vanished mid-upload is not the upstream's failure: no health report, no retry.
+    const req = this.ctx.req;
+    if (this.clientGone || (req.destroyed && !req.complete)) {
       this.finished = true;
       this.runtime.release(target);
       return;

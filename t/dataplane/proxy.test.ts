@@ -133,6 +133,18 @@ describe('data plane: proxy', () => {
     expect(statuses).toEqual(new Set([200, 502]));
   });
 
+  it('no usable node (none configured, or only weight 0) → 502 without connecting anywhere', async () => {
+    await plane.put('/apisix/routes/empty', { uri: '/empty', upstream: { nodes: {} } });
+    await plane.put('/apisix/routes/zero', { uri: '/zero', upstream: { nodes: { [`127.0.0.1:${echo.port}`]: 0 } } });
+    const before = echo.seen.length;
+    for (const path of ['/empty', '/zero']) {
+      const res = await send(plane.port, { path });
+      expect(res.status).toBe(502);
+      expect(JSON.parse(res.body).error_msg).toBe('no valid upstream node');
+    }
+    expect(echo.seen.length).toBe(before);
+  });
+
   it('a malformed upstream response → 502; a reset mid-body cuts the client, and the gateway keeps serving', async () => {
     const garbage = await rawTcp((s) => s.on('data', () => s.end('HTTP/1.1 abc nonsense\r\n\r\n')));
     const midbody = await rawTcp((s) =>
