@@ -240,6 +240,8 @@ class DataPlaneServer {
 
   /** Runs steps from `from` on; on a promise, resumes from the next step when it settles. */
   private advance(ctx: FlowCtx, from: number): void {
+    // The client left while an async plugin ran: nothing left to do (the log phase already ran on close).
+    if (from > 0 && ctx.res.destroyed) return;
     let step = from;
     try {
       for (; step < STEP_COUNT; step++) {
