@@ -356,7 +356,12 @@ class DataPlaneServer {
         const wss = options?.maxPayload ? new WebSocketServer({ noServer: true, maxPayload: options.maxPayload }) : this.wss;
         return new Promise<WebSocket>((resolve, reject) => {
           try {
-            wss.handleUpgrade(req, socket, upgrade!.head, (ws) => resolve(ws));
+            // Paused so a frame that arrived with the handshake waits for the
+            // handler's listeners instead of being emitted to nobody.
+            wss.handleUpgrade(req, socket, upgrade!.head, (ws) => {
+              ws.pause();
+              resolve(ws);
+            });
           } catch (err) {
             reject(err as Error);
           }

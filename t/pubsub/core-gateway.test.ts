@@ -82,11 +82,8 @@ describe('pubsub.t through the gateway', () => {
     expect(await c.closed()).toBe(1009);
   });
 
-  // KNOWN BUG (checklist 30), not in this module: SchemeRequest.accept() in src/core/dataplane.ts resolves
-  // with a flowing socket, so a frame that arrived with the handshake is emitted before the session's
-  // listeners exist and is lost. Fix: call ws.pause() in the handleUpgrade callback before resolve(ws);
-  // PubSubSession resumes it (t/pubsub/core.test.ts proves that path). Turn `it.fails` into `it` then.
-  it.fails('a frame sent together with the upgrade request is answered', async () => {
+  // Checklist 30: accept() hands over a paused socket, so a frame that arrived with the handshake is kept.
+  it('a frame sent together with the upgrade request is answered', async () => {
     const payload = Buffer.from(encodeRequest({ sequence: 4n, cmd_ping: { state: Buffer.from('test') } }));
     const mask = Buffer.from([9, 8, 7, 6]);
     const frame = Buffer.concat([Buffer.from([0x82, 0x80 | payload.length]), mask, Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!))]);
