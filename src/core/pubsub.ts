@@ -318,7 +318,8 @@ export async function openPubSub(request: SchemeRequest, opts: Partial<PubSubSes
   const err = handshakeError(request.ctx.req) ?? (request.isUpgrade ? undefined : 'not a websocket upgrade request');
   if (err !== undefined) {
     full.logger?.warn(`failed to initialize pubsub module, err: ${err}`);
-    request.reject(400, { error_msg: `failed to initialize pubsub module, err: ${err}` });
+    // APISIX answers an empty 400; say what the client must do, keeping APISIX's words for the cause.
+    request.reject(400, { error_msg: `failed to initialize pubsub module: a WebSocket upgrade is required (${err})` });
     return undefined;
   }
   const ws = await request.accept({ maxPayload: full.maxFrameSize });

@@ -75,7 +75,7 @@ export function createKafkaSchemeHandler(opts: KafkaPubSubOptions = {}): SchemeH
   if (logger) overrides.logger = logger;
 
   return async (request) => {
-    // Refuses a plain HTTP request with 400 {"error_msg": "failed to initialize pubsub module, err: ..."}.
+    // Refuses a plain HTTP request with 400 {"error_msg": "failed to initialize pubsub module: a WebSocket upgrade is required (...)"}.
     const session = await openPubSub(request, overrides);
     if (!session) return;
     const maxFrameSize = overrides.maxFrameSize ?? request.pubsub.maxFrameSize;

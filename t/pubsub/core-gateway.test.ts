@@ -56,7 +56,7 @@ describe('pubsub.t through the gateway', () => {
   it('2: a plain GET is refused with 400 and a JSON error', async () => {
     const res = await fetch(`http://127.0.0.1:${gw.dataPort}/pubsub`);
     expect(res.status).toBe(400);
-    expect(await res.json()).toEqual({ error_msg: 'failed to initialize pubsub module, err: bad "upgrade" request header: nil' });
+    expect(await res.json()).toEqual({ error_msg: 'failed to initialize pubsub module: a WebSocket upgrade is required (bad "upgrade" request header: nil)' });
   });
 
   it('3, 4, 5: ping "test" → pong, other state → "error", cmd_empty → "unknown command"', async () => {

@@ -81,7 +81,7 @@ describe('t/pubsub/pubsub.t mirrored', () => {
     const res = await fetch(`${srv.httpUrl}/pubsub`);
     expect(res.status).toBe(400);
     expect(res.headers.get('content-type')).toMatch(/json/);
-    expect(await res.json()).toEqual({ error_msg: 'failed to initialize pubsub module, err: bad "upgrade" request header: nil' });
+    expect(await res.json()).toEqual({ error_msg: 'failed to initialize pubsub module: a WebSocket upgrade is required (bad "upgrade" request header: nil)' });
     expect(rec.logs).toContain('warn: failed to initialize pubsub module, err: bad "upgrade" request header: nil');
   });
 

@@ -93,7 +93,7 @@ describe('kafka.t through the gateway', () => {
     const res = await fetch(`${gw.dataUrl}/kafka`);
     expect(res.status).toBe(400);
     const body = (await res.json()) as { error_msg: string };
-    expect(body.error_msg).toContain('bad "upgrade" request header: nil');
+    expect(body.error_msg).toBe('failed to initialize pubsub module: a WebSocket upgrade is required (bad "upgrade" request header: nil)');
   });
 
   it('the eight commands of kafka.t case 3 on one WebSocket', async () => {
