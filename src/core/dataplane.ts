@@ -33,7 +33,7 @@ import { ProxyExchange, type ProxyEnv } from './proxy.js';
 import { RequestCtx } from './request-context.js';
 import { getSchemeHandler, type SchemeRequest } from './scheme-handler.js';
 import { proxyWebSocket, writeRawError } from './ws-proxy.js';
-import '../pubsub/index.js';
+import { closeKafkaBackends, registerKafkaPubSub } from '../pubsub/index.js';
 
 export interface DataPlaneOptions {
   config: PorticoConfig;
@@ -80,6 +80,8 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<DataPlane>
 /** Serves in this process (worker_processes 1, or inside a cluster worker). */
 export async function startServing(opts: DataPlaneOptions): Promise<DataPlane> {
   const dp = new DataPlaneServer(opts);
+  // Messaging backends log through this process's logger (broker failures, dropped sessions).
+  registerKafkaPubSub({ logger: dp.logger });
   await dp.snapshots.start(opts.store);
   await dp.listen();
   return {
@@ -104,7 +106,7 @@ type FlowCtx = RequestCtx & { plane?: DataPlaneServer; exchange?: ProxyExchange;
 class DataPlaneServer {
   readonly server: Server;
   readonly snapshots: ConfigSnapshot;
-  private readonly logger: Logger;
+  readonly logger: Logger;
   private readonly env: ProxyEnv;
   private readonly serverHeader: string;
   private readonly wss = new WebSocketServer({ noServer: true });
@@ -150,6 +152,7 @@ class DataPlaneServer {
     clearTimeout(timer);
     this.wss.close();
     await this.snapshots.close();
+    await closeKafkaBackends();
   }
 
   // ---- entry points ------------------------------------------------------

@@ -11,7 +11,11 @@ export interface SchemeRequest {
   readonly ctx: RequestContext;
   /** The client asked for a WebSocket upgrade (Upgrade: websocket, Connection: upgrade, GET, HTTP/1.1). */
   readonly isUpgrade: boolean;
-  /** Completes the handshake (101) and hands over the socket. Call only when `isUpgrade`, at most once. */
+  /**
+   * Completes the handshake (101) and hands over the socket, paused: attach
+   * listeners, then `ws.resume()`, so a frame sent along with the handshake is
+   * not lost. Call only when `isUpgrade`, at most once.
+   */
   accept(options?: { maxPayload?: number }): Promise<WebSocket>;
   /** Answers a request that was not upgraded: `status` with a JSON body followed by "\n". */
   reject(status: number, body: unknown): void;

@@ -19,6 +19,7 @@ registerSchemeHandler('portico-test', async (request) => {
   }
   const ws = await request.accept({ maxPayload: 1024 });
   ws.on('message', (d) => ws.send(`got ${d.toString()}`));
+  ws.resume(); // accept() hands the socket over paused; listeners are attached now
   await new Promise((r) => ws.once('close', r));
   events.push('session over');
 });
