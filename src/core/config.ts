@@ -287,7 +287,10 @@ export class ConfigSnapshot {
     if (routesChanged) {
       router = compileRouter<CompiledRoute>(
         // The merged conf carries the service's hosts as the fallback already.
-        [...routes.values()].map((r) => ({ id: r.conf.id, route: r.conf, data: r })),
+        // Sorted by id so ties resolve the same way after every restart and on every worker.
+        [...routes.values()]
+          .sort((a, b) => (a.conf.id < b.conf.id ? -1 : a.conf.id > b.conf.id ? 1 : 0))
+          .map((r) => ({ id: r.conf.id, route: r.conf, data: r })),
       );
       for (const e of router.errors) this.opts.logger.warn({ route: e.id, error: e.error }, 'config: route left out of the router');
     }
@@ -389,7 +392,8 @@ export class ConfigSnapshot {
       const def = this.opts.registry.get(name);
       if (!def?.consumers) continue;
       try {
-        def.consumers(list.filter((c) => c.plugins?.[name] !== undefined));
+        // Every consumer: a plugin may name one that has no conf of its own (key-auth's anonymous_consumer).
+        def.consumers(list);
       } catch (err) {
         this.opts.logger.error({ err, plugin: name }, 'config: plugin failed to load consumers');
       }

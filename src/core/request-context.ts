@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestContext, ResponseState, UpstreamRequest, Vars } from './ctx.js';
 import { Headers } from './headers.js';
+import { unmapIPv4 } from './ip-match.js';
 import type { ConsumerConf, RouteConf, ServiceConf, UpstreamConf } from './model.js';
 import type { PluginChain } from './pipeline.js';
 import type { CompiledRoute, Snapshot } from './config.js';
@@ -73,7 +74,8 @@ export class RequestCtx implements RequestContext {
   ) {
     this.method = req.method ?? 'GET';
     const socket = req.socket;
-    this.remoteAddr = socket.remoteAddress ?? '';
+    // A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d; APISIX's remote_addr is a.b.c.d.
+    this.remoteAddr = unmapIPv4(socket.remoteAddress ?? '');
     this.remotePort = socket.remotePort ?? 0;
     this.host = hostOf(req.headers.host);
   }

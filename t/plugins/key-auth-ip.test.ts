@@ -77,6 +77,14 @@ describe('key-auth', () => {
     expect(env.up.seen.at(-1)!.headers.apikey).toBeUndefined();
   });
 
+  it('an anonymous consumer needs no key-auth conf of its own', async () => {
+    await env.put('/apisix/admin/consumers', { username: 'guest', plugins: {} });
+    await env.route('ka6', '/ka6', { 'key-auth': { anonymous_consumer: 'guest' } });
+    const res = await send(`${env.gw.dataUrl}/ka6`);
+    expect(res.status).toBe(200);
+    expect(env.up.seen.at(-1)!.headers['x-consumer-username']).toBe('guest');
+  });
+
   it('rejects a consumer without key and a bad route conf', async () => {
     const c = await env.gw.admin('PUT', '/apisix/admin/consumers', { username: 'nokey', plugins: { 'key-auth': {} } });
     expect(c.status).toBe(400);
