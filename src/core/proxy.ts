@@ -11,7 +11,19 @@
  * to other nodes, only when nothing of the request was sent (connect failed or
  * timed out), or when an idempotent, bodiless request was reset before a
  * response started; never once the body is on the wire.
+ *
+ * Timeouts (`timeout` of the route, else of the upstream; nginx's proxy_*_timeout):
+ * - connect: enforced by the node's pool. A route whose connect differs from
+ *   its upstream's dispatches through a pool built with its own value (shared
+ *   by all such routes), so no timer runs per request. undici times connects
+ *   on its coarse clock (~0.5 s ticks): sub-second values round up.
+ * - send: the longest the upstream may refuse request body data. undici pauses
+ *   the client's body while the upstream socket is full; a timer runs only
+ *   during such a stall. Expiry is a 504; the body is partly sent, so no retry.
+ * - read: undici's headers and body timeouts (headers time includes any
+ *   stall while the body is sent, as undici counts it).
  */
+import type { IncomingMessage } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { ERRORS, sendError, type GatewayError } from './errors.js';
 import { connectionTokens, Headers, parseRawHeaders } from './headers.js';
@@ -26,6 +38,26 @@ import type { Logger } from 'pino';
 const REPLACED = new Set(['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-real-ip', 'expect']);
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 const DEFAULT_TIMEOUT_S = 60;
+/** Error code of a request body the upstream stopped accepting for longer than `timeout.send`. */
+const SEND_TIMEOUT = 'PORTICO_SEND_TIMEOUT';
+const kExchange = Symbol('portico.exchange');
+type BodyStream = IncomingMessage & { [kExchange]?: ProxyExchange };
+
+/**
+ * undici pauses the client's body stream when the upstream socket's buffer is
+ * full and resumes it on drain, so 'pause' and 'resume' on the body are
+ * exactly "the upstream stopped / started accepting data". Shared listeners
+ * (`this` is the body) rather than closures per request.
+ */
+function onBodyPause(this: BodyStream): void {
+  this[kExchange]?.bodyBlocked();
+}
+function onBodyResume(this: BodyStream): void {
+  this[kExchange]?.bodyFlowing();
+}
+function onSendTimer(exchange: ProxyExchange): void {
+  exchange.checkSendTimeout();
+}
 
 export interface ProxyEnv {
   readonly logger: Logger;
@@ -39,6 +71,7 @@ function classify(err: Error & { code?: string }): { failure: Failure; error: Ga
     case 'UND_ERR_CONNECT_TIMEOUT':
     case 'UND_ERR_HEADERS_TIMEOUT':
     case 'UND_ERR_BODY_TIMEOUT':
+    case SEND_TIMEOUT:
     case 'ETIMEDOUT':
       return { failure: 'timeout', error: ERRORS.gatewayTimeout };
     case 'ECONNREFUSED':
@@ -79,6 +112,14 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   private sentAt = 0;
   private resumeFn: (() => void) | undefined;
   private filters: readonly ChainEntry[] = [];
+  /** A route-level connect timeout that differs from the pool's, in ms; 0 when the pool's applies. */
+  private readonly connectMs: number;
+  /** timeout.send in ms, for requests with a body; 0 without one. */
+  private readonly sendMs: number;
+  /** When the upstream stopped accepting body data (0: it is accepting). */
+  private blockedAt = 0;
+  private sendTimer: NodeJS.Timeout | undefined;
+  private sendTimedOut = false;
   private readonly onDrain = () => this.resumeFn?.();
 
   constructor(
@@ -94,8 +135,18 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.retryDeadline = conf.retry_timeout ? performance.now() + conf.retry_timeout * 1000 : Infinity;
     this.timeout = ctx.compiled?.timeout ?? conf.timeout;
     const read = (this.timeout?.read ?? DEFAULT_TIMEOUT_S) * 1000;
+    const routeConnect = ctx.compiled?.timeout?.connect;
+    // The pool enforces the upstream's connect timeout; a route that differs uses a pool built with its own.
+    this.connectMs = routeConnect !== undefined && routeConnect * 1000 !== runtime.connectTimeoutMs ? routeConnect * 1000 : 0;
     const up = ctx.upstreamRequest;
-    const body = hasBody(ctx) ? ctx.req : null;
+    const body = hasBody(ctx) ? (ctx.req as BodyStream) : null;
+    this.sendMs = 0;
+    if (body !== null) {
+      this.sendMs = (this.timeout?.send ?? DEFAULT_TIMEOUT_S) * 1000;
+      body[kExchange] = this;
+      body.on('pause', onBodyPause);
+      body.on('resume', onBodyResume);
+    }
     this.options = {
       method: up.method as Dispatcher.HttpMethod,
       path: encodePath(up.path) + (up.query === '' ? '' : '?' + up.query),
@@ -122,15 +173,58 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.abortFn = undefined;
     this.sentAt = performance.now();
     this.ctx.target = this.target;
+    const target = this.target;
     try {
-      this.target.pool.dispatch(this.options, this);
+      const pool = this.connectMs === 0 ? target.pool : this.runtime.poolWithConnectTimeout(target, this.connectMs);
+      pool.dispatch(this.options, this);
     } catch (err) {
       // A closed pool (config swapped long ago) or invalid options.
       this.onError(err as Error);
     }
   }
 
+  // ---- timeout.send ------------------------------------------------------
+
+  /** The upstream socket is full: the send timeout runs until it drains. */
+  bodyBlocked(): void {
+    if (this.finished) return;
+    this.blockedAt = performance.now();
+    // One timer per stall at most; it re-arms itself for the remainder when the body moved meanwhile.
+    this.sendTimer ??= setTimeout(onSendTimer, this.sendMs, this);
+  }
+
+  bodyFlowing(): void {
+    this.blockedAt = 0;
+  }
+
+  checkSendTimeout(): void {
+    this.sendTimer = undefined;
+    if (this.finished || this.blockedAt === 0) return;
+    const left = this.blockedAt + this.sendMs - performance.now();
+    if (left >= 1) {
+      this.sendTimer = setTimeout(onSendTimer, left, this);
+      return;
+    }
+    this.sendTimedOut = true;
+    const err = new Error(`upstream accepted no request body data for ${this.sendMs} ms`) as Error & { code: string };
+    err.code = SEND_TIMEOUT;
+    this.abortFn?.(err);
+  }
+
+  private stopSendTimer(): void {
+    if (this.sendTimer !== undefined) {
+      clearTimeout(this.sendTimer);
+      this.sendTimer = undefined;
+    }
+    this.blockedAt = 0;
+  }
+
   // ---- undici handler ----------------------------------------------------
+
+  /** The whole body is on the wire: from here the read timeout applies. */
+  onRequestSent(): void {
+    this.stopSendTimer();
+  }
 
   onConnect(abort: (err?: Error) => void): void {
     if (this.clientGone) {
@@ -195,6 +289,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
   onComplete(): void {
     this.finished = true;
+    if (this.sendMs !== 0) this.stopSendTimer();
     this.runtime.release(this.target);
     const res = this.ctx.res;
     res.off('drain', this.onDrain);
@@ -216,10 +311,11 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   onError(err: Error & { code?: string }): void {
     if (this.finished) return;
     this.ctx.res.off('drain', this.onDrain);
+    if (this.sendMs !== 0) this.stopSendTimer();
     const target = this.target;
     // A client that vanished mid-upload is not the upstream's failure: no health report, no retry.
     const req = this.ctx.req;
-    if (this.clientGone || (req.destroyed && !req.complete)) {
+    if (!this.sendTimedOut && (this.clientGone || (req.destroyed && !req.complete))) {
       this.finished = true;
       this.runtime.release(target);
       return;
@@ -262,6 +358,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       return;
     }
     ctx.setResponse(error.status, new Headers({}));
+    // The rest of the client's body was never read: this connection cannot carry another request.
+    if (this.sendTimedOut) res.shouldKeepAlive = false;
     sendError(res, error, { server: this.env.serverHeader });
   }
 }

@@ -88,20 +88,21 @@ export class LazyVars implements Vars {
         return src.remoteAddr;
       case 'remote_port':
         return String(src.remotePort);
+      // An aborted upload's request has no socket any more (undici detaches it before destroying the body).
       case 'server_addr': {
-        const a = src.req.socket.localAddress;
+        const a = src.req.socket?.localAddress;
         return a === undefined ? undefined : unmapIPv4(a);
       }
       case 'server_port': {
-        const p = src.req.socket.localPort;
+        const p = src.req.socket?.localPort;
         return p === undefined ? undefined : String(p);
       }
       case 'request_method':
         return src.method;
       case 'scheme':
-        return (src.req.socket as TLSSocket).encrypted ? 'https' : 'http';
+        return (src.req.socket as TLSSocket | null)?.encrypted ? 'https' : 'http';
       case 'https':
-        return (src.req.socket as TLSSocket).encrypted ? 'on' : '';
+        return (src.req.socket as TLSSocket | null)?.encrypted ? 'on' : '';
       case 'server_protocol':
         return `HTTP/${src.req.httpVersion}`;
       case 'query_string':

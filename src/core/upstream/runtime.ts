@@ -9,12 +9,13 @@
  * upstream that turns each request into a wait for connect timeouts, which is
  * the opposite of what a health check is for.
  */
+import type { Pool } from 'undici';
 import type { RequestContext } from '../ctx.js';
 import type { UpstreamConf } from '../model.js';
 import { balancerFactory } from './balancer/index.js';
 import { HealthChecker, type HealthListener } from './health.js';
 import { parseNodes } from './nodes.js';
-import { acquirePool, poolSettings, releasePool } from './pool.js';
+import { acquirePool, poolSettings, releasePool, type PoolSettings } from './pool.js';
 import type { Balancer, NodeState, UpstreamOutcome, UpstreamRuntime, UpstreamTarget } from './types.js';
 
 interface Group {
@@ -32,6 +33,10 @@ class Runtime implements UpstreamRuntime {
   private readonly groups: readonly Group[];
   private readonly groupOf: Map<NodeState, Balancer>;
   private readonly health?: HealthChecker;
+  private readonly settings: PoolSettings;
+  readonly connectTimeoutMs: number;
+  /** Pools for route-level connect timeouts, keyed `node key|ms`; created on first use. */
+  private overridePools: Map<string, Pool> | undefined;
   private closed?: Promise<void>;
 
   constructor(
@@ -40,6 +45,8 @@ class Runtime implements UpstreamRuntime {
     options: RuntimeOptions,
   ) {
     const settings = poolSettings(conf);
+    this.settings = settings;
+    this.connectTimeoutMs = settings.connectTimeoutMs;
     this.nodes = parseNodes(conf).map((n) => ({
       ...n,
       pool: acquirePool(n.host, n.port, settings),
@@ -96,10 +103,26 @@ class Runtime implements UpstreamRuntime {
     if (node.active > 0) node.active--;
   }
 
+  poolWithConnectTimeout(target: UpstreamTarget, connectTimeoutMs: number): Pool {
+    const node = target as NodeState;
+    // A closed runtime must not take new pool references it would never release.
+    if (connectTimeoutMs === this.connectTimeoutMs || this.closed) return node.pool;
+    const key = `${node.key}|${connectTimeoutMs}`;
+    const pools = (this.overridePools ??= new Map());
+    let pool = pools.get(key);
+    if (pool === undefined) {
+      pool = acquirePool(node.host, node.port, { ...this.settings, connectTimeoutMs });
+      pools.set(key, pool);
+    }
+    return pool;
+  }
+
   close(): Promise<void> {
     if (!this.closed) {
       this.health?.close();
-      this.closed = Promise.all(this.nodes.map((n) => releasePool(n.pool))).then(() => undefined);
+      const pools = this.nodes.map((n) => n.pool);
+      if (this.overridePools) pools.push(...this.overridePools.values());
+      this.closed = Promise.all(pools.map((p) => releasePool(p))).then(() => undefined);
     }
     return this.closed;
   }

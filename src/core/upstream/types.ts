@@ -39,6 +39,14 @@ export interface UpstreamRuntime {
   report(target: UpstreamTarget, outcome: UpstreamOutcome): void;
   /** The attempt that picked `target` is over (least_conn / ewma bookkeeping). */
   release(target: UpstreamTarget): void;
+  /** The pool's connect timeout (upstream `timeout.connect`), in ms. */
+  readonly connectTimeoutMs: number;
+  /**
+   * The pool to `target` whose connect timeout is `connectTimeoutMs` (a
+   * route-level `timeout.connect` that differs from the upstream's). Shared
+   * by every route with the same override; released with the runtime.
+   */
+  poolWithConnectTimeout(target: UpstreamTarget, connectTimeoutMs: number): Pool;
   /** Stops health checks and drops this runtime's hold on its pools. */
   close(): Promise<void>;
 }
