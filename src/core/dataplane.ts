@@ -101,7 +101,7 @@ interface UpgradeState {
 }
 
 /** Per-request state the pipeline needs beyond RequestContext, kept off the public interface. */
-type FlowCtx = RequestCtx & { plane?: DataPlaneServer; exchange?: ProxyExchange; upgrade?: UpgradeState; takenOver?: boolean };
+type FlowCtx = RequestCtx & { plane: DataPlaneServer | undefined; exchange: ProxyExchange | undefined; upgrade: UpgradeState | undefined };
 
 class DataPlaneServer {
   readonly server: Server;
@@ -163,9 +163,10 @@ class DataPlaneServer {
       sendError(res, ERRORS.badPath, { server: this.serverHeader });
       return;
     }
-    const ctx: FlowCtx = new RequestCtx(req, res, norm.path, norm.query, this.snapshots.current);
+    const ctx = new RequestCtx(req, res, norm.path, norm.query, this.snapshots.current) as FlowCtx;
     (res as CtxResponse)[kCtx] = ctx;
-    res.once('close', this.onResponseClose);
+    // 'close' fires once per response: `on` spares the wrapper `once` allocates.
+    res.on('close', this.onResponseClose);
     this.begin(ctx);
   }
 
@@ -181,7 +182,7 @@ class DataPlaneServer {
     res.assignSocket(socket as Socket);
     res.shouldKeepAlive = false;
     res.once('finish', () => socket.end());
-    const ctx: FlowCtx = new RequestCtx(req, res, norm.path, norm.query, this.snapshots.current);
+    const ctx = new RequestCtx(req, res, norm.path, norm.query, this.snapshots.current) as FlowCtx;
     ctx.upgrade = { socket, head };
     (res as CtxResponse)[kCtx] = ctx;
     res.once('close', this.onResponseClose);
@@ -303,6 +304,7 @@ class DataPlaneServer {
     const target = runtime.pick(ctx);
     if (target === undefined) return this.failWith(ctx, ERRORS.noHealthyNode);
     ctx.target = target;
+    ctx.runtime = runtime;
     return undefined;
   }
 
@@ -315,8 +317,7 @@ class DataPlaneServer {
   private dispatch(ctx: FlowCtx): void {
     const target = ctx.target!;
     const compiled = ctx.compiled!;
-    const upstream = compiled.upstreamId !== undefined ? ctx.snapshot.upstreams.get(compiled.upstreamId)! : compiled.upstream!;
-    const runtime = upstream.runtime!;
+    const runtime = ctx.runtime!;
     const upgrade = ctx.upgrade;
     if (upgrade !== undefined && compiled.enableWebsocket) {
       ctx.takenOver = true;
@@ -396,11 +397,7 @@ class DataPlaneServer {
 
   private pluginFailed(ctx: FlowCtx, err: unknown): void {
     this.logger.error({ err, route: ctx.route.id, path: ctx.path }, 'plugin failed; answering 500');
-    if (ctx.target !== undefined && ctx.exchange === undefined) {
-      const compiled = ctx.compiled;
-      const up = compiled?.upstreamId !== undefined ? ctx.snapshot.upstreams.get(compiled.upstreamId) : compiled?.upstream;
-      up?.runtime?.release(ctx.target);
-    }
+    if (ctx.target !== undefined && ctx.exchange === undefined) ctx.runtime?.release(ctx.target);
     this.respondError(ctx, ERRORS.internal);
   }
 
@@ -414,9 +411,7 @@ class DataPlaneServer {
   /** A plugin's `return code, body`: header_filter and body_filter still run, as in APISIX. */
   private respondExit(ctx: FlowCtx, exit: Exit): void {
     if (ctx.target !== undefined) {
-      const compiled = ctx.compiled!;
-      const up = compiled.upstreamId !== undefined ? ctx.snapshot.upstreams.get(compiled.upstreamId) : compiled.upstream;
-      up?.runtime?.release(ctx.target);
+      ctx.runtime?.release(ctx.target);
       ctx.target = undefined;
     }
     this.writeBody(ctx, exit.status, encodeBody(exit.body), exit.headers);

@@ -31,6 +31,8 @@ export function isHopByHop(name: string): boolean {
  */
 export function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
   if (value === undefined) return undefined;
+  // What nearly every peer sends: nothing to drop, and no split to allocate.
+  if (value === 'keep-alive' || value === 'close' || value === 'Keep-Alive' || value === 'Close') return undefined;
   const joined = Array.isArray(value) ? value.join(',') : value;
   let out: Set<string> | undefined;
   for (const raw of joined.split(',')) {

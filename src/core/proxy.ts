@@ -26,7 +26,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { ERRORS, sendError, type GatewayError } from './errors.js';
-import { connectionTokens, Headers, parseRawHeaders } from './headers.js';
+import { connectionTokens, Headers, isHopByHop, parseRawHeaders } from './headers.js';
 import type { TimeoutConf } from './model.js';
 import { encodePath } from './normalize-path.js';
 import { runBodyFilter, runNotify, type ChainEntry } from './pipeline.js';
@@ -120,7 +120,6 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   private blockedAt = 0;
   private sendTimer: NodeJS.Timeout | undefined;
   private sendTimedOut = false;
-  private readonly onDrain = () => this.resumeFn?.();
 
   constructor(
     private readonly ctx: RequestCtx,
@@ -130,15 +129,13 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   ) {
     this.target = first;
     const conf = runtime.conf;
-    const nodeCount = Array.isArray(conf.nodes) ? conf.nodes.length : conf.nodes ? Object.keys(conf.nodes).length : 1;
-    this.retriesLeft = conf.retries ?? Math.max(0, nodeCount - 1);
+    this.retriesLeft = runtime.retries;
     this.retryDeadline = conf.retry_timeout ? performance.now() + conf.retry_timeout * 1000 : Infinity;
     this.timeout = ctx.compiled?.timeout ?? conf.timeout;
     const read = (this.timeout?.read ?? DEFAULT_TIMEOUT_S) * 1000;
     const routeConnect = ctx.compiled?.timeout?.connect;
     // The pool enforces the upstream's connect timeout; a route that differs uses a pool built with its own.
     this.connectMs = routeConnect !== undefined && routeConnect * 1000 !== runtime.connectTimeoutMs ? routeConnect * 1000 : 0;
-    const up = ctx.upstreamRequest;
     const body = hasBody(ctx) ? (ctx.req as BodyStream) : null;
     this.sendMs = 0;
     if (body !== null) {
@@ -147,10 +144,15 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       body.on('pause', onBodyPause);
       body.on('resume', onBodyResume);
     }
+    // No plugin touched the upstream request (the common case): forward what the client sent, without building edit state.
+    const up = ctx.peekUpstreamRequest();
+    const method = up === undefined ? ctx.method : up.method;
+    const path = up === undefined ? ctx.path : up.path;
+    const query = up === undefined ? ctx.query : up.query;
     this.options = {
-      method: up.method as Dispatcher.HttpMethod,
-      path: encodePath(up.path) + (up.query === '' ? '' : '?' + up.query),
-      headers: upstreamHeaders(ctx, runtime, first),
+      method: method as Dispatcher.HttpMethod,
+      path: query === '' ? encodePath(path) : encodePath(path) + '?' + query,
+      headers: up === undefined ? clientUpstreamHeaders(ctx, runtime, first) : upstreamHeaders(ctx, runtime, first),
       body,
       headersTimeout: read,
       bodyTimeout: read,
@@ -171,7 +173,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   private dispatch(): void {
     this.connected = false;
     this.abortFn = undefined;
-    this.sentAt = performance.now();
+    if (this.runtime.observed) this.sentAt = performance.now();
     this.ctx.target = this.target;
     const target = this.target;
     try {
@@ -240,27 +242,37 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     const ctx = this.ctx;
     this.responded = true;
     this.resumeFn = resume;
-    this.runtime.report(this.target, { status: statusCode, latencyMs: performance.now() - this.sentAt });
-    const headers = new Headers(parseRawHeaders(rawHeaders));
-    ctx.setResponse(statusCode, headers);
+    const runtime = this.runtime;
+    if (runtime.observed) runtime.report(this.target, { status: statusCode, latencyMs: performance.now() - this.sentAt });
     const chain = ctx.chain!;
-    try {
-      runNotify(ctx.snapshot.globalChain.header_filter, 'header_filter', ctx);
-      runNotify(chain.header_filter, 'header_filter', ctx);
-    } catch (err) {
-      this.env.logger.error({ err, route: ctx.route.id }, 'plugin failed in header_filter');
-      this.fail(ERRORS.internal);
-      this.abortFn?.(err as Error);
-      return false;
+    const global = ctx.snapshot.globalChain;
+    let status = statusCode;
+    let out: string[];
+    if (chain.header_filter.length === 0 && global.header_filter.length === 0 && chain.body_filter.length === 0 && global.body_filter.length === 0) {
+      // No plugin looks at the response: relay the raw pairs; ctx.response is parsed only if a log plugin reads it.
+      ctx.setUpstreamResponse(statusCode, rawHeaders);
+      out = relayedHeaders(rawHeaders);
+    } else {
+      const headers = new Headers(parseRawHeaders(rawHeaders));
+      ctx.setResponse(statusCode, headers);
+      try {
+        runNotify(global.header_filter, 'header_filter', ctx);
+        runNotify(chain.header_filter, 'header_filter', ctx);
+      } catch (err) {
+        this.env.logger.error({ err, route: ctx.route.id }, 'plugin failed in header_filter');
+        this.fail(ERRORS.internal);
+        this.abortFn?.(err as Error);
+        return false;
+      }
+      const g = global.body_filter;
+      this.filters = g.length === 0 ? chain.body_filter : chain.body_filter.length === 0 ? g : [...g, ...chain.body_filter];
+      const response = ctx.response;
+      status = response.status;
+      out = response.headers.flatten([], connectionTokens(headers.get('connection')), this.filters.length > 0 ? SERVER_AND_LENGTH : SERVER_ONLY);
     }
-    const g = ctx.snapshot.globalChain.body_filter;
-    this.filters = g.length === 0 ? chain.body_filter : chain.body_filter.length === 0 ? g : [...g, ...chain.body_filter];
-    const res = ctx.res;
-    const response = ctx.response;
-    const out = response.headers.flatten([], connectionTokens(headers.get('connection')), this.filters.length > 0 ? SERVER_AND_LENGTH : SERVER_ONLY);
     out.push('server', this.env.serverHeader);
     try {
-      res.writeHead(response.status, out);
+      ctx.res.writeHead(status, out);
     } catch (err) {
       // Invalid header bytes from the upstream: a bad response, not our crash.
       this.env.logger.warn({ err, upstream: this.target.key }, 'upstream sent an unusable response head');
@@ -268,7 +280,6 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       this.abortFn?.(err as Error);
       return false;
     }
-    res.on('drain', this.onDrain);
     return true;
   }
 
@@ -284,7 +295,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       }
       if (chunk.length === 0) return true;
     }
-    return res.write(chunk);
+    if (res.write(chunk)) return true;
+    // The client is slow: undici pauses the upstream until the response drains (a listener only now, not per request).
+    res.once('drain', this.resumeFn!);
+    return false;
   }
 
   onComplete(): void {
@@ -292,7 +306,6 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     if (this.sendMs !== 0) this.stopSendTimer();
     this.runtime.release(this.target);
     const res = this.ctx.res;
-    res.off('drain', this.onDrain);
     if (this.filters.length > 0) {
       let tail: Buffer;
       try {
@@ -310,7 +323,6 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
   onError(err: Error & { code?: string }): void {
     if (this.finished) return;
-    this.ctx.res.off('drain', this.onDrain);
     if (this.sendMs !== 0) this.stopSendTimer();
     const target = this.target;
     // A client that vanished mid-upload is not the upstream's failure: no health report, no retry.
@@ -390,6 +402,86 @@ export function upstreamHeaders(ctx: RequestCtx, runtime: UpstreamRuntime, targe
   return out;
 }
 
+/**
+ * upstreamHeaders() for a request no plugin edited: the client's headers minus
+ * hop-by-hop and replaced ones, then ours. Same output, without edit bookkeeping.
+ */
+function clientUpstreamHeaders(ctx: RequestCtx, runtime: UpstreamRuntime, target: UpstreamTarget): string[] {
+  const req = ctx.req;
+  const h = req.headers;
+  const out: string[] = [];
+  const conn = h.connection;
+  const drop = conn === undefined ? undefined : connectionTokens(conn);
+  // Node parsed and de-chunked the body; undici re-frames it, so keep only a Content-Length that is true.
+  const chunked = h['transfer-encoding'] !== undefined;
+  for (const name in h) {
+    if (REPLACED.has(name) || isHopByHop(name) || (drop !== undefined && drop.has(name)) || (chunked && name === 'content-length')) continue;
+    const v = h[name];
+    if (v === undefined) continue;
+    if (typeof v === 'string') out.push(name, v);
+    else for (const one of v) out.push(name, one);
+  }
+  const prior = h['x-forwarded-for'];
+  const remote = ctx.remoteAddr;
+  out.push(
+    'host',
+    upstreamHost(ctx, runtime, target),
+    'x-forwarded-for',
+    prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${remote}` : remote,
+    'x-forwarded-proto',
+    (req.socket as { encrypted?: boolean }).encrypted === true ? 'https' : 'http',
+    'x-forwarded-host',
+    ctx.host || (h.host ?? ''),
+    'x-forwarded-port',
+    portString(req.socket.localPort),
+    'x-real-ip',
+    remote,
+  );
+  return out;
+}
+
+let lastPort: number | undefined;
+let lastPortString = '';
+/** A gateway listens on one or two ports: keep the last one's string instead of formatting it per request. */
+function portString(port: number | undefined): string {
+  if (port !== lastPort) {
+    lastPort = port;
+    lastPortString = String(port ?? '');
+  }
+  return lastPortString;
+}
+
+/**
+ * The upstream's response header pairs as strings for writeHead, minus
+ * hop-by-hop headers, names its Connection header lists, and Server (ours
+ * replaces it). Names keep the upstream's case, as nginx relays them.
+ */
+export function relayedHeaders(raw: Buffer[]): string[] {
+  const out: string[] = [];
+  let connection: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1');
+    const value = raw[i + 1]!.toString('latin1');
+    // Only names of these lengths (or starting with p, for proxy-*) can be dropped: skip lower-casing the rest.
+    const n = name.length;
+    if (n === 2 || n === 6 || n === 7 || n === 10 || n === 17 || (name.charCodeAt(0) | 0x20) === 0x70) {
+      const lower = name.toLowerCase();
+      if (lower === 'connection') {
+        connection = connection === undefined ? value : `${connection}, ${value}`;
+        continue;
+      }
+      if (lower === 'server' || isHopByHop(lower)) continue;
+    }
+    out.push(name, value);
+  }
+  if (connection === undefined) return out;
+  const drop = connectionTokens(connection);
+  if (drop === undefined) return out;
+  const kept: string[] = [];
+  for (let i = 0; i < out.length; i += 2) if (!drop.has(out[i]!.toLowerCase())) kept.push(out[i]!, out[i + 1]!);
+  return kept;
+}
+
 /** Our value, unless a plugin set its own. */
 function pushOwn(ctx: RequestCtx, out: string[], name: string, value: string): void {
   const edits = ctx.upstreamRequest.headers;
@@ -410,9 +502,11 @@ export function upstreamHost(ctx: RequestCtx, runtime: UpstreamRuntime, target: 
     const https = conf.scheme === 'https' || conf.scheme === 'grpcs';
     return target.port === (https ? 443 : 80) ? target.host : target.key;
   }
-  const up = ctx.upstreamRequest;
-  if (up.host !== undefined) return up.host;
-  if (up.headers.edited('host')) return up.headers.get('host') ?? target.key;
+  const up = ctx.peekUpstreamRequest();
+  if (up !== undefined) {
+    if (up.host !== undefined) return up.host;
+    if (up.headers.edited('host')) return up.headers.get('host') ?? target.key;
+  }
   return ctx.req.headers.host ?? target.key;
 }
 

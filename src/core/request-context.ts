@@ -5,12 +5,12 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestContext, ResponseState, UpstreamRequest, Vars } from './ctx.js';
-import { Headers } from './headers.js';
+import { Headers, parseRawHeaders } from './headers.js';
 import { unmapIPv4 } from './ip-match.js';
 import type { ConsumerConf, RouteConf, ServiceConf, UpstreamConf } from './model.js';
 import type { PluginChain } from './pipeline.js';
 import type { CompiledRoute, Snapshot } from './config.js';
-import type { UpstreamTarget } from './upstream/types.js';
+import type { UpstreamRuntime, UpstreamTarget } from './upstream/types.js';
 import { LazyVars } from './vars.js';
 
 class UpstreamRequestState implements UpstreamRequest {
@@ -42,7 +42,6 @@ export class RequestCtx implements RequestContext {
   readonly remoteAddr: string;
   readonly remotePort: number;
   readonly host: string;
-  readonly startTime = performance.now();
 
   route: RouteConf & { id: string } = NO_ROUTE;
   service: (ServiceConf & { id: string }) | undefined = undefined;
@@ -59,11 +58,22 @@ export class RequestCtx implements RequestContext {
   logged = false;
   /** Path parameters the router captured (`uri_param_<name>`). */
   params: Readonly<Record<string, string>> | undefined = undefined;
+  /** The runtime `target` was picked from. */
+  runtime: UpstreamRuntime | undefined = undefined;
+
+  // Data plane bookkeeping (typed in dataplane.ts), declared here so every context has one shape.
+  plane: unknown = undefined;
+  exchange: unknown = undefined;
+  upgrade: unknown = undefined;
+  takenOver = false;
 
   private _var: Vars | undefined = undefined;
   private _data: Record<string, unknown> | undefined = undefined;
   private _upstreamRequest: UpstreamRequestState | undefined = undefined;
   private _response: Response | undefined = undefined;
+  /** The upstream's status and raw header pairs, turned into `response` only when something reads it. */
+  private _upstreamStatus = 0;
+  private _upstreamHeaders: Buffer[] | undefined = undefined;
 
   constructor(
     readonly req: IncomingMessage,
@@ -97,17 +107,36 @@ export class RequestCtx implements RequestContext {
     return (this._upstreamRequest ??= new UpstreamRequestState(this.method, this.path, this.query, this.req));
   }
 
+  /** The upstream request state if a plugin (or a variable read) created it; undefined means "as the client sent it". */
+  peekUpstreamRequest(): UpstreamRequestState | undefined {
+    return this._upstreamRequest;
+  }
+
   /** The response state; before a response exists it reads as 200 with no headers. */
   get response(): Response {
-    return (this._response ??= new Response(200, new Headers(EMPTY_HEADERS)));
+    let r = this._response;
+    if (r === undefined) {
+      const raw = this._upstreamHeaders;
+      r = raw === undefined ? new Response(200, new Headers(EMPTY_HEADERS)) : new Response(this._upstreamStatus, new Headers(parseRawHeaders(raw)));
+      this._response = r;
+    }
+    return r;
   }
 
   hasResponse(): boolean {
-    return this._response !== undefined;
+    return this._response !== undefined || this._upstreamHeaders !== undefined;
   }
 
   setResponse(status: number, headers: Headers): Response {
+    this._upstreamHeaders = undefined;
     return (this._response = new Response(status, headers));
+  }
+
+  /** The upstream's response as undici delivered it; parsed into `response` on first read (log plugins). */
+  setUpstreamResponse(status: number, rawHeaders: Buffer[]): void {
+    this._response = undefined;
+    this._upstreamStatus = status;
+    this._upstreamHeaders = rawHeaders;
   }
 }
 

@@ -34,6 +34,8 @@ class Runtime implements UpstreamRuntime {
   private readonly groupOf: Map<NodeState, Balancer>;
   private readonly health?: HealthChecker;
   private readonly settings: PoolSettings;
+  readonly observed: boolean;
+  readonly retries: number;
   readonly connectTimeoutMs: number;
   /** Pools for route-level connect timeouts, keyed `node key|ms`; created on first use. */
   private overridePools: Map<string, Pool> | undefined;
@@ -71,6 +73,10 @@ class Runtime implements UpstreamRuntime {
         for (const n of nodes) this.groupOf.set(n, balancer);
         return { priority, balancer };
       });
+
+    this.observed = Boolean(conf.checks?.passive) || this.groups.some((g) => g.balancer.observe !== undefined);
+    const nodeCount = Array.isArray(conf.nodes) ? conf.nodes.length : conf.nodes ? Object.keys(conf.nodes).length : 1;
+    this.retries = conf.retries ?? Math.max(0, nodeCount - 1);
 
     if (conf.checks && (conf.checks.active || conf.checks.passive)) {
       this.health = new HealthChecker(this.nodes, conf.checks, key, options.onHealthChange);

@@ -35,6 +35,10 @@ export interface UpstreamRuntime {
    * unhealthy, or none configured. Every pick must be paired with release().
    */
   pick(ctx: RequestContext, exclude?: ReadonlySet<string>): UpstreamTarget | undefined;
+  /** False when report() would do nothing (no passive checks, no latency-aware balancer): callers skip timing then. */
+  readonly observed: boolean;
+  /** Retries per request: `retries`, else one fewer than the number of nodes. */
+  readonly retries: number;
   /** Feeds passive health checks and the ewma balancer. */
   report(target: UpstreamTarget, outcome: UpstreamOutcome): void;
   /** The attempt that picked `target` is over (least_conn / ewma bookkeeping). */
