@@ -52,28 +52,28 @@ function freePort(): Promise<number> {
   });
 }
 
+const outputs = new WeakMap<ChildProcess, { text: string }>();
+
 function pinned(core: string, cmd: string, argv: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
   const c = spawn('taskset', ['-c', core, cmd, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const out = { text: '' };
+  outputs.set(c, out);
+  c.stdout!.on('data', (d: Buffer) => (out.text += d.toString()));
+  c.stderr!.on('data', (d: Buffer) => (out.text += d.toString()));
   children.push(c);
   return c;
 }
 
-function waitFor(c: ChildProcess, re: RegExp, ms = 20_000): Promise<RegExpMatchArray> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const t = setTimeout(() => reject(new Error(`timeout waiting for ${re}: ${out}`)), ms);
-    const on = (d: Buffer) => {
-      out += d.toString();
-      const m = out.match(re);
-      if (m) {
-        clearTimeout(t);
-        resolve(m);
-      }
-    };
-    c.stdout!.on('data', on);
-    c.stderr!.on('data', on);
-    c.on('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
-  });
+/** Waits for `re` in everything the child printed so far or prints later. */
+async function waitFor(c: ChildProcess, re: RegExp, ms = 20_000): Promise<RegExpMatchArray> {
+  const out = outputs.get(c)!;
+  for (const deadline = Date.now() + ms; Date.now() < deadline; ) {
+    const m = out.text.match(re);
+    if (m) return m;
+    if (c.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`waiting for ${re}: ${out.text}`);
 }
 
 async function startNginx(): Promise<number> {
@@ -81,7 +81,7 @@ async function startNginx(): Promise<number> {
   const conf = join(tmp, 'nginx.conf');
   writeFileSync(
     conf,
-    `daemon off; worker_processes 1; pid ${tmp}/nginx.pid; error_log ${tmp}/nginx-error.log;
+    `daemon off; master_process off; worker_processes 1; pid ${tmp}/nginx.pid; error_log ${tmp}/nginx-error.log;
 events { worker_connections 4096; }
 http { access_log off; keepalive_requests 1000000; keepalive_timeout 120s;
   server { listen 127.0.0.1:${port} reuseport; location / { default_type text/plain; return 200 "hello from upstream\\n"; } } }

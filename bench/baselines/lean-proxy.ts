@@ -11,6 +11,7 @@ if (!upstream) throw new Error('usage: lean-proxy.js http://host:port [listenPor
 const pool = new Pool(upstream, { connections: 64, pipelining: 1, keepAliveTimeout: 60_000 });
 
 class Forward implements Dispatcher.DispatchHandler {
+  private resume: (() => void) | undefined;
   constructor(private readonly res: ServerResponse) {}
   onConnect(): void {}
   onError(): void {
@@ -25,11 +26,17 @@ class Forward implements Dispatcher.DispatchHandler {
       headers.push(name, raw[i + 1]!.toString('latin1'));
     }
     this.res.writeHead(status, headers);
-    this.res.on('drain', resume);
+    this.resume = resume;
     return true;
   }
   onData(chunk: Buffer): boolean {
-    return this.res.write(chunk);
+    const res = this.res;
+    // A client that left (wrk stopping mid-response) never drains: read the rest and let the
+    // connection go back to the pool, or every run would leak a pooled connection until it hangs.
+    if (res.write(chunk) || res.destroyed) return true;
+    res.once('drain', this.resume!);
+    res.once('close', this.resume!);
+    return false;
   }
   onComplete(): void {
     this.res.end();
