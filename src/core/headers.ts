@@ -108,12 +108,23 @@ export class Headers implements HeaderEdits {
   }
 }
 
+type Latin1 = Buffer & { latin1Slice(start: number, end: number): string };
+
+/**
+ * A header byte string as latin1 text. Buffer#latin1Slice is what
+ * toString('latin1') ends in; calling it directly skips the encoding dispatch,
+ * which shows in the proxy's profile (several calls per response).
+ */
+export function latin1(b: Buffer | string): string {
+  return typeof b === 'string' ? b : (b as Latin1).latin1Slice(0, b.length);
+}
+
 /** Parses undici's raw response headers (Buffer pairs) into a lower-case base object. */
 export function parseRawHeaders(raw: Buffer[] | string[]): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toString().toLowerCase();
-    const value = raw[i + 1]!.toString('latin1');
+    const name = latin1(raw[i]!).toLowerCase();
+    const value = latin1(raw[i + 1]!);
     const prev = out[name];
     if (prev === undefined) out[name] = value;
     else if (Array.isArray(prev)) prev.push(value);

@@ -26,7 +26,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { ERRORS, sendError, type GatewayError } from './errors.js';
-import { connectionTokens, Headers, isHopByHop, parseRawHeaders } from './headers.js';
+import { connectionTokens, Headers, isHopByHop, latin1, parseRawHeaders } from './headers.js';
 import type { TimeoutConf } from './model.js';
 import { encodePath } from './normalize-path.js';
 import { runBodyFilter, runNotify, type ChainEntry } from './pipeline.js';
@@ -460,8 +460,8 @@ export function relayedHeaders(raw: Buffer[]): string[] {
   const out: string[] = [];
   let connection: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1');
-    const value = raw[i + 1]!.toString('latin1');
+    const name = latin1(raw[i]!);
+    const value = latin1(raw[i + 1]!);
     // Only names of these lengths (or starting with p, for proxy-*) can be dropped: skip lower-casing the rest.
     const n = name.length;
     if (n === 2 || n === 6 || n === 7 || n === 10 || n === 17 || (name.charCodeAt(0) | 0x20) === 0x70) {
