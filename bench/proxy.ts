@@ -10,7 +10,11 @@
  * interleaved and ratios are taken round by round, so drift on the machine
  * affects all targets alike. This is a benchmark, not a test: it asserts nothing.
  *
- *   npm run bench -- [--rounds 3] [--duration 5] [--connections 50]
+ *   npm run bench -- [--rounds 5] [--duration 5] [--connections 50]
+ *
+ * On a shared or virtual machine single runs swing by ±25%: read the medians
+ * and the min–max spread printed beside them, and the CPU time per request
+ * (utime+stime of the pinned process around each run), which is steadier.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -24,7 +28,7 @@ function opt(name: string, def: number): number {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? Number(args[i + 1]) : def;
 }
-const ROUNDS = opt('rounds', 3);
+const ROUNDS = opt('rounds', 5);
 const DURATION = opt('duration', 5);
 const CONNECTIONS = opt('connections', 50);
 const TWO_CORES = cpus().length >= 2;
@@ -225,20 +229,29 @@ async function main(): Promise<void> {
   }
 
   const per = (name: string) => results.get(name)!;
-  const ratio = (a: string, b: string) => median(per(a).map((r, i) => r.rps / per(b)[i]!.rps));
-  console.log(`\nmedians over ${ROUNDS} rounds of ${DURATION}s, ${CONNECTIONS} connections, proxy on core ${PROXY_CORE}, wrk+nginx on core ${LOAD_CORE}:`);
+  const spread = (xs: number[], digits: number) => `${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)}`;
+  const ratios = (a: string, b: string, of: (r: WrkResult & { cpuUsPerReq: number }) => number) => per(a).map((r, i) => of(r) / of(per(b)[i]!));
+  console.log(`\nmedians over ${ROUNDS} rounds of ${DURATION}s, ${CONNECTIONS} connections, proxy on core ${PROXY_CORE}, wrk+nginx on core ${LOAD_CORE} (min-max in brackets):`);
   for (const t of targets) {
     const rs = per(t.name);
+    const rps = rs.map((r) => r.rps);
+    const cpu = rs.map((r) => r.cpuUsPerReq);
     console.log(
-      `  ${t.name.padEnd(32)} ${median(rs.map((r) => r.rps)).toFixed(0).padStart(7)} req/s  p99 ${median(rs.map((r) => r.p99ms)).toFixed(2)} ms  cpu ${t.pid ? median(rs.map((r) => r.cpuUsPerReq)).toFixed(1) + ' us/req' : '-'}`,
+      `  ${t.name.padEnd(32)} ${median(rps).toFixed(0).padStart(7)} req/s [${spread(rps, 0)}]  p99 ${median(rs.map((r) => r.p99ms)).toFixed(2)} ms  cpu ${t.pid ? `${median(cpu).toFixed(1)} us/req [${spread(cpu, 1)}]` : '-'}`,
     );
   }
-  console.log('\nratios (paired round by round, median):');
-  console.log(`  portico / lean node proxy            ${ratio('portico (no plugins)', 'lean node:http+undici').toFixed(2)}x   (target >= 0.90)`);
-  console.log(`  portico / @fastify/http-proxy        ${ratio('portico (no plugins)', '@fastify/http-proxy').toFixed(2)}x   (target >= 1.40)`);
-  console.log(`  lean node proxy / @fastify/http-proxy ${ratio('lean node:http+undici', '@fastify/http-proxy').toFixed(2)}x`);
-  console.log(`  portico plugins / portico no plugins ${ratio('portico (key-auth+limit-count)', 'portico (no plugins)').toFixed(2)}x   (target >= 0.80)`);
-  console.log(`  portico / direct nginx               ${ratio('portico (no plugins)', 'direct (nginx)').toFixed(2)}x`);
+  const line = (label: string, a: string, b: string, target: string) => {
+    const rps = ratios(a, b, (r) => r.rps);
+    console.log(`  ${label.padEnd(38)} ${median(rps).toFixed(2)}x [${spread(rps, 2)}]${target}`);
+  };
+  console.log('\nrequests/s ratios (paired round by round, median [min-max]):');
+  line('portico / lean node proxy', 'portico (no plugins)', 'lean node:http+undici', '   (target >= 0.90)');
+  line('portico / @fastify/http-proxy', 'portico (no plugins)', '@fastify/http-proxy', '   (target >= 1.40)');
+  line('lean node proxy / @fastify/http-proxy', 'lean node:http+undici', '@fastify/http-proxy', '');
+  line('portico plugins / portico no plugins', 'portico (key-auth+limit-count)', 'portico (no plugins)', '   (target >= 0.80)');
+  line('portico / direct nginx', 'portico (no plugins)', 'direct (nginx)', '');
+  const cpu = ratios('portico (no plugins)', 'lean node:http+undici', (r) => r.cpuUsPerReq);
+  console.log(`\nCPU per request, portico / lean node proxy: ${median(cpu).toFixed(2)}x [${spread(cpu, 2)}]`);
 }
 
 main()
