@@ -30,7 +30,7 @@ import type { PluginRegistry } from './plugin-registry.js';
 import { decryptConf } from './encryption.js';
 import type { SchemaType } from './plugin.js';
 import { ERRORS, type GatewayError } from './errors.js';
-import type { ListResult, WatchEvent, WatchListener, Watcher } from './store/types.js';
+import type { ListResult, StoreItem, WatchEvent, WatchListener, Watcher } from './store/types.js';
 import type { UpstreamRuntime } from './upstream/types.js';
 import { createUpstreamRuntime } from './upstream/index.js';
 import { compileExpr } from './expr.js';
@@ -157,7 +157,8 @@ export class ConfigSnapshot {
   apply(events: readonly WatchEvent[], revision: number): void {
     for (const ev of events) {
       if (ev.type === 'put') this.put(ev.key, ev.value, ev.modRevision);
-      else this.remove(ev.key);
+      else if (ev.type === 'delete') this.remove(ev.key);
+      else this.reset(ev.items);
     }
     if (revision > this.revision) this.revision = revision;
     if (!this.scheduled && !this.closed) {
@@ -186,6 +187,13 @@ export class ConfigSnapshot {
     const name = key.slice(PREFIX.length, slash) as keyof RawTables;
     if (!KEPT.has(name)) return undefined;
     return { table: this.raw[name], id: key.slice(slash + 1) };
+  }
+
+  /** A full resync: objects missing from `items` are gone; unchanged ones keep their compiled state. */
+  private reset(items: readonly StoreItem[]): void {
+    for (const table of Object.values(this.raw) as Array<Map<string, RawItem>>) table.clear();
+    for (const item of items) this.put(item.key, item.value, item.modRevision);
+    this.opts.logger.warn({ objects: items.length }, 'config: store watch resynchronised from a full listing');
   }
 
   private put(key: string, value: unknown, modRevision: number): void {

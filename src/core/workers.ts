@@ -102,7 +102,11 @@ export async function startWorkers(opts: DataPlaneOptions): Promise<DataPlane> {
   const watcher = opts.store.watch(KEY_PREFIX + '/', listing.revision + 1, (events, rev) => {
     for (const ev of events) {
       if (ev.type === 'put') items.set(ev.key, { key: ev.key, value: ev.value, createRevision: ev.createRevision, modRevision: ev.modRevision });
-      else items.delete(ev.key);
+      else if (ev.type === 'delete') items.delete(ev.key);
+      else {
+        items.clear();
+        for (const item of ev.items) items.set(item.key, item);
+      }
     }
     if (rev > revision) revision = rev;
     const msg: PrimaryMessage = { type: 'events', events, revision: rev };

@@ -44,11 +44,39 @@ test('a watch from a past revision replays what happened since, then streams', a
   await store.delete('/apisix/upstreams/9');
   for (let i = 0; i < 50 && seen.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
   w.close();
-  expect(seen.map((e) => `${e.type} ${e.key}`)).toEqual(['put /apisix/upstreams/9', 'delete /apisix/upstreams/9']);
+  expect(seen.map((e) => `${e.type} ${'key' in e ? e.key : ''}`)).toEqual(['put /apisix/upstreams/9', 'delete /apisix/upstreams/9']);
 });
 
 test('etcd down: calls fail with a store error instead of hanging or crashing', async () => {
   const dead = new EtcdStore({ hosts: ['http://127.0.0.1:1'], prefix: '/apisix', timeout: 1 });
   await expect(dead.get('/apisix/routes/1')).rejects.toThrow(/^etcd: /);
   await dead.close();
+});
+
+test('a watch whose start revision was compacted resynchronises with a full reset, then streams', async () => {
+  const { Etcd3 } = await import('etcd3');
+  const admin = new Etcd3({ hosts: [etcd.endpoint] });
+  try {
+    await store.put('/apisix/services/keep', { name: 'keep' });
+    const old = await store.put('/apisix/services/gone', { name: 'gone' });
+    await store.delete('/apisix/services/gone');
+    const now = await store.list('/apisix/services/');
+    await admin.kv.compact({ revision: String(now.revision) });
+
+    const batches: Array<{ events: WatchEvent[]; revision: number }> = [];
+    const w = store.watch('/apisix/services/', old.modRevision, (events, revision) => batches.push({ events, revision }));
+    for (let i = 0; i < 100 && batches.length < 1; i++) await new Promise((r) => setTimeout(r, 20));
+    const first = batches[0]!.events;
+    expect(first).toHaveLength(1);
+    expect(first[0]!.type).toBe('reset');
+    const items = first[0]!.type === 'reset' ? first[0]!.items : [];
+    expect(items.map((i) => i.key)).toEqual(['/apisix/services/keep']);
+
+    await store.put('/apisix/services/later', { name: 'later' });
+    for (let i = 0; i < 100 && batches.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    w.close();
+    expect(batches[1]!.events.map((e) => `${e.type} ${'key' in e ? e.key : ''}`)).toEqual(['put /apisix/services/later']);
+  } finally {
+    admin.close();
+  }
 });

@@ -42,6 +42,9 @@ interface EventRow {
   create_rev: number;
 }
 
+/** This store never loses its place, so it emits only per-key events. */
+type KeyEvent = Exclude<WatchEvent, { type: 'reset' }>;
+
 interface WatchEntry {
   prefix: string;
   listener: WatchListener;
@@ -107,7 +110,7 @@ export class EmbeddedStore implements ConfigStore {
   async put(key: string, value: unknown, opts: PutOptions = {}): Promise<StoreItem> {
     this.assertOpen();
     const json = JSON.stringify(value);
-    const write = this.db.transaction((): { item: StoreItem; event: WatchEvent } => {
+    const write = this.db.transaction((): { item: StoreItem; event: KeyEvent } => {
       const current = this.stmt.get.get(key);
       checkExpected(key, current, opts.expectModRevision);
       const rev = this.stmt.bump.get('revision')!.value;
@@ -125,7 +128,7 @@ export class EmbeddedStore implements ConfigStore {
 
   async delete(key: string, opts: DeleteOptions = {}): Promise<boolean> {
     this.assertOpen();
-    const remove = this.db.transaction((): WatchEvent | undefined => {
+    const remove = this.db.transaction((): KeyEvent | undefined => {
       const current = this.stmt.get.get(key);
       checkExpected(key, current, opts.expectModRevision);
       if (!current) return undefined;
@@ -181,7 +184,7 @@ export class EmbeddedStore implements ConfigStore {
     }
   }
 
-  private emit(events: WatchEvent[], revision: number): void {
+  private emit(events: KeyEvent[], revision: number): void {
     for (const w of this.watchers) {
       const mine = events.filter((e) => e.key.startsWith(w.prefix));
       if (mine.length === 0) continue;
@@ -208,7 +211,7 @@ function toItem(row: Row): StoreItem {
   return { key: row.key, value: JSON.parse(row.value) as unknown, createRevision: row.create_rev, modRevision: row.mod_rev };
 }
 
-function fromEventRow(e: EventRow): WatchEvent {
+function fromEventRow(e: EventRow): KeyEvent {
   return e.type === 'put'
     ? { type: 'put', key: e.key, value: JSON.parse(e.value!) as unknown, createRevision: e.create_rev, modRevision: e.rev }
     : { type: 'delete', key: e.key, modRevision: e.rev };

@@ -85,41 +85,57 @@ export class EtcdStore implements ConfigStore {
 
   watch(prefix: string, fromRevision: number, listener: WatchListener): Watcher {
     let closed = false;
-    let close: () => void = () => undefined;
-    const pending = this.client
-      .watch()
-      .prefix(this.toEtcd(prefix))
-      .startRevision(String(fromRevision))
-      .create()
-      .then((w) => {
-        if (closed) return void w.cancel();
-        close = () => void w.cancel();
-        w.on('data', (res) => {
-          const events: WatchEvent[] = [];
-          for (const e of res.events) {
-            const key = this.fromEtcd(e.kv.key.toString());
-            if (e.type === 'Put') {
-              events.push({
-                type: 'put',
-                key,
-                value: JSON.parse(e.kv.value.toString()) as unknown,
-                createRevision: Number(e.kv.create_revision),
-                modRevision: Number(e.kv.mod_revision),
-              });
-            } else {
-              events.push({ type: 'delete', key, modRevision: Number(e.kv.mod_revision) });
-            }
-          }
-          if (events.length > 0) listener(events, Number(res.header.revision));
-        });
-        // etcd3 reconnects and resumes from the last revision it saw by itself.
-        w.on('error', () => undefined);
-      });
-    pending.catch(() => undefined);
+    let cancel: () => void = () => undefined;
+    const etcdPrefix = this.toEtcd(prefix);
+
+    const follow = (from: number): void => {
+      this.client
+        .watch()
+        .prefix(etcdPrefix)
+        .startRevision(String(from))
+        .create()
+        .then((w) => {
+          if (closed) return void w.cancel();
+          cancel = () => void w.cancel();
+          w.on('data', (res) => {
+            const events: WatchEvent[] = res.events.map((e) =>
+              e.type === 'Put'
+                ? { type: 'put', ...this.item(e.kv) }
+                : { type: 'delete', key: this.fromEtcd(e.kv.key.toString()), modRevision: Number(e.kv.mod_revision) },
+            );
+            if (events.length > 0) listener(events, Number(res.header.revision));
+          });
+          // etcd3 reconnects after a dropped stream and resumes from the last
+          // revision by itself; an 'error' means the watch is gone for good
+          // (e.g. the revisions it needed were compacted): resynchronise.
+          w.on('error', () => {
+            if (closed) return;
+            cancel = () => undefined;
+            resync();
+          });
+        })
+        .catch(() => resync());
+    };
+
+    // List everything and hand it over as one reset, then follow from there
+    // (APISIX's full reload after "compacted"). Retries while etcd is down.
+    const resync = (): void => {
+      if (closed) return;
+      this.list(prefix).then(
+        (listing) => {
+          if (closed) return;
+          listener([{ type: 'reset', items: listing.items }], listing.revision);
+          follow(listing.revision + 1);
+        },
+        () => setTimeout(resync, 1000).unref(),
+      );
+    };
+
+    follow(fromRevision);
     return {
       close() {
         closed = true;
-        close();
+        cancel();
       },
     };
   }

@@ -27,7 +27,13 @@ export interface DeleteOptions {
 
 export type WatchEvent =
   | { type: 'put'; key: string; value: unknown; createRevision: number; modRevision: number }
-  | { type: 'delete'; key: string; modRevision: number };
+  | { type: 'delete'; key: string; modRevision: number }
+  /**
+   * The watch lost its place (etcd compacted the revisions it needed, or the
+   * watch was cancelled): everything under the prefix is now exactly `items`.
+   * Consumers replace their state, so no change is lost and no deleted key lingers.
+   */
+  | { type: 'reset'; items: StoreItem[] };
 
 export interface ListResult {
   items: StoreItem[];
