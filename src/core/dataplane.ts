@@ -27,7 +27,7 @@ import { PROJECT_ROOT } from './config-file.js';
 import { ConfigSnapshot, consumerChain, type ConfigFeed, type PluginLookup, type Snapshot } from './config.js';
 import { encodeBody, ERRORS, sendError, type GatewayError } from './errors.js';
 import { Headers } from './headers.js';
-import { normalizePath } from './normalize-path.js';
+import { normalizePath, plainPathEnd } from './normalize-path.js';
 import { runBodyFilter, runNotify, runPhase, type ChainEntry, type Exit, type PhaseResult } from './pipeline.js';
 import { ProxyExchange, type ProxyEnv } from './proxy.js';
 import { RequestCtx } from './request-context.js';
@@ -158,12 +158,26 @@ class DataPlaneServer {
   // ---- entry points ------------------------------------------------------
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
-    const norm = normalizePath(req.url ?? '/');
-    if ('error' in norm) {
-      sendError(res, ERRORS.badPath, { server: this.serverHeader });
-      return;
+    const url = req.url ?? '/';
+    const end = plainPathEnd(url);
+    let path: string;
+    let query: string;
+    if (end === url.length) {
+      path = url;
+      query = '';
+    } else if (end >= 0) {
+      path = url.slice(0, end);
+      query = url.slice(end + 1);
+    } else {
+      const norm = normalizePath(url);
+      if ('error' in norm) {
+        sendError(res, ERRORS.badPath, { server: this.serverHeader });
+        return;
+      }
+      path = norm.path;
+      query = norm.query;
     }
-    const ctx = new RequestCtx(req, res, norm.path, norm.query, this.snapshots.current) as FlowCtx;
+    const ctx = new RequestCtx(req, res, path, query, this.snapshots.current) as FlowCtx;
     (res as CtxResponse)[kCtx] = ctx;
     // 'close' fires once per response: `on` spares the wrapper `once` allocates.
     res.on('close', this.onResponseClose);

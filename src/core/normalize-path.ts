@@ -38,6 +38,32 @@ export interface NormalizeOptions {
 const SLASH = 47;
 const DOT = 46;
 const PERCENT = 37;
+const QUESTION = 63;
+const HASH = 35;
+
+/**
+ * The data plane's per-request fast path: for a target whose path is already
+ * normal (normalizePath would return it unchanged) and that has no fragment,
+ * where the path ends (the index of its `?`, or its length); -1 when
+ * normalizePath must run. Returns a number, so the common request allocates
+ * no result object; the path and query are then plain slices of the target.
+ */
+export function plainPathEnd(rawUrl: string): number {
+  const len = rawUrl.length;
+  if (len === 0 || rawUrl.charCodeAt(0) !== SLASH) return -1;
+  let i = 0;
+  for (; i < len; i++) {
+    const c = rawUrl.charCodeAt(i);
+    if (c === QUESTION) break;
+    if (c === PERCENT || c === HASH || c <= 32 || c >= 127) return -1;
+    if (c === SLASH && i + 1 < len) {
+      const n = rawUrl.charCodeAt(i + 1);
+      if (n === SLASH || n === DOT) return -1;
+    }
+  }
+  if (i < len && rawUrl.indexOf('#', i + 1) !== -1) return -1;
+  return i;
+}
 
 /**
  * Splits and normalises a raw request target. Fast path: a path with no `%`,

@@ -394,10 +394,10 @@ export function upstreamHeaders(ctx: RequestCtx, runtime: UpstreamRuntime, targe
     const prior = req.headers['x-forwarded-for'];
     out.push('x-forwarded-for', prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${ctx.remoteAddr}` : ctx.remoteAddr);
   }
-  const tls = (req.socket as { encrypted?: boolean }).encrypted === true;
-  pushOwn(ctx, out, 'x-forwarded-proto', tls ? 'https' : 'http');
+  const info = ctx.socketInfo;
+  pushOwn(ctx, out, 'x-forwarded-proto', info.proto);
   pushOwn(ctx, out, 'x-forwarded-host', ctx.host || (req.headers.host ?? ''));
-  pushOwn(ctx, out, 'x-forwarded-port', String(req.socket.localPort ?? ''));
+  pushOwn(ctx, out, 'x-forwarded-port', info.localPort);
   pushOwn(ctx, out, 'x-real-ip', ctx.remoteAddr);
   return out;
 }
@@ -422,33 +422,23 @@ function clientUpstreamHeaders(ctx: RequestCtx, runtime: UpstreamRuntime, target
     else for (const one of v) out.push(name, one);
   }
   const prior = h['x-forwarded-for'];
-  const remote = ctx.remoteAddr;
+  const info = ctx.socketInfo;
+  const remote = info.remoteAddr;
   out.push(
     'host',
     upstreamHost(ctx, runtime, target),
     'x-forwarded-for',
     prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${remote}` : remote,
     'x-forwarded-proto',
-    (req.socket as { encrypted?: boolean }).encrypted === true ? 'https' : 'http',
+    info.proto,
     'x-forwarded-host',
     ctx.host || (h.host ?? ''),
     'x-forwarded-port',
-    portString(req.socket.localPort),
+    info.localPort,
     'x-real-ip',
     remote,
   );
   return out;
-}
-
-let lastPort: number | undefined;
-let lastPortString = '';
-/** A gateway listens on one or two ports: keep the last one's string instead of formatting it per request. */
-function portString(port: number | undefined): string {
-  if (port !== lastPort) {
-    lastPort = port;
-    lastPortString = String(port ?? '');
-  }
-  return lastPortString;
 }
 
 /**

@@ -4,6 +4,7 @@
  * (variables, plugin data, response state) are created on first use.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { RequestContext, ResponseState, UpstreamRequest, Vars } from './ctx.js';
 import { Headers, parseRawHeaders } from './headers.js';
 import { unmapIPv4 } from './ip-match.js';
@@ -33,6 +34,43 @@ class Response implements ResponseState {
   ) {}
 }
 
+/**
+ * What a connection's requests share: the peer and local addresses do not
+ * change on a keep-alive socket, so they are read and formatted once per
+ * socket (the first request on it), not per request.
+ */
+export class SocketInfo {
+  /** `remote_addr`: a dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d; APISIX's is a.b.c.d. */
+  readonly remoteAddr: string;
+  readonly remotePort: number;
+  /** `X-Forwarded-Proto`. */
+  readonly proto: string;
+  /** `X-Forwarded-Port`: the port the client connected to. */
+  readonly localPort: string;
+  constructor(socket: Socket) {
+    this.remoteAddr = unmapIPv4(socket.remoteAddress ?? '');
+    this.remotePort = socket.remotePort ?? 0;
+    this.proto = (socket as { encrypted?: boolean }).encrypted === true ? 'https' : 'http';
+    const port = socket.localPort;
+    this.localPort = port === undefined ? '' : String(port);
+  }
+}
+
+const kSocketInfo = Symbol('portico.socketInfo');
+type InfoSocket = Socket & { [kSocketInfo]?: SocketInfo };
+
+/** The socket's shared info, built by its first request. */
+export function socketInfo(socket: Socket): SocketInfo {
+  const s = socket as InfoSocket;
+  let info = s[kSocketInfo];
+  // Only a connected socket has its addresses; an aborted one is not cached half-read.
+  if (info === undefined) {
+    info = new SocketInfo(socket);
+    if (socket.remoteAddress !== undefined) s[kSocketInfo] = info;
+  }
+  return info;
+}
+
 /** Before a route matched (global rules on a 404) plugins still see a route object, an empty one. */
 const NO_ROUTE: RouteConf & { id: string } = Object.freeze({ id: '' });
 const EMPTY_HEADERS = Object.freeze({});
@@ -42,6 +80,8 @@ export class RequestCtx implements RequestContext {
   readonly remoteAddr: string;
   readonly remotePort: number;
   readonly host: string;
+  /** The connection's addresses, shared by its requests. */
+  readonly socketInfo: SocketInfo;
 
   route: RouteConf & { id: string } = NO_ROUTE;
   service: (ServiceConf & { id: string }) | undefined = undefined;
@@ -83,10 +123,10 @@ export class RequestCtx implements RequestContext {
     readonly snapshot: Snapshot,
   ) {
     this.method = req.method ?? 'GET';
-    const socket = req.socket;
-    // A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d; APISIX's remote_addr is a.b.c.d.
-    this.remoteAddr = unmapIPv4(socket.remoteAddress ?? '');
-    this.remotePort = socket.remotePort ?? 0;
+    const info = socketInfo(req.socket);
+    this.socketInfo = info;
+    this.remoteAddr = info.remoteAddr;
+    this.remotePort = info.remotePort;
     this.host = hostOf(req.headers.host);
   }
 

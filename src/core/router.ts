@@ -133,6 +133,8 @@ interface Candidate<T> {
   filter: ((vars: Vars) => boolean) | undefined;
   pattern: RegExp | undefined;
   names: string[] | undefined;
+  /** The match result of a candidate that captures nothing, built once: such a match allocates nothing. */
+  fixed: RouteMatch<T> | undefined;
 }
 
 /** What the candidates of one route share: compiled once, whatever the number of paths and hosts. */
@@ -329,17 +331,17 @@ function check<T>(c: Candidate<T>, st: MatchState<T>): boolean {
   if (c.hosts !== undefined && !c.hosts(st.host)) return false;
   if (c.vars !== undefined && !c.vars(input.vars)) return false;
   if (c.filter !== undefined && !c.filter(input.vars)) return false;
-  let params = NO_PARAMS;
-  if (c.pattern !== undefined) {
-    const m = c.pattern.exec(input.path);
-    if (m === null) return false;
-    const p: Record<string, string> = {};
-    const names = c.names!;
-    for (let i = 0; i < names.length; i++) {
-      const v = m[i + 1];
-      if (v !== undefined) p[names[i]!] = v;
-    }
-    params = p;
+  if (c.fixed !== undefined) {
+    st.result = c.fixed;
+    return true;
+  }
+  const m = c.pattern!.exec(input.path);
+  if (m === null) return false;
+  const params: Record<string, string> = {};
+  const names = c.names!;
+  for (let i = 0; i < names.length; i++) {
+    const v = m[i + 1];
+    if (v !== undefined) params[names[i]!] = v;
   }
   st.result = { data: c.data, params, matchedPath: c.pathOrg };
   return true;
@@ -391,6 +393,7 @@ class PathTable<T> {
       filter: r.filter,
       pattern: pp?.pattern,
       names: pp?.names,
+      fixed: pp === undefined ? Object.freeze({ data: r.data, params: NO_PARAMS, matchedPath: path }) : undefined,
     };
     let list: Candidate<T>[];
     if (isPrefix) {
@@ -433,17 +436,32 @@ class HostRouter<T> implements Router<T> {
   readonly noHost = new PathTable<T>();
   size = 0;
   readonly errors: Array<{ id: string; error: string }> = [];
+  /** Reused by every match (matching is synchronous); a nested match, should a filter ever route, gets its own. */
+  private spare: MatchState<T> | undefined = { input: undefined!, host: '', methodBit: 0, probe: undefined, result: undefined };
 
   match(input: MatchInput, probe?: MatchProbe): RouteMatch<T> | undefined {
-    const host = input.host.toLowerCase();
-    const st: MatchState<T> = {
-      input,
-      host,
-      methodBit: METHOD_BITS[input.method] ?? 0,
-      probe,
-      result: undefined,
-    };
+    let st = this.spare;
+    this.spare = undefined;
+    if (st === undefined) st = { input, host: '', methodBit: 0, probe: undefined, result: undefined };
+    st.input = input;
+    st.host = input.host.toLowerCase();
+    st.methodBit = METHOD_BITS[input.method] ?? 0;
+    st.probe = probe;
+    st.result = undefined;
+    try {
+      return this.find(st);
+    } finally {
+      // Drop the references so a finished request is not kept alive by the router.
+      st.input = undefined!;
+      st.result = undefined;
+      st.probe = undefined;
+      this.spare = st;
+    }
+  }
+
+  private find(st: MatchState<T>): RouteMatch<T> | undefined {
     if (this.exactHosts.size > 0 || this.wildcardHosts.size > 0) {
+      const host = st.host;
       const t = this.exactHosts.get(host);
       if (t !== undefined && t.match(st)) return st.result;
       if (this.wildcardHosts.size > 0 && this.wildcardHosts.longestPrefixFirstOfReversed(host, visitTable, st)) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { encodePath, normalizePath } from '../../src/core/normalize-path.js';
+import { encodePath, normalizePath, plainPathEnd } from '../../src/core/normalize-path.js';
 
 const path = (raw: string) => {
   const r = normalizePath(raw);
@@ -125,5 +125,25 @@ describe('normalizePath options', () => {
     expect(normalizePath('/a/b//', o)).toEqual({ path: '/a/b', query: '' });
     expect(normalizePath('/', o)).toEqual({ path: '/', query: '' });
     expect(normalizePath('/a', o)).toEqual({ path: '/a', query: '' });
+  });
+});
+
+describe('plainPathEnd (the data plane fast path)', () => {
+  // Wherever it accepts a target, its slices must equal what normalizePath returns.
+  const targets = [
+    '/', '/a', '/a/b', '/a/b/', '/a?x=1', '/a?', '/a?b=../c?d', '/a?x#frag', '/a#frag', '/a/./b', '/a/../b', '//a', '/a//b',
+    '/a/.', '/a/..', '/.hidden', '/a/.b', '/%41', '/a b', '/é', '', 'a', 'http://h/p', '/a?x=%zz', '/a;x', '/a\\b', '/a/?x', '/a/.?x',
+  ];
+  it.each(targets)('%j', (raw) => {
+    const end = plainPathEnd(raw);
+    if (end < 0) return;
+    const expected = normalizePath(raw);
+    expect(expected).toEqual({ path: raw.slice(0, end), query: end === raw.length ? '' : raw.slice(end + 1) });
+  });
+
+  it('takes the common request targets and leaves the rest to normalizePath', () => {
+    expect(plainPathEnd('/plain')).toBe(6);
+    expect(plainPathEnd('/a/b?x=1')).toBe(4);
+    for (const raw of ['/a#f', '/a?x#f', '/a/../b', '//a', '/%41', '/a b', 'http://h/p', '']) expect(plainPathEnd(raw)).toBe(-1);
   });
 });
