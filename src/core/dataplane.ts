@@ -16,7 +16,7 @@
  */
 import { createServer, ServerResponse, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+import { Readable, type Duplex } from 'node:stream';
 import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -122,8 +122,12 @@ class DataPlaneServer {
     this.server = createServer({ requestTimeout: 0, keepAliveTimeout: 60_000 }, (req, res) => this.onRequest(req, res));
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
     this.server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
-      // llhttp rejected the request (smuggling attempts land here): answer 400 and drop the connection.
-      if (socket.writable && err.code !== 'ECONNRESET') socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      // llhttp rejected the request (smuggling attempts land here): answer 400 and drop the connection,
+      // unless a response on this connection already started: a 400 written now would land inside its
+      // body, so the client (or a proxy in front sharing the connection) would read a forged response.
+      // Node's own handler makes the same check on the same internal field.
+      const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+      if (socket.writable && err.code !== 'ECONNRESET' && (inFlight == null || !inFlight.headersSent)) socket.end(BAD_REQUEST_RAW);
       else socket.destroy();
     });
   }
@@ -186,6 +190,12 @@ class DataPlaneServer {
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', noop);
+    // Node does not de-chunk an upgrade request's body (its bytes are `head` and what follows), and neither a
+    // WebSocket handshake nor any upgrade Portico serves has one: refuse it rather than pass raw chunks on.
+    if (req.headers['transfer-encoding'] !== undefined) {
+      socket.end(BAD_REQUEST_RAW);
+      return;
+    }
     const norm = normalizePath(req.url ?? '/');
     if ('error' in norm) {
       writeRawError(socket, ERRORS.badPath);
@@ -344,7 +354,10 @@ class DataPlaneServer {
       });
       return;
     }
-    ctx.exchange = new ProxyExchange(ctx, runtime, target, this.env);
+    // An upgrade request on a route without WebSocket is proxied as a plain request; Node left its body unread.
+    const length = upgrade === undefined ? 0 : Number(ctx.req.headers['content-length'] ?? 0);
+    const body = length > 0 ? upgradeBody(upgrade!.head, upgrade!.socket, length) : undefined;
+    ctx.exchange = new ProxyExchange(ctx, runtime, target, this.env, body);
     ctx.exchange.start();
   }
 
@@ -481,6 +494,44 @@ class DataPlaneServer {
 }
 
 const STEP_COUNT = 8;
+const BAD_REQUEST_RAW = 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n';
+
+/**
+ * The body of an upgrade request served as a plain request: exactly
+ * Content-Length bytes (llhttp already refused a malformed or duplicate one)
+ * from `head` and then the socket, paused when the upstream is. Bytes after it
+ * are never parsed: the connection closes after the response.
+ */
+function upgradeBody(head: Buffer, socket: Duplex, length: number): Readable {
+  let left = length;
+  const body = new Readable({ read: () => void socket.resume() });
+  const stop = (): void => {
+    socket.off('data', take);
+    socket.off('end', early);
+    socket.off('close', early);
+    socket.pause();
+  };
+  const early = (): void => {
+    stop();
+    body.destroy(new Error('client closed before the request body ended'));
+  };
+  function take(chunk: Buffer): void {
+    const part = chunk.length > left ? chunk.subarray(0, left) : chunk;
+    left -= part.length;
+    const more = body.push(part);
+    if (left === 0) {
+      stop();
+      body.push(null);
+    } else if (!more) socket.pause();
+  }
+  if (head.length > 0) take(head);
+  if (left > 0) {
+    socket.on('data', take);
+    socket.once('end', early);
+    socket.once('close', early);
+  }
+  return body;
+}
 const EMPTY = Buffer.alloc(0);
 const SERVER_AND_LENGTH: ReadonlySet<string> = new Set(['server', 'content-length']);
 const errorExits = new Map<GatewayError, Exit>();

@@ -24,6 +24,7 @@
  *   stall while the body is sent, as undici counts it).
  */
 import type { IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { ERRORS, sendError, type GatewayError } from './errors.js';
 import { connectionTokens, Headers, isHopByHop, latin1, parseRawHeaders } from './headers.js';
@@ -35,7 +36,24 @@ import type { UpstreamOutcome, UpstreamRuntime, UpstreamTarget } from './upstrea
 import type { Logger } from 'pino';
 
 /** Set by the client's values here, never forwarded as sent (checklist 18). */
-const REPLACED = new Set(['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-real-ip', 'expect']);
+const OWN = ['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-real-ip', 'expect'];
+/**
+ * Plus every underscored spelling of those names (`x_forwarded_for`, `x-real_ip`, ...), dropped.
+ * Other headers with underscores pass unchanged, never renamed: APISIX ships
+ * `underscores_in_headers on`, so it forwards them too, and `http_*` variables
+ * read only the hyphenated name (vars.ts). But an upstream that folds `_` and
+ * `-` together (CGI, WSGI, PHP: both become HTTP_X_FORWARDED_FOR) would let a
+ * client's X_Forwarded_For pose as ours, so those spellings never leave here.
+ * Listed up front, so the check is the same one set lookup as before.
+ */
+const REPLACED = new Set(OWN.flatMap(underscoreSpellings));
+
+/** `a-b-c` → a-b-c, a_b-c, a-b_c, a_b_c. */
+function underscoreSpellings(name: string): string[] {
+  let out = [''];
+  for (const ch of name) out = ch === '-' ? out.flatMap((p) => [p + '-', p + '_']) : out.map((p) => p + ch);
+  return out;
+}
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 const DEFAULT_TIMEOUT_S = 60;
 /** Error code of a request body the upstream stopped accepting for longer than `timeout.send`. */
@@ -126,6 +144,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     private readonly runtime: UpstreamRuntime,
     first: UpstreamTarget,
     private readonly env: ProxyEnv,
+    /** The body when it is not the request stream itself (an upgrade request served as a plain one). */
+    bodyStream?: Readable,
   ) {
     this.target = first;
     const conf = runtime.conf;
@@ -136,7 +156,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     const routeConnect = ctx.compiled?.timeout?.connect;
     // The pool enforces the upstream's connect timeout; a route that differs uses a pool built with its own.
     this.connectMs = routeConnect !== undefined && routeConnect * 1000 !== runtime.connectTimeoutMs ? routeConnect * 1000 : 0;
-    const body = hasBody(ctx) ? (ctx.req as BodyStream) : null;
+    const body = hasBody(ctx) ? ((bodyStream ?? ctx.req) as BodyStream) : null;
     this.sendMs = 0;
     if (body !== null) {
       this.sendMs = (this.timeout?.send ?? DEFAULT_TIMEOUT_S) * 1000;
