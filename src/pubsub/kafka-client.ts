@@ -58,6 +58,12 @@ export interface KafkaSettings {
 export interface KafkaClientTuning {
   connectTimeoutMs?: number;
   requestTimeoutMs?: number;
+  /**
+   * Upper bound on one listOffset/fetch, however many brokers, retries and
+   * metadata refreshes kafkajs goes through underneath; past it the caller
+   * gets `not found topic` (unreachable) and the work is left to finish alone.
+   */
+  operationTimeoutMs?: number;
   /** How long a topic's partition leaders are trusted before asking again. */
   metadataMaxAgeMs?: number;
   clientId?: string;
@@ -157,6 +163,7 @@ class KafkajsBackend implements KafkaBackend {
   private readonly inflight = new Set<Promise<unknown>>();
   private closed = false;
   private readonly saslMechanism?: string;
+  private readonly operationTimeoutMs: number;
 
   constructor(
     settings: KafkaSettings,
@@ -165,6 +172,7 @@ class KafkajsBackend implements KafkaBackend {
   ) {
     this.metadataMaxAgeMs = tuning.metadataMaxAgeMs ?? 5 * 60_000;
     this.saslMechanism = settings.sasl?.mechanism;
+    this.operationTimeoutMs = tuning.operationTimeoutMs ?? 5000;
     const kafka = new Kafka({
       clientId: tuning.clientId ?? 'portico',
       brokers: settings.brokers,
@@ -172,7 +180,9 @@ class KafkajsBackend implements KafkaBackend {
       sasl: settings.sasl ? toKafkajsSasl(settings.sasl) : undefined,
       connectionTimeout: tuning.connectTimeoutMs ?? 3000,
       authenticationTimeout: tuning.connectTimeoutMs ?? 3000,
-      requestTimeout: tuning.requestTimeoutMs ?? 10_000,
+      // A broker that accepts TCP but never answers (frozen, partitioned) costs this per request,
+      // and kafkajs retries or walks the broker list on top; 10 s made one command wait 20-30 s.
+      requestTimeout: tuning.requestTimeoutMs ?? 3000,
       enforceRequestTimeout: true,
       // Fail fast: a WebSocket client waits on each answer and can retry itself.
       retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 },
@@ -224,7 +234,27 @@ class KafkajsBackend implements KafkaBackend {
     await this.cluster.disconnect().catch(() => undefined);
   }
 
-  private track<T>(p: Promise<T>): Promise<T> {
+  /**
+   * Bounds `work` by operationTimeoutMs and tracks the bounded promise, so neither a
+   * client nor close() waits on a silent broker longer than that. kafkajs settles
+   * the abandoned request itself (request timeout), and its rejection is handled here.
+   */
+  private track<T>(work: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new KafkaBackendError(NOT_FOUND_TOPIC, {
+              unreachable: true,
+              detail: `no answer from the brokers within ${this.operationTimeoutMs} ms`,
+            }),
+          ),
+        this.operationTimeoutMs,
+      );
+    });
+    work.catch(() => undefined);
+    const p = Promise.race([work, deadline]).finally(() => clearTimeout(timer));
     this.inflight.add(p);
     const done = (): void => void this.inflight.delete(p);
     p.then(done, done);
