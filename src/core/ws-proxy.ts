@@ -2,10 +2,16 @@
  * WebSocket proxying for routes with enable_websocket: after the pipeline let
  * the request through, open a connection to the picked node, replay the
  * upgrade request, and splice the two sockets. The upstream's handshake
- * answer (101 or a refusal) reaches the client byte for byte. An error on
- * either side closes both.
+ * answer (101 or a refusal) reaches the client byte for byte, but client bytes
+ * reach the upstream only after a 101: before that they would be raw HTTP on a
+ * connection the upstream still parses, a request that skipped routing and
+ * plugins (the WebSocket-tunnel smuggling pattern; nginx also waits for 101).
+ * An error on either side closes both.
+ *
+ * TLS to an https upstream verifies the certificate unless tls.verify is
+ * false, as the HTTP pools do (src/core/upstream/pool.ts).
  */
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
@@ -14,6 +20,9 @@ import { encodePath } from './normalize-path.js';
 import { upstreamHeaders } from './proxy.js';
 import type { RequestCtx } from './request-context.js';
 import type { UpstreamRuntime, UpstreamTarget } from './upstream/types.js';
+
+/** An upstream's answer to the upgrade request must fit in this before its end is seen. */
+const MAX_HANDSHAKE_BYTES = 16 * 1024;
 
 /** Writes a catalogue error on a raw socket that was never upgraded. */
 export function writeRawError(socket: Duplex, err: GatewayError): void {
@@ -38,8 +47,16 @@ export function proxyWebSocket(
   const secure = conf.scheme === 'https';
   const timeoutMs = (ctx.compiled?.timeout?.connect ?? conf.timeout?.connect ?? 60) * 1000;
   const host = target.host.startsWith('[') ? target.host.slice(1, -1) : target.host;
+  const tls = conf.tls;
   const upstream: Socket = secure
-    ? tlsConnect({ host, port: target.port, servername: host, rejectUnauthorized: conf.tls?.verify === true })
+    ? tlsConnect({
+        host,
+        port: target.port,
+        servername: isIP(host) === 0 ? host : undefined,
+        rejectUnauthorized: tls?.verify !== false,
+        cert: tls?.client_cert,
+        key: tls?.client_key,
+      })
     : netConnect({ host, port: target.port });
   const started = performance.now();
   let connected = false;
@@ -74,10 +91,39 @@ export function proxyWebSocket(
     let text = `${up.method} ${encodePath(up.path)}${up.query === '' ? '' : '?' + up.query} HTTP/1.1\r\n`;
     for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
     upstream.write(text + '\r\n');
-    if (head.length > 0) upstream.write(head);
-    upstream.pipe(client);
-    client.pipe(upstream);
+    awaitHandshake();
   });
+
+  /** Relays the upstream's answer; only a 101 opens the client-to-upstream direction. */
+  const awaitHandshake = () => {
+    let seen: Buffer = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
+      const end = seen.indexOf('\r\n\r\n');
+      if (end < 0) {
+        if (seen.length > MAX_HANDSHAKE_BYTES) {
+          upstream.off('data', onData);
+          logger.warn({ upstream: target.key }, 'websocket proxy: upstream handshake answer too large');
+          writeRawError(client, ERRORS.badGateway);
+          finish('reset');
+        }
+        return;
+      }
+      upstream.off('data', onData);
+      const switched = /^HTTP\/1\.[01] 101[ \r]/.test(seen.toString('latin1', 0, Math.min(end, 32)));
+      client.write(seen);
+      if (switched) {
+        if (head.length > 0) upstream.write(head);
+        upstream.pipe(client);
+        client.pipe(upstream);
+      } else {
+        // A refusal: the client gets the answer, the upstream never gets another byte from this client.
+        upstream.pipe(client);
+        upstream.once('end', () => client.end());
+      }
+    };
+    upstream.on('data', onData);
+  };
 
   upstream.on('error', (err: Error & { code?: string }) => {
     if (!connected) {
