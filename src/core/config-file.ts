@@ -46,6 +46,7 @@ const configSchema = {
       additionalProperties: false,
       properties: {
         node_listen: listen,
+        trusted_addresses: { type: 'array', items: { type: 'string', minLength: 1 } },
         enable_server_tokens: { type: 'boolean' },
         data_encryption: {
           type: 'object',

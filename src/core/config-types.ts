@@ -12,6 +12,12 @@ export interface AdminKey {
 export interface PorticoConfig {
   apisix: {
     node_listen: { ip: string; port: number };
+    /**
+     * Peers (CIDRs) whose X-Forwarded-For chain is kept and appended to (a load
+     * balancer in front of Portico). From any other peer the header is
+     * overwritten with the socket address, so a client cannot forge the chain.
+     */
+    trusted_addresses: string[];
     /** Adds `Server: Portico/<version>`; false sends `Server: Portico`. */
     enable_server_tokens: boolean;
     data_encryption: {

@@ -34,6 +34,8 @@ import type { ListResult, StoreItem, WatchEvent, WatchListener, Watcher } from '
 import type { UpstreamRuntime } from './upstream/types.js';
 import { createUpstreamRuntime } from './upstream/index.js';
 import { compileExpr } from './expr.js';
+import { compileIpMatcher } from './ip-match.js';
+import { ConfigError } from './config-file.js';
 import { getSchemeHandler } from './scheme-handler.js';
 import { compileRouter, type Router } from './router.js';
 
@@ -87,6 +89,8 @@ export interface Snapshot {
   readonly consumers: ReadonlyMap<string, CompiledConsumer>;
   readonly globalChain: PluginChain;
   readonly pluginMetadata: ReadonlyMap<string, Record<string, unknown>>;
+  /** apisix.trusted_addresses, compiled once: may this peer's X-Forwarded-For chain be kept? */
+  readonly trustedPeer: (ip: string) => boolean;
 }
 
 interface RawItem {
@@ -129,9 +133,17 @@ export class ConfigSnapshot {
   private readonly retiring = new Set<UpstreamRuntime>();
   private readonly inlineUpstreams = new Map<string, CompiledUpstream>();
   private consumersFed = false;
+  private readonly trustedPeer: (ip: string) => boolean;
 
   constructor(private readonly opts: SnapshotOptions) {
+    const trusted = opts.config.apisix.trusted_addresses ?? [];
+    try {
+      this.trustedPeer = trusted.length === 0 ? () => false : compileIpMatcher(trusted);
+    } catch (err) {
+      throw new ConfigError(`apisix.trusted_addresses: ${(err as Error).message}`);
+    }
     this.current = {
+      trustedPeer: this.trustedPeer,
       revision: 0,
       version: 0,
       router: compileRouter<CompiledRoute>([]),
@@ -303,6 +315,7 @@ export class ConfigSnapshot {
       for (const e of router.errors) this.opts.logger.warn({ route: e.id, error: e.error }, 'config: route left out of the router');
     }
     const next: Snapshot = {
+      trustedPeer: this.trustedPeer,
       revision: this.revision,
       version: prev.version + 1,
       router,

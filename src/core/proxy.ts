@@ -396,6 +396,20 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   }
 }
 
+/**
+ * X-Forwarded-For: a trusted peer's chain (apisix.trusted_addresses) is kept
+ * and the peer appended, as nginx's $proxy_add_x_forwarded_for; from anyone
+ * else the header is the socket address alone, so a client cannot plant
+ * addresses an upstream might believe (checklist 18).
+ */
+function forwardedFor(ctx: RequestCtx, prior: string | string[] | undefined, remote: string): string {
+  if (prior === undefined) return remote;
+  const info = ctx.socketInfo;
+  const trusted = (info.trusted ??= ctx.snapshot.trustedPeer(remote));
+  if (!trusted) return remote;
+  return `${Array.isArray(prior) ? prior.join(', ') : prior}, ${remote}`;
+}
+
 export function upstreamHeaders(ctx: RequestCtx, runtime: UpstreamRuntime, target: UpstreamTarget): string[] {
   const req = ctx.req;
   const up = ctx.upstreamRequest;
@@ -409,12 +423,9 @@ export function upstreamHeaders(ctx: RequestCtx, runtime: UpstreamRuntime, targe
   }
   out.push('host', upstreamHost(ctx, runtime, target));
   const xff = edits.edited('x-forwarded-for') ? edits.get('x-forwarded-for') : undefined;
-  if (xff !== undefined) out.push('x-forwarded-for', xff);
-  else {
-    const prior = req.headers['x-forwarded-for'];
-    out.push('x-forwarded-for', prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${ctx.remoteAddr}` : ctx.remoteAddr);
-  }
   const info = ctx.socketInfo;
+  if (xff !== undefined) out.push('x-forwarded-for', xff);
+  else out.push('x-forwarded-for', forwardedFor(ctx, req.headers['x-forwarded-for'], ctx.remoteAddr));
   pushOwn(ctx, out, 'x-forwarded-proto', info.proto);
   pushOwn(ctx, out, 'x-forwarded-host', ctx.host || (req.headers.host ?? ''));
   pushOwn(ctx, out, 'x-forwarded-port', info.localPort);
@@ -441,14 +452,13 @@ function clientUpstreamHeaders(ctx: RequestCtx, runtime: UpstreamRuntime, target
     if (typeof v === 'string') out.push(name, v);
     else for (const one of v) out.push(name, one);
   }
-  const prior = h['x-forwarded-for'];
   const info = ctx.socketInfo;
   const remote = info.remoteAddr;
   out.push(
     'host',
     upstreamHost(ctx, runtime, target),
     'x-forwarded-for',
-    prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${remote}` : remote,
+    forwardedFor(ctx, h['x-forwarded-for'], remote),
     'x-forwarded-proto',
     info.proto,
     'x-forwarded-host',

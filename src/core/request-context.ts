@@ -47,6 +47,8 @@ export class SocketInfo {
   readonly proto: string;
   /** `X-Forwarded-Port`: the port the client connected to. */
   readonly localPort: string;
+  /** Is the peer in apisix.trusted_addresses? Decided on first use, once per connection. */
+  trusted: boolean | undefined = undefined;
   constructor(socket: Socket) {
     this.remoteAddr = unmapIPv4(socket.remoteAddress ?? '');
     this.remotePort = socket.remotePort ?? 0;

@@ -70,7 +70,8 @@ describe('data plane: proxy', () => {
     expect(h.te).toBeUndefined();
     expect(h['proxy-authorization']).toBeUndefined();
     expect(h['x-kept']).toBe('yes');
-    expect(h['x-forwarded-for']).toBe('1.2.3.4, 127.0.0.1');
+    // The peer is not in apisix.trusted_addresses, so its X-Forwarded-For is replaced, not extended.
+    expect(h['x-forwarded-for']).toBe('127.0.0.1');
     expect(h['x-real-ip']).toBe('127.0.0.1');
     expect(h['x-forwarded-proto']).toBe('http');
     expect(h['x-forwarded-host']).toBe('127.0.0.1');
