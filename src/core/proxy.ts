@@ -434,23 +434,28 @@ export function upstreamHeaders(ctx: RequestCtx, runtime: UpstreamRuntime, targe
 }
 
 /**
- * upstreamHeaders() for a request no plugin edited: the client's headers minus
- * hop-by-hop and replaced ones, then ours. Same output, without edit bookkeeping.
+ * upstreamHeaders() for a request no plugin edited: the client's header lines
+ * as sent (names in their case, repeated lines kept, as nginx forwards them)
+ * minus hop-by-hop and replaced ones, then ours. Walks rawHeaders, an array,
+ * rather than for-in over the parsed headers object, whose keyed loads were
+ * megamorphic in the profile; only names that could be dropped are lower-cased.
  */
 function clientUpstreamHeaders(ctx: RequestCtx, runtime: UpstreamRuntime, target: UpstreamTarget): string[] {
   const req = ctx.req;
   const h = req.headers;
+  const raw = req.rawHeaders;
   const out: string[] = [];
   const conn = h.connection;
   const drop = conn === undefined ? undefined : connectionTokens(conn);
   // Node parsed and de-chunked the body; undici re-frames it, so keep only a Content-Length that is true.
   const chunked = h['transfer-encoding'] !== undefined;
-  for (const name in h) {
-    if (REPLACED.has(name) || isHopByHop(name) || (drop !== undefined && drop.has(name)) || (chunked && name === 'content-length')) continue;
-    const v = h[name];
-    if (v === undefined) continue;
-    if (typeof v === 'string') out.push(name, v);
-    else for (const one of v) out.push(name, one);
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (drop !== undefined || mayBeDropped(name)) {
+      const lower = name.toLowerCase();
+      if (REPLACED.has(lower) || isHopByHop(lower) || (drop !== undefined && drop.has(lower)) || (chunked && lower === 'content-length')) continue;
+    }
+    out.push(name, raw[i + 1]!);
   }
   const info = ctx.socketInfo;
   const remote = info.remoteAddr;
@@ -469,6 +474,38 @@ function clientUpstreamHeaders(ctx: RequestCtx, runtime: UpstreamRuntime, target
     remote,
   );
   return out;
+}
+
+/**
+ * Could `name` (any case) be one clientUpstreamHeaders drops? True for every
+ * name in REPLACED, every hop-by-hop name, proxy-* and content-length, decided
+ * on length and first letter, so common headers skip the lower-casing.
+ */
+function mayBeDropped(name: string): boolean {
+  const first = name.charCodeAt(0) | 0x20;
+  if (first === 0x70 /* p */) return true;
+  switch (name.length) {
+    case 2: // te
+      return first === 0x74;
+    case 4: // host
+      return first === 0x68;
+    case 6: // expect
+      return first === 0x65;
+    case 7: // trailer, upgrade
+      return first === 0x74 || first === 0x75;
+    case 9: // x-real-ip
+    case 15: // x-forwarded-for
+    case 16: // x-forwarded-host, x-forwarded-port
+      return first === 0x78;
+    case 10: // connection, keep-alive
+      return first === 0x63 || first === 0x6b;
+    case 14: // content-length
+      return first === 0x63;
+    case 17: // x-forwarded-proto, transfer-encoding
+      return first === 0x78 || first === 0x74;
+    default:
+      return false;
+  }
 }
 
 /**

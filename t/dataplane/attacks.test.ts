@@ -468,6 +468,22 @@ describe('data plane: header spoofing and hop-by-hop headers', () => {
     expect(seen.headers['x-end-to-end']).toBe('stays');
   });
 
+  it('dropped names are dropped in any letter case; end-to-end lines pass as sent, repeats and case kept', async () => {
+    // The forwarder decides from length and first letter which names to lower-case and check: every
+    // spelling of every dropped name must still be caught.
+    const dropped = ['Keep-Alive', 'TE', 'Trailer', 'Upgrade', 'Proxy-Connection', 'Proxy-Foo', 'X-Real-IP', 'X_Real_Ip', 'X-Forwarded-For', 'X_FORWARDED_FOR', 'X-Forwarded-Host', 'X-Forwarded-Port', 'x_forwarded_port', 'X-Forwarded-Proto', 'X-FORWARDED_PROTO'];
+    const spellings = (n: string) => [n, n.toLowerCase(), n.toUpperCase()];
+    const lines = dropped.flatMap(spellings).map((n, i) => `${n}: spoof-${i}\r\n`).join('');
+    const { reply, seen } = await forwarded(
+      `GET /hdr HTTP/1.1\r\n${H}${lines}X-Repeat: one\r\nX-Repeat: two\r\nX-MiXeD-CaSe: kept\r\nConnection: close\r\n\r\n`,
+    );
+    expect(statuses(reply)).toEqual([200]);
+    const raw = seen.rawHeaders;
+    for (let i = 1; i < raw.length; i += 2) expect(raw[i], raw[i - 1]).not.toMatch(/^spoof-/);
+    expect(raw.filter((x, i) => i % 2 === 0 && x === 'X-Repeat')).toHaveLength(2);
+    expect(raw).toContain('X-MiXeD-CaSe');
+  });
+
   it('client-sent X-Forwarded-For/-Host/-Proto/-Port and X-Real-IP are overwritten', async () => {
     const { seen } = await forwarded(
       `GET /hdr HTTP/1.1\r\n${H}X-Forwarded-For: 10.9.9.9\r\nX-Forwarded-For: 10.8.8.8\r\nX-Real-IP: 10.9.9.9\r\nX-Forwarded-Host: evil.example\r\n` +
