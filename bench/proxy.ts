@@ -10,27 +10,29 @@
  * interleaved and ratios are taken round by round, so drift on the machine
  * affects all targets alike. This is a benchmark, not a test: it asserts nothing.
  *
- *   npm run bench -- [--rounds 5] [--duration 5] [--connections 50]
+ *   npm run bench -- [--rounds 8] [--duration 4] [--connections 50]
  *
  * On a shared or virtual machine single runs swing by ±25%: read the medians
  * and the min–max spread printed beside them, and the CPU time per request
  * (utime+stime of the pinned process around each run), which is steadier.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 
 const args = process.argv.slice(2);
 function opt(name: string, def: number): number {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? Number(args[i + 1]) : def;
 }
-const ROUNDS = opt('rounds', 5);
-const DURATION = opt('duration', 5);
+const ROUNDS = opt('rounds', 8);
+const DURATION = opt('duration', 4);
 const CONNECTIONS = opt('connections', 50);
+const H2H_ROUNDS = opt('h2h-rounds', 4);
 const TWO_CORES = cpus().length >= 2;
 const PROXY_CORE = '0';
 const LOAD_CORE = TWO_CORES ? '1' : '0';
@@ -138,7 +140,10 @@ async function startPortico(upstreamPort: number): Promise<{ port: number; pid: 
   const data = await waitFor(c, /data plane listening on http:\/\/[^:]+:(\d+)/);
   const adm = await waitFor(c, /Admin API listening on http:\/\/[^:]+:(\d+)/);
   const adminPort = Number(adm[1]);
-  const upstream = { type: 'roundrobin', nodes: { [`127.0.0.1:${upstreamPort}`]: 1 }, keepalive_pool: { size: 320 } };
+  // requests: as many as nginx's keepalive_requests, so Portico's pool, like the baselines' undici pools,
+  // never recycles a connection during the run. APISIX's default (1000) reconnects every 1000 requests,
+  // which measured ~5% of requests/s here: a pool policy, not hot-path cost, so it is kept out of the ratio.
+  const upstream = { type: 'roundrobin', nodes: { [`127.0.0.1:${upstreamPort}`]: 1 }, keepalive_pool: { size: 320, requests: 1_000_000 } };
   await admin(adminPort, '/upstreams/1', upstream);
   await admin(adminPort, '/routes/plain', { uri: '/plain', upstream_id: '1' });
   await admin(adminPort, '/consumers', { username: 'bench', plugins: { 'key-auth': { key: API_KEY } } });
@@ -173,13 +178,15 @@ function parseLatency(s: string): number {
   return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
 }
 
-function wrk(t: Target, seconds: number): WrkResult {
+const run = promisify(execFile);
+
+async function wrk(t: Target, seconds: number): Promise<WrkResult> {
   const argv = ['-c', LOAD_CORE, 'wrk', '-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency'];
   for (const h of t.headers ?? []) argv.push('-H', h);
   argv.push(t.url);
-  const out = execFileSync('taskset', argv, { encoding: 'utf8' });
+  const { stdout: out } = await run('taskset', argv, { encoding: 'utf8' });
   const rps = Number(out.match(/Requests\/sec:\s+([\d.]+)/)?.[1]);
-  const p99 = out.match(/99%\s+(\S+)/)?.[1] ?? '';
+  const p99 = out.match(/^\s+99%\s+(\S+)/m)?.[1] ?? '';
   const requests = Number(out.match(/(\d+) requests in/)?.[1]);
   const non2xx = Number(out.match(/Non-2xx or 3xx responses: (\d+)/)?.[1] ?? 0);
   const sockErr = out.match(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/);
@@ -189,7 +196,24 @@ function wrk(t: Target, seconds: number): WrkResult {
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/**
+ * Both proxies loaded at the same moment, each by its own wrk, sharing core 0:
+ * the scheduler splits the core between them, so the requests/s ratio is the
+ * inverse of their CPU cost per request under identical conditions, free of the
+ * drift between one run and the next. Which wrk starts first alternates.
+ */
+async function headToHead(a: Target, b: Target, rounds: number, seconds: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let round = 1; round <= rounds; round++) {
+    const [ra, rb] = round % 2 === 1 ? await Promise.all([wrk(a, seconds), wrk(b, seconds)]) : await Promise.all([wrk(b, seconds), wrk(a, seconds)]).then(([x, y]) => [y, x] as const);
+    out.push(rb.rps / ra.rps);
+    console.log(`h2h ${round} ${a.name} ${ra.rps.toFixed(0)} req/s, ${b.name} ${rb.rps.toFixed(0)} req/s: ${(rb.rps / ra.rps).toFixed(2)}x`);
+  }
+  return out;
 }
 
 async function main(): Promise<void> {
@@ -211,13 +235,17 @@ async function main(): Promise<void> {
       headers: [`apikey: ${API_KEY}`],
     },
   ];
-  for (const t of targets) wrk(t, 2); // warm up JITs and pools
+  for (const t of targets) await wrk(t, 2); // warm up JITs and pools
 
   const results = new Map<string, Array<WrkResult & { cpuUsPerReq: number }>>();
+  // Paired targets run back to back (lean proxy next to Portico, Portico next to Portico with plugins), and
+  // every other round runs in reverse (ABBA), so slow drift on the machine lands on both sides of a pair
+  // instead of on whichever ran later.
+  const order = [targets[0]!, targets[2]!, targets[1]!, targets[3]!, targets[4]!];
   for (let round = 1; round <= ROUNDS; round++) {
-    for (const t of targets) {
+    for (const t of round % 2 === 1 ? order : [...order].reverse()) {
       const before = t.pid ? cpuSeconds(t.pid) : 0;
-      const r = wrk(t, DURATION);
+      const r = await wrk(t, DURATION);
       const cpu = t.pid ? cpuSeconds(t.pid) - before : NaN;
       const row = { ...r, cpuUsPerReq: (cpu * 1e6) / r.requests };
       if (!results.has(t.name)) results.set(t.name, []);
@@ -252,6 +280,12 @@ async function main(): Promise<void> {
   line('portico / direct nginx', 'portico (no plugins)', 'direct (nginx)', '');
   const cpu = ratios('portico (no plugins)', 'lean node:http+undici', (r) => r.cpuUsPerReq);
   console.log(`\nCPU per request, portico / lean node proxy: ${median(cpu).toFixed(2)}x [${spread(cpu, 2)}]`);
+
+  if (H2H_ROUNDS > 0) {
+    console.log(`\nhead to head (lean proxy and Portico loaded at once, sharing core ${PROXY_CORE}; ${H2H_ROUNDS} rounds of ${DURATION}s):`);
+    const h2h = await headToHead(targets[1]!, targets[3]!, H2H_ROUNDS, DURATION);
+    console.log(`  portico / lean node proxy, same moment    ${median(h2h).toFixed(2)}x [${spread(h2h, 2)}]`);
+  }
 }
 
 main()
