@@ -72,7 +72,38 @@ export function plainPathEnd(rawUrl: string): number {
 export function normalizePath(rawUrl: string, opts?: NormalizeOptions): NormalizedPath {
   const r = normalizeTarget(rawUrl);
   if (opts === undefined || 'error' in r) return r;
-  let path = r.path;
+  const path = applyUriOptions(r.path, opts);
+  if (typeof path !== 'string') return path;
+  return path === r.path ? r : { path, query: r.query };
+}
+
+/** A request target as the router sees it, and the path the upstream receives. */
+export type RoutedTarget = { path: string; query: string; upstreamPath: string } | { error: string };
+
+/**
+ * normalizePath, then APISIX's URI rules: `path` is what routes and plugins
+ * see, `upstreamPath` the normalised path from before the rules, which APISIX
+ * forwards (its `upstream_uri`), so `upstreamPath !== path` when a rule applied.
+ */
+export function normalizeForRouting(rawUrl: string, opts: NormalizeOptions | undefined): RoutedTarget {
+  const r = normalizeTarget(rawUrl);
+  if ('error' in r) return r;
+  const path = opts === undefined ? r.path : applyUriOptions(r.path, opts);
+  if (typeof path !== 'string') return path;
+  return { path, query: r.query, upstreamPath: r.path };
+}
+
+/**
+ * APISIX's optional URI rules over a path normalizePath already returned: the
+ * path routes and plugins see. APISIX forwards the path from before these
+ * rules to the upstream (a servlet upstream wants its `;jsessionid`), so the
+ * data plane keeps both. Returns `path` itself when no rule changes it.
+ *
+ * One deliberate difference: APISIX's servlet rule starts again from the path
+ * before the tail-slash rule, so with both on its trailing slash comes back;
+ * here the two compose (`/foo/;x` and `/foo/` both route as `/foo`).
+ */
+export function applyUriOptions(path: string, opts: NormalizeOptions): string | { error: string } {
   if (opts.likeServlet && path.indexOf(';') !== -1) {
     const s = servletPath(path);
     if (typeof s !== 'string') return s;
@@ -81,7 +112,7 @@ export function normalizePath(rawUrl: string, opts?: NormalizeOptions): Normaliz
   if (opts.deleteUriTailSlash && path.length > 1 && path.charCodeAt(path.length - 1) === SLASH) {
     path = path.slice(0, -1);
   }
-  return path === r.path ? r : { path, query: r.query };
+  return path;
 }
 
 /** APISIX's normalize_uri_like_servlet over an already normalised path. */
