@@ -10,6 +10,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import type { PorticoConfig } from './config-types.js';
+import { HTTP_ROUTER_NAMES } from './router.js';
 
 export type DeepPartial<T> = T extends (infer U)[] ? U[] : T extends object ? { [K in keyof T]?: DeepPartial<T[K]> } : T;
 
@@ -48,6 +49,13 @@ const configSchema = {
         node_listen: listen,
         trusted_addresses: { type: 'array', items: { type: 'string', minLength: 1 } },
         enable_server_tokens: { type: 'boolean' },
+        router: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { http: { enum: HTTP_ROUTER_NAMES } },
+        },
+        delete_uri_tail_slash: { type: 'boolean' },
+        normalize_uri_like_servlet: { type: 'boolean' },
         data_encryption: {
           type: 'object',
           additionalProperties: false,

@@ -2,6 +2,7 @@
  * The local configuration (conf/config.yaml), shaped like APISIX's config.yaml
  * so operators' habits carry over. Loaded and validated by config-file.ts.
  */
+import type { HttpRouterName } from './router.js';
 
 export interface AdminKey {
   name: string;
@@ -18,6 +19,23 @@ export interface PorticoConfig {
      * overwritten with the socket address, so a client cannot forge the chain.
      */
     trusted_addresses: string[];
+    router: {
+      /**
+       * APISIX's route matcher: `radixtree_host_uri` ranks routes with hosts
+       * before host-less ones; `radixtree_uri` and `radixtree_uri_with_parameter`
+       * rank by path and priority alone and check hosts per route, the latter
+       * with `:name` parameters (see router.ts, routerOptionsFor).
+       */
+      http: HttpRouterName;
+    };
+    /** Route (and plugins see `uri`) without one trailing `/`; the upstream still receives it. */
+    delete_uri_tail_slash: boolean;
+    /**
+     * Route on the path as a servlet container reads it: `;params` stripped from
+     * each segment, `/..;/`-style tricks refused with 400. The upstream still
+     * receives the path with its parameters.
+     */
+    normalize_uri_like_servlet: boolean;
     /** Adds `Server: Portico/<version>`; false sends `Server: Portico`. */
     enable_server_tokens: boolean;
     data_encryption: {

@@ -27,7 +27,7 @@ import { PROJECT_ROOT } from './config-file.js';
 import { ConfigSnapshot, consumerChain, type ConfigFeed, type PluginLookup, type Snapshot } from './config.js';
 import { encodeBody, ERRORS, sendError, type GatewayError } from './errors.js';
 import { Headers } from './headers.js';
-import { normalizePath, plainPathEnd } from './normalize-path.js';
+import { normalizeForRouting, normalizePath, plainPathEnd, type NormalizeOptions } from './normalize-path.js';
 import { runBodyFilter, runNotify, runPhase, type ChainEntry, type Exit, type PhaseResult } from './pipeline.js';
 import { ProxyExchange, type ProxyEnv } from './proxy.js';
 import { RequestCtx } from './request-context.js';
@@ -112,14 +112,23 @@ class DataPlaneServer {
   private readonly wss = new WebSocketServer({ noServer: true });
   /** Sockets handed to WebSocket proxying or a scheme handler; no longer tracked by the http server. */
   private readonly upgraded = new Set<Duplex>();
+  /** apisix.delete_uri_tail_slash / normalize_uri_like_servlet; undefined when both are off (the default). */
+  private readonly uriOptions: NormalizeOptions | undefined;
 
   constructor(private readonly opts: DataPlaneOptions) {
     this.logger = opts.logger ?? pino({ level: 'info' });
     this.serverHeader = opts.config.apisix.enable_server_tokens === false ? 'Portico' : `Portico/${VERSION}`;
     this.snapshots = new ConfigSnapshot({ registry: opts.registry, config: opts.config, logger: this.logger });
     this.env = { logger: this.logger, serverHeader: this.serverHeader };
+    const { delete_uri_tail_slash: tailSlash, normalize_uri_like_servlet: servlet } = opts.config.apisix;
+    this.uriOptions = tailSlash === true || servlet === true ? { deleteUriTailSlash: tailSlash === true, likeServlet: servlet === true } : undefined;
+    // Chosen once: with the URI options off, requests take onRequest's fast path and pay nothing for them.
+    const onRequest =
+      this.uriOptions === undefined
+        ? (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res)
+        : (req: IncomingMessage, res: ServerResponse) => this.onRequestWithUriOptions(req, res);
     // requestTimeout 0: a slow, large upload is bounded by the upstream's send/read timeouts, not a wall clock.
-    this.server = createServer({ requestTimeout: 0, keepAliveTimeout: 60_000 }, (req, res) => this.onRequest(req, res));
+    this.server = createServer({ requestTimeout: 0, keepAliveTimeout: 60_000 }, onRequest);
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
     this.server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
       // llhttp rejected the request (smuggling attempts land here): answer 400 and drop the connection,
@@ -188,6 +197,24 @@ class DataPlaneServer {
     this.begin(ctx);
   }
 
+  /**
+   * onRequest with apisix.delete_uri_tail_slash or normalize_uri_like_servlet
+   * on: routes and plugins see the rewritten path, the upstream the one from
+   * before, as APISIX forwards it (a servlet upstream reads its `;jsessionid`).
+   */
+  private onRequestWithUriOptions(req: IncomingMessage, res: ServerResponse): void {
+    const target = normalizeForRouting(req.url ?? '/', this.uriOptions);
+    if ('error' in target) {
+      sendError(res, ERRORS.badPath, { server: this.serverHeader });
+      return;
+    }
+    const ctx = new RequestCtx(req, res, target.path, target.query, this.snapshots.current) as FlowCtx;
+    if (target.upstreamPath !== target.path) ctx.upstreamRequest.path = target.upstreamPath;
+    (res as CtxResponse)[kCtx] = ctx;
+    res.on('close', this.onResponseClose);
+    this.begin(ctx);
+  }
+
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', noop);
     // Node does not de-chunk an upgrade request's body (its bytes are `head` and what follows), and neither a
@@ -196,8 +223,8 @@ class DataPlaneServer {
       socket.end(BAD_REQUEST_RAW);
       return;
     }
-    const norm = normalizePath(req.url ?? '/');
-    if ('error' in norm) {
+    const target = normalizeForRouting(req.url ?? '/', this.uriOptions);
+    if ('error' in target) {
       writeRawError(socket, ERRORS.badPath);
       return;
     }
@@ -206,7 +233,8 @@ class DataPlaneServer {
     res.assignSocket(socket as Socket);
     res.shouldKeepAlive = false;
     res.once('finish', () => socket.end());
-    const ctx = new RequestCtx(req, res, norm.path, norm.query, this.snapshots.current) as FlowCtx;
+    const ctx = new RequestCtx(req, res, target.path, target.query, this.snapshots.current) as FlowCtx;
+    if (target.upstreamPath !== target.path) ctx.upstreamRequest.path = target.upstreamPath;
     ctx.upgrade = { socket, head };
     (res as CtxResponse)[kCtx] = ctx;
     res.once('close', this.onResponseClose);

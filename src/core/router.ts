@@ -81,6 +81,10 @@ export interface RouterOptions {
   hostLevels?: boolean;
 }
 
+/** The `apisix.router.http` values APISIX ships, and so the ones config.yaml accepts. */
+export const HTTP_ROUTER_NAMES = ['radixtree_host_uri', 'radixtree_uri', 'radixtree_uri_with_parameter'] as const;
+export type HttpRouterName = (typeof HTTP_ROUTER_NAMES)[number];
+
 /**
  * Options for an APISIX `apisix.router.http` name; undefined for unknown
  * names. `radixtree_host_uri` keeps parameters on, as Portico's default.
