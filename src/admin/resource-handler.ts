@@ -13,9 +13,10 @@ import type { AdminRole } from './auth.js';
 import { adminError, keyNotFound } from './errors.js';
 import { listResponse } from './list.js';
 import { deepMerge, isPlainObject, patchPath, type JsonObject } from './merge.js';
+import { createCredentialHandler } from './credentials.js';
 import { checkNotReferenced } from './references.js';
 import { RESOURCE_DEFS, type AdminMethod, type ResourceDef } from './resources.js';
-import { listItems, listValues, objectKey } from './store-access.js';
+import { collectionPrefix, listItems, listValues, objectKey, putStamped } from './store-access.js';
 import type { ValueCodec } from './stored-value.js';
 
 export interface ResourceRequest {
@@ -95,7 +96,19 @@ export function createResourceHandler(deps: ResourceHandlerDeps) {
       const def = RESOURCE_DEFS.get(resource)!;
       return (await listValues(store, def)).map(({ id, value }) => ({ id, value: codec.open(def, value) }));
     },
+    async credentials() {
+      const def = RESOURCE_DEFS.get('consumers')!;
+      const prefix = collectionPrefix(def);
+      const out: Array<{ username: string; id: string; value: JsonObject }> = [];
+      for (const item of (await store.list(prefix)).items) {
+        const [username, sub, id, ...rest] = item.key.slice(prefix.length).split('/');
+        if (sub !== 'credentials' || id === undefined || rest.length > 0 || !isPlainObject(item.value)) continue;
+        out.push({ username: username!, id, value: codec.open(def, item.value) });
+      }
+      return out;
+    },
   };
+  const credentials = createCredentialHandler({ store, codec, env, consumers: RESOURCE_DEFS.get('consumers')! });
 
   async function validate(def: ResourceDef, id: string, value: JsonObject): Promise<void> {
     const err = await checkResource(def.name, id, structuredClone(value), env);
@@ -163,13 +176,7 @@ export function createResourceHandler(deps: ResourceHandlerDeps) {
     checkTtl(req.query);
     const conf = requireObject(req.body, 'missing configurations');
     const { id, value } = await prepareWrite(def, urlId, conf, false);
-    const key = objectKey(def, id);
-    const prev = await store.get(key);
-    const prevCreate = isPlainObject(prev?.value) ? prev.value.create_time : undefined;
-    const t = now();
-    const stored: JsonObject = { ...value, create_time: typeof prevCreate === 'number' ? prevCreate : t, update_time: t };
-    const item = await store.put(key, codec.seal(def, stored));
-    return { status: item.createRevision === item.modRevision ? 201 : 200, body: { key, value: stored } };
+    return putStamped(store, codec, def, objectKey(def, id), value);
   }
 
   async function post(def: ResourceDef, urlId: string | undefined, req: ResourceRequest): Promise<ResourceResponse> {
@@ -237,8 +244,11 @@ export function createResourceHandler(deps: ResourceHandlerDeps) {
     if (resource === 'plugins' || resource === 'schema') throw adminError('not found', 404);
     const def = RESOURCE_DEFS.get(resource);
     if (!def) throw adminError(`Unsupported resource type: ${resource}`, 404);
+    if (def.name === 'consumers' && rawId && subPath[0] === 'credentials') {
+      const credId = subPath[1];
+      return credentials({ method: req.method, username: rawId, id: credId === undefined || credId === '' ? undefined : credId, query: req.query, body: req.body, role: req.role });
+    }
     if (!def.methods.has(req.method)) throw adminError(`not supported \`${req.method}\` method for ${def.kind}`, 405);
-    if (def.name === 'consumers' && subPath[0] === 'credentials') throw adminError('Unsupported resource type: credentials', 404);
     const id = rawId === undefined || rawId === '' ? undefined : rawId;
     switch (req.method) {
       case 'GET':

@@ -78,6 +78,16 @@ export interface CompiledConsumer {
   readonly entries: readonly ChainEntry[];
 }
 
+/** A consumer's credential as auth plugins see it: the consumer, with the credential's auth conf as `plugins`. */
+export interface CompiledCredential {
+  /** The credential's and its consumer's revisions: either changing recompiles it. */
+  readonly revKey: string;
+  readonly conf: ConsumerConf;
+}
+
+/** `<username>/credentials/<id>` under /apisix/consumers/. */
+const CREDENTIAL_ID = /^([^/]+)\/credentials\/([^/]+)$/;
+
 export interface Snapshot {
   /** Store revision this snapshot reflects. */
   readonly revision: number;
@@ -87,6 +97,8 @@ export interface Snapshot {
   readonly routes: ReadonlyMap<string, CompiledRoute>;
   readonly upstreams: ReadonlyMap<string, CompiledUpstream>;
   readonly consumers: ReadonlyMap<string, CompiledConsumer>;
+  /** Keyed by `<username>/credentials/<id>`; only credentials whose consumer exists. */
+  readonly credentials: ReadonlyMap<string, CompiledCredential>;
   readonly globalChain: PluginChain;
   readonly pluginMetadata: ReadonlyMap<string, Record<string, unknown>>;
   /** apisix.trusted_addresses, compiled once: may this peer's X-Forwarded-For chain be kept? */
@@ -150,6 +162,7 @@ export class ConfigSnapshot {
       routes: new Map(),
       upstreams: new Map(),
       consumers: new Map(),
+      credentials: new Map(),
       globalChain: EMPTY_CHAIN,
       pluginMetadata: new Map(),
     };
@@ -247,8 +260,14 @@ export class ConfigSnapshot {
     if (upstreams.size !== prev.upstreams.size) changed = true;
 
     const consumers = new Map<string, CompiledConsumer>();
+    const credentialItems: Array<[string, RawItem]> = [];
     let consumersChanged = false;
     for (const [id, item] of this.raw.consumers) {
+      // A consumer's credentials live under its key; they are compiled once the consumers are.
+      if (id.includes('/')) {
+        credentialItems.push([id, item]);
+        continue;
+      }
       const revKey = String(item.modRevision);
       const old = prev.consumers.get(id);
       if (old && old.revKey === revKey) {
@@ -260,7 +279,24 @@ export class ConfigSnapshot {
       if (compiled) consumers.set(compiled.conf.username, compiled);
     }
     if (consumers.size !== prev.consumers.size) consumersChanged = true;
-    if (consumersChanged || !this.consumersFed) this.feedConsumers(consumers);
+    const credentials = new Map<string, CompiledCredential>();
+    for (const [id, item] of credentialItems) {
+      const m = CREDENTIAL_ID.exec(id);
+      // A credential without its consumer identifies nobody (APISIX logs it as a wild credential).
+      const owner = m === null ? undefined : consumers.get(m[1]!);
+      if (owner === undefined) continue;
+      const revKey = `${item.modRevision}/${owner.revKey}`;
+      const old = prev.credentials.get(id);
+      if (old && old.revKey === revKey) {
+        credentials.set(id, old);
+        continue;
+      }
+      consumersChanged = true;
+      const compiled = this.tryCompile(`/apisix/consumers/${id}`, () => this.compileCredential(owner, m![2]!, item.value, revKey));
+      if (compiled) credentials.set(id, compiled);
+    }
+    if (credentials.size !== prev.credentials.size) consumersChanged = true;
+    if (consumersChanged || !this.consumersFed) this.feedConsumers(consumers, credentials);
     changed ||= consumersChanged;
 
     const globalRevKey = [...this.raw.global_rules].map(([id, i]) => `${id}@${i.modRevision}`).join(',');
@@ -322,6 +358,7 @@ export class ConfigSnapshot {
       routes,
       upstreams,
       consumers,
+      credentials,
       globalChain,
       pluginMetadata: sameMetadata(prev.pluginMetadata, pluginMetadata) ? prev.pluginMetadata : pluginMetadata,
     };
@@ -402,9 +439,18 @@ export class ConfigSnapshot {
     return { revKey, conf: { ...conf, plugins }, entries };
   }
 
-  private feedConsumers(consumers: ReadonlyMap<string, CompiledConsumer>): void {
+  private compileCredential(owner: CompiledConsumer, id: string, value: Record<string, unknown>, revKey: string): CompiledCredential {
+    const entries = this.compilePlugins(value.plugins as PluginConfMap | undefined, 'consumer', true);
+    const plugins: PluginConfMap = {};
+    for (const e of entries) plugins[e.name] = e.conf;
+    // The consumer's own plugins still merge by username (consumers map); `plugins` here is what the auth plugin matches on.
+    return { revKey, conf: { ...owner.conf, plugins, credential_id: id } };
+  }
+
+  private feedConsumers(consumers: ReadonlyMap<string, CompiledConsumer>, credentials: ReadonlyMap<string, CompiledCredential>): void {
     this.consumersFed = true;
     const list = [...consumers.values()].map((c) => c.conf);
+    for (const c of credentials.values()) list.push(c.conf);
     const registry = this.opts.registry as PluginLookup & { list?: () => Array<{ name: string }> };
     const names = new Set<string>();
     for (const c of list) for (const n of Object.keys(c.plugins ?? {})) names.add(n);

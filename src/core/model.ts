@@ -148,6 +148,13 @@ export interface ConsumerConf {
   update_time?: number;
   group_id?: Id;
   plugins?: PluginConfMap;
+  /**
+   * Set on the consumer an auth plugin identified through one of its
+   * credentials (`/consumers/<username>/credentials/<id>`): `plugins` then holds
+   * that credential's auth conf, and the upstream is told the id
+   * (X-Credential-Identifier), as APISIX's consumer.attach_consumer does.
+   */
+  credential_id?: string;
 }
 
 export interface GlobalRuleConf {

@@ -43,7 +43,8 @@ function consumers(list: readonly ConsumerConf[]): void {
   const keys = new Map<string, ConsumerConf>();
   const names = new Map<string, ConsumerConf>();
   for (const c of list) {
-    names.set(c.username, c);
+    // anonymous_consumer names a consumer, not one of its credentials.
+    if (c.credential_id === undefined) names.set(c.username, c);
     const key = c.plugins?.['key-auth']?.key;
     // Admin writes refuse duplicate keys; should one slip in, the first consumer keeps it.
     if (typeof key === 'string' && !keys.has(key)) keys.set(key, c);
@@ -111,8 +112,9 @@ function attach(ctx: RequestContext, consumer: ConsumerConf): void {
   const customId = consumer.labels?.custom_id;
   if (customId !== undefined) h.set('x-consumer-custom-id', customId);
   else h.remove('x-consumer-custom-id');
-  // No per-consumer credentials objects here: a client must not be able to forge one.
-  h.remove('x-credential-identifier');
+  // Set from the credential that matched, or removed: a client must not be able to forge one.
+  if (consumer.credential_id !== undefined) h.set('x-credential-identifier', consumer.credential_id);
+  else h.remove('x-credential-identifier');
 }
 
 function rewrite(conf: KeyAuthConf, ctx: RequestContext): PluginExit | void {

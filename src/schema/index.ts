@@ -20,7 +20,8 @@ import { pluginMetadataSchema } from './plugin-metadata.js';
 import { sslSchema } from './ssl.js';
 import { checkUpstream } from './upstream-check.js';
 import { checkSsl } from './ssl-check.js';
-import { duplicateConsumerKey } from './consumer-keys.js';
+import { duplicateConsumerKey, type KeyOwner } from './consumer-keys.js';
+import { credentialSchema } from './credential.js';
 
 export interface CheckEnv {
   registry: PluginRegistry;
@@ -28,6 +29,8 @@ export interface CheckEnv {
   exists(resource: ResourceName, id: string): Promise<boolean>;
   /** Stored values of a resource, for cross-object rules (duplicate consumer keys, global rule conflicts). */
   all(resource: ResourceName): Promise<Array<{ id: string; value: Record<string, unknown> }>>;
+  /** Every consumer's stored credentials (plugin fields decrypted), for the duplicate key rule. */
+  credentials?(): Promise<Array<{ username: string; id: string; value: Record<string, unknown> }>>;
   /**
    * The data_encryption keyring when encrypt_fields is on: stored consumers'
    * encrypted fields (key-auth `key`...) are decrypted before comparing keys.
@@ -47,6 +50,7 @@ const CORE_SCHEMAS: Record<string, JsonSchema> = {
   plugin_config: pluginConfigSchema,
   plugin_metadata: pluginMetadataSchema,
   ssl: sslSchema,
+  credential: credentialSchema,
 };
 
 const BY_RESOURCE: Record<ResourceName, string> = {
@@ -148,20 +152,42 @@ async function checkConsumer(id: string, value: Obj, env: CheckEnv): Promise<str
   if (isObject(value.plugins)) {
     const pErr = checkPlugins(value.plugins, env, 'consumer');
     if (pErr) return `invalid plugins configuration: ${pErr}`;
-    const others = (await env.all('consumers')).map((c) => {
-      const plugins = isObject(c.value.plugins) ? c.value.plugins : {};
-      return {
-        username: String(c.value.username ?? c.id),
-        plugins: env.keyring?.length
-          ? decryptPluginFields(plugins as Record<string, Obj>, env.registry, env.keyring)
-          : (plugins as Record<string, Obj>),
-      };
-    });
-    const dup = duplicateConsumerKey(value.plugins, String(value.username), others);
+    const dup = duplicateConsumerKey(value.plugins, { username: String(value.username) }, await keyOwners(env));
     if (dup) return dup;
   }
   // group_id: consumer groups are not a Portico resource yet, so there is nothing to look up.
   return undefined;
+}
+
+/** Every stored consumer and credential with the auth keys it holds (decrypted). */
+async function keyOwners(env: CheckEnv): Promise<KeyOwner[]> {
+  const open = (plugins: unknown): Record<string, Obj> => {
+    const p = (isObject(plugins) ? plugins : {}) as Record<string, Obj>;
+    return env.keyring?.length ? decryptPluginFields(p, env.registry, env.keyring) : p;
+  };
+  const owners: KeyOwner[] = (await env.all('consumers')).map((c) => ({ username: String(c.value.username ?? c.id), plugins: open(c.value.plugins) }));
+  for (const c of (await env.credentials?.()) ?? []) owners.push({ username: c.username, credentialId: c.id, plugins: open(c.value.plugins) });
+  return owners;
+}
+
+/**
+ * PUT /consumers/<username>/credentials/<id> (apisix/admin/credentials.lua):
+ * the credential schema, then its one plugin's consumer schema, then that it
+ * is an auth plugin, then the duplicate key rule. `value.id` is already the
+ * URL's id. Resolves to the error_msg, or undefined.
+ */
+export async function checkCredential(username: string, id: string, value: Obj, env: CheckEnv): Promise<string | undefined> {
+  const err = compiled.get('credential')!.check(value);
+  if (err) return `invalid configuration: ${err}`;
+  if (!isObject(value.plugins)) return undefined;
+  const pErr = checkPlugins(value.plugins, env, 'consumer');
+  if (pErr) return `invalid plugins configuration: ${pErr}`;
+  for (const name of Object.keys(value.plugins)) {
+    const def = env.registry.get(name);
+    if (!def) return `unknown plugin ${name}`;
+    if (def.type !== 'auth') return 'only supports auth type plugins in consumer credential';
+  }
+  return duplicateConsumerKey(value.plugins, { username, credentialId: id }, await keyOwners(env));
 }
 
 async function checkGlobalRule(id: string, value: Obj, env: CheckEnv): Promise<string | undefined> {
