@@ -37,7 +37,7 @@ import { compileExpr } from './expr.js';
 import { compileIpMatcher } from './ip-match.js';
 import { ConfigError } from './config-file.js';
 import { getSchemeHandler } from './scheme-handler.js';
-import { compileRouter, type Router } from './router.js';
+import { compileRouter, routerOptionsFor, type Router } from './router.js';
 
 /** What the snapshot needs from the plugin registry; tests may pass their own. */
 export type PluginLookup = Pick<PluginRegistry, 'get' | 'checkConf'>;
@@ -347,6 +347,8 @@ export class ConfigSnapshot {
         [...routes.values()]
           .sort((a, b) => (a.conf.id < b.conf.id ? -1 : a.conf.id > b.conf.id ? 1 : 0))
           .map((r) => ({ id: r.conf.id, route: r.conf, data: r })),
+        // apisix.router.http, validated at load: an unknown name never gets here.
+        routerOptionsFor(this.opts.config.apisix.router?.http ?? 'radixtree_host_uri'),
       );
       for (const e of router.errors) this.opts.logger.warn({ route: e.id, error: e.error }, 'config: route left out of the router');
     }
