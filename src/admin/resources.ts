@@ -16,7 +16,7 @@ export interface ReferenceRule {
   from: ResourceName;
   /** The kind named in the refusal, e.g. `route` in `route [1] is still using it now`. */
   label: string;
-  field: 'upstream_id' | 'service_id' | 'plugin_config_id';
+  field: 'upstream_id' | 'service_id' | 'plugin_config_id' | 'group_id';
 }
 
 export interface ResourceDef {
@@ -84,6 +84,7 @@ export const RESOURCE_DEFS: ReadonlyMap<string, ResourceDef> = new Map(
         { from: 'services', label: 'service' },
         { from: 'plugin_configs', label: 'plugin_config' },
         { from: 'consumers', label: 'consumer' },
+        { from: 'consumer_groups', label: 'consumer_group' },
         { from: 'global_rules', label: 'global_rules' },
       ],
     }),
@@ -97,6 +98,15 @@ export const RESOURCE_DEFS: ReadonlyMap<string, ResourceDef> = new Map(
       hasPlugins: true,
       deleteNoun: 'plugin config',
       referencedBy: [{ from: 'routes', label: 'route', field: 'plugin_config_id' }],
+    }),
+    def({
+      name: 'consumer_groups',
+      kind: 'consumer group',
+      keyField: 'id',
+      methods: NO_POST,
+      hasPlugins: true,
+      deleteNoun: 'consumer group',
+      referencedBy: [{ from: 'consumers', label: 'consumer', field: 'group_id' }],
     }),
     def({ name: 'plugin_metadata', kind: 'plugin_metadata', keyField: 'plugin_name', methods: NO_POST_PATCH, hasPlugins: false }),
     def({ name: 'ssls', kind: 'ssl', keyField: 'id', methods: ALL, hasPlugins: false, hiddenOnRead: ['key', 'keys'] }),

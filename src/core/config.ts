@@ -75,6 +75,15 @@ export interface CompiledRoute {
 export interface CompiledConsumer {
   readonly revKey: string;
   readonly conf: ConsumerConf;
+  /** The consumer's plugins over its group's (consumer wins), merged into a route after auth. */
+  readonly entries: readonly ChainEntry[];
+  /** Names a consumer group that does not exist: APISIX answers its requests 503. */
+  readonly groupMissing: boolean;
+}
+
+/** A consumer group's plugins, compiled once per revision. */
+export interface CompiledConsumerGroup {
+  readonly revKey: string;
   readonly entries: readonly ChainEntry[];
 }
 
@@ -97,6 +106,7 @@ export interface Snapshot {
   readonly routes: ReadonlyMap<string, CompiledRoute>;
   readonly upstreams: ReadonlyMap<string, CompiledUpstream>;
   readonly consumers: ReadonlyMap<string, CompiledConsumer>;
+  readonly consumerGroups: ReadonlyMap<string, CompiledConsumerGroup>;
   /** Keyed by `<username>/credentials/<id>`; only credentials whose consumer exists. */
   readonly credentials: ReadonlyMap<string, CompiledCredential>;
   readonly globalChain: PluginChain;
@@ -110,8 +120,11 @@ interface RawItem {
   readonly modRevision: number;
 }
 
-type RawTables = Record<'routes' | 'services' | 'upstreams' | 'consumers' | 'global_rules' | 'plugin_configs' | 'plugin_metadata', Map<string, RawItem>>;
-const KEPT = new Set<keyof RawTables>(['routes', 'services', 'upstreams', 'consumers', 'global_rules', 'plugin_configs', 'plugin_metadata']);
+type RawTables = Record<
+  'routes' | 'services' | 'upstreams' | 'consumers' | 'consumer_groups' | 'global_rules' | 'plugin_configs' | 'plugin_metadata',
+  Map<string, RawItem>
+>;
+const KEPT = new Set<keyof RawTables>(['routes', 'services', 'upstreams', 'consumers', 'consumer_groups', 'global_rules', 'plugin_configs', 'plugin_metadata']);
 const PREFIX = KEY_PREFIX + '/';
 
 class SkipObject extends Error {}
@@ -131,6 +144,7 @@ export class ConfigSnapshot {
     services: new Map(),
     upstreams: new Map(),
     consumers: new Map(),
+    consumer_groups: new Map(),
     global_rules: new Map(),
     plugin_configs: new Map(),
     plugin_metadata: new Map(),
@@ -162,6 +176,7 @@ export class ConfigSnapshot {
       routes: new Map(),
       upstreams: new Map(),
       consumers: new Map(),
+      consumerGroups: new Map(),
       credentials: new Map(),
       globalChain: EMPTY_CHAIN,
       pluginMetadata: new Map(),
@@ -259,6 +274,22 @@ export class ConfigSnapshot {
     }
     if (upstreams.size !== prev.upstreams.size) changed = true;
 
+    // Consumer groups first: a consumer's compiled plugins include its group's.
+    const consumerGroups = new Map<string, CompiledConsumerGroup>();
+    for (const [id, item] of this.raw.consumer_groups) {
+      const revKey = String(item.modRevision);
+      const old = prev.consumerGroups.get(id);
+      if (old && old.revKey === revKey) {
+        consumerGroups.set(id, old);
+        continue;
+      }
+      const compiled = this.tryCompile(`/apisix/consumer_groups/${id}`, () => ({
+        revKey,
+        entries: this.compilePlugins(item.value.plugins as PluginConfMap | undefined, 'route', true),
+      }));
+      if (compiled) consumerGroups.set(id, compiled);
+    }
+
     const consumers = new Map<string, CompiledConsumer>();
     const credentialItems: Array<[string, RawItem]> = [];
     let consumersChanged = false;
@@ -268,14 +299,19 @@ export class ConfigSnapshot {
         credentialItems.push([id, item]);
         continue;
       }
-      const revKey = String(item.modRevision);
+      const groupId = item.value.group_id;
+      const group = groupId === undefined || groupId === null ? undefined : consumerGroups.get(String(groupId));
+      // A group's change recompiles its consumers: its revision is part of theirs.
+      const revKey = groupId === undefined || groupId === null ? String(item.modRevision) : `${item.modRevision}/${group?.revKey ?? 'missing'}`;
       const old = prev.consumers.get(id);
       if (old && old.revKey === revKey) {
         consumers.set(id, old);
         continue;
       }
       consumersChanged = true;
-      const compiled = this.tryCompile(`/apisix/consumers/${id}`, () => this.compileConsumer(item.value as unknown as ConsumerConf, revKey));
+      const compiled = this.tryCompile(`/apisix/consumers/${id}`, () =>
+        this.compileConsumer(item.value as unknown as ConsumerConf, revKey, group, groupId !== undefined && groupId !== null && group === undefined),
+      );
       if (compiled) consumers.set(compiled.conf.username, compiled);
     }
     if (consumers.size !== prev.consumers.size) consumersChanged = true;
@@ -360,6 +396,7 @@ export class ConfigSnapshot {
       routes,
       upstreams,
       consumers,
+      consumerGroups,
       credentials,
       globalChain,
       pluginMetadata: sameMetadata(prev.pluginMetadata, pluginMetadata) ? prev.pluginMetadata : pluginMetadata,
@@ -432,13 +469,21 @@ export class ConfigSnapshot {
     return { revKey, conf, runtime: takenOver ? undefined : createUpstreamRuntime(conf, key) };
   }
 
-  private compileConsumer(conf: ConsumerConf, revKey: string): CompiledConsumer {
+  private compileConsumer(conf: ConsumerConf, revKey: string, group: CompiledConsumerGroup | undefined, groupMissing: boolean): CompiledConsumer {
     if (typeof conf.username !== 'string') throw new SkipObject('consumer without username');
-    const entries = this.compilePlugins(conf.plugins, 'consumer', true);
-    // Auth plugins read the validated confs (defaults filled, decrypted), not the stored ones.
+    const own = this.compilePlugins(conf.plugins, 'consumer', true);
+    // Auth plugins read the validated confs (defaults filled, decrypted), not the stored ones; never the group's.
     const plugins: PluginConfMap = {};
-    for (const e of entries) plugins[e.name] = e.conf;
-    return { revKey, conf: { ...conf, plugins }, entries };
+    for (const e of own) plugins[e.name] = e.conf;
+    let entries: readonly ChainEntry[] = own;
+    if (group !== undefined && group.entries.length > 0) {
+      // APISIX's merge_consumer_route: the group's plugins, then the consumer's over them.
+      const byName = new Map<string, ChainEntry>();
+      for (const e of group.entries) byName.set(e.name, e);
+      for (const e of own) byName.set(e.name, e);
+      entries = [...byName.values()];
+    }
+    return { revKey, conf: { ...conf, plugins }, entries, groupMissing };
   }
 
   private compileCredential(owner: CompiledConsumer, id: string, value: Record<string, unknown>, revKey: string): CompiledCredential {

@@ -330,7 +330,10 @@ class DataPlaneServer {
   /** Consumer plugins override the route's; plugins new to the route run their rewrite now. */
   private mergeConsumer(ctx: FlowCtx): PhaseResult {
     const consumer = ctx.snapshot.consumers.get(ctx.consumer!.username);
-    if (consumer === undefined || consumer.entries.length === 0) return undefined;
+    if (consumer === undefined) return undefined;
+    // Its consumer group is gone: APISIX cannot build the consumer's plugin set and answers 503.
+    if (consumer.groupMissing) return errorExit(ERRORS.unavailable);
+    if (consumer.entries.length === 0) return undefined;
     const chain = consumerChain(ctx.compiled!, consumer);
     ctx.chain = chain;
     return runPhase(chain.rewriteInConsumer, 'rewrite', ctx);

@@ -16,6 +16,7 @@ export const RESOURCES = [
   'plugin_configs',
   'plugin_metadata',
   'ssls',
+  'consumer_groups',
 ] as const;
 export type ResourceName = (typeof RESOURCES)[number];
 
@@ -173,6 +174,9 @@ export interface PluginConfigConf {
   update_time?: number;
   plugins: PluginConfMap;
 }
+
+/** A consumer group holds what a plugin config holds; only its schema's `name` rule differs. */
+export type ConsumerGroupConf = PluginConfigConf;
 
 export interface SslConf {
   id?: Id;

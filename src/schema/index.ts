@@ -22,6 +22,7 @@ import { checkUpstream } from './upstream-check.js';
 import { checkSsl } from './ssl-check.js';
 import { duplicateConsumerKey, type KeyOwner } from './consumer-keys.js';
 import { credentialSchema } from './credential.js';
+import { consumerGroupSchema } from './consumer-group.js';
 
 export interface CheckEnv {
   registry: PluginRegistry;
@@ -51,6 +52,7 @@ const CORE_SCHEMAS: Record<string, JsonSchema> = {
   plugin_metadata: pluginMetadataSchema,
   ssl: sslSchema,
   credential: credentialSchema,
+  consumer_group: consumerGroupSchema,
 };
 
 const BY_RESOURCE: Record<ResourceName, string> = {
@@ -62,6 +64,7 @@ const BY_RESOURCE: Record<ResourceName, string> = {
   plugin_configs: 'plugin_config',
   plugin_metadata: 'plugin_metadata',
   ssls: 'ssl',
+  consumer_groups: 'consumer_group',
 };
 
 // Compiled once at module load: the first admin write must not pay for it.
@@ -155,7 +158,9 @@ async function checkConsumer(id: string, value: Obj, env: CheckEnv): Promise<str
     const dup = duplicateConsumerKey(value.plugins, { username: String(value.username) }, await keyOwners(env));
     if (dup) return dup;
   }
-  // group_id: consumer groups are not a Portico resource yet, so there is nothing to look up.
+  if (value.group_id !== undefined && !(await env.exists('consumer_groups', String(value.group_id)))) {
+    return `failed to fetch consumer group info by consumer group id [${String(value.group_id)}], response code: 404`;
+  }
   return undefined;
 }
 
@@ -244,8 +249,9 @@ export async function checkResource(
       return checkConsumer(id, value, env);
     case 'global_rules':
       return checkGlobalRule(id, value, env);
+    case 'consumer_groups':
     case 'plugin_configs': {
-      const err = schemaOf('plugin_configs').check(value);
+      const err = schemaOf(resource).check(value);
       if (err) return `invalid configuration: ${err}`;
       return checkPlugins(value.plugins, env, 'route');
     }

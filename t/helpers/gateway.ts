@@ -7,6 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import { afterAll, beforeAll } from 'vitest';
+import { startUpstream, type Upstream } from '../dataplane/helpers.js';
 import { loadConfig, mergeConfig, type DeepPartial } from '../../src/core/config-file.js';
 import type { PorticoConfig } from '../../src/core/config-types.js';
 import { startGateway, type Gateway } from '../../src/core/gateway.js';
@@ -81,4 +83,21 @@ export async function startTestGateway(opts: { config?: DeepPartial<PorticoConfi
       if (!opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * For a describe block: a gateway and an echo upstream, started in beforeAll
+ * and stopped in afterAll. The returned object is filled in before the tests run.
+ */
+export function useGatewayWithEcho(opts: { config?: DeepPartial<PorticoConfig> } = {}): { gw: TestGateway; up: Upstream } {
+  const env = {} as { gw: TestGateway; up: Upstream };
+  beforeAll(async () => {
+    env.gw = await startTestGateway(opts);
+    env.up = await startUpstream();
+  });
+  afterAll(async () => {
+    await env.gw?.close();
+    await env.up?.close();
+  });
+  return env;
 }
