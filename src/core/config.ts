@@ -25,6 +25,7 @@ import type {
   UpstreamConf,
 } from './model.js';
 import { KEY_PREFIX } from './model.js';
+import { resolveSecretRefs } from './secret-refs.js';
 import { buildChain, EMPTY_CHAIN, type ChainEntry, type PluginChain } from './pipeline.js';
 import type { PluginRegistry } from './plugin-registry.js';
 import { decryptConf } from './encryption.js';
@@ -438,6 +439,7 @@ export class ConfigSnapshot {
       if (keyring.length > 0 && def.encrypt_fields?.length) conf = decryptConf(name, conf, registry as PluginRegistry, keyring);
       const err = registry.checkConf(name, conf, type, true);
       if (err !== undefined) throw new SkipObject(err);
+      conf = resolveSecretRefs(conf, name, logger);
       const compiled = def.compile ? def.compile(conf) : conf;
       let filter: ((vars: Vars) => boolean) | undefined;
       if (Array.isArray(meta?.filter) && meta.filter.length > 0) {

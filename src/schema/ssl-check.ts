@@ -1,13 +1,9 @@
 /** The Admin API's checks on an SSL object beyond its schema (apisix/ssl.lua check_ssl_conf). */
 import type { CompiledSchema } from './compile.js';
 import { validateCertKey } from './pem.js';
+import { isSecretRef } from '../core/secret-refs.js';
 
 type Obj = Record<string, unknown>;
-
-/** `$secret://...` and `$env://...` are resolved at use time, so they cannot be parsed now. */
-export function isSecretRef(v: unknown): boolean {
-  return typeof v === 'string' && (v.startsWith('$secret://') || v.toLowerCase().startsWith('$env://'));
-}
 
 export function checkSsl(conf: Obj, schema: CompiledSchema): string | undefined {
   const err = schema.check(conf);
