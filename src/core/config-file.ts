@@ -3,12 +3,19 @@
  * file named by PORTICO_CONFIG (or --config) is laid over it, as APISIX lays
  * config.yaml over its defaults (objects merge, arrays replace). Both are
  * validated, so a wrong key or type stops start-up with a message naming it.
+ *
+ * APISIX's own config.yaml loads too: keys APISIX defines that Portico does
+ * not use (apisix-config-keys.ts) are dropped and named in one warning,
+ * `deployment.role` / `role_traditional.config_provider` pick the store, and
+ * APISIX's shorthand shapes (`node_listen: 9080`, a keyring string) are read.
  */
 import { Ajv, type ErrorObject } from 'ajv';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
 import { parse as parseYaml } from 'yaml';
+import { ANY, APISIX_CONFIG_KEYS, APISIX_KEY_ALIASES, type KeyTree } from './apisix-config-keys.js';
 import type { PorticoConfig } from './config-types.js';
 import { HTTP_ROUTER_NAMES } from './router.js';
 
@@ -52,7 +59,8 @@ const configSchema = {
         router: {
           type: 'object',
           additionalProperties: false,
-          properties: { http: { enum: HTTP_ROUTER_NAMES } },
+          // ssl: APISIX allows only radixtree_sni; Portico has no other SNI matcher, so it is accepted and changes nothing.
+          properties: { http: { enum: HTTP_ROUTER_NAMES }, ssl: { enum: ['radixtree_sni'] } },
         },
         delete_uri_tail_slash: { type: 'boolean' },
         normalize_uri_like_servlet: { type: 'boolean' },
@@ -167,7 +175,170 @@ function substituteLine(text: string, env: NodeJS.ProcessEnv, file: string): str
   });
 }
 
-function readConfigFile(file: string, env: NodeJS.ProcessEnv): Record<string, unknown> {
+interface SchemaNode {
+  properties?: Record<string, SchemaNode>;
+}
+
+/** APISIX keys Portico maps itself (resolveRole, resolveAliases) rather than ignoring. */
+const HONOURED_APISIX_KEYS = new Set(['deployment.role', 'deployment.role_traditional', ...Object.keys(APISIX_KEY_ALIASES)]);
+
+/**
+ * Walks `doc` against Portico's schema and APISIX's key tree: APISIX-only keys
+ * are removed and their paths pushed to `ignored` (the topmost one of a
+ * section); a key neither knows throws, suggesting a close one. `portico` is
+ * undefined inside an APISIX-only section, which is still checked for typos.
+ */
+function sortKeys(
+  doc: Record<string, unknown>,
+  portico: SchemaNode | undefined,
+  apisix: KeyTree | undefined,
+  path: string,
+  ignored: string[],
+  file: string,
+): void {
+  for (const [key, value] of Object.entries(doc)) {
+    const at = path ? `${path}.${key}` : key;
+    const own = portico?.properties && Object.hasOwn(portico.properties, key) ? portico.properties[key] : undefined;
+    const theirs = apisix && Object.hasOwn(apisix, key) ? apisix[key] : undefined;
+    const theirTree = theirs === undefined || theirs === ANY ? undefined : theirs;
+    if (own) {
+      if (own.properties && isPlainObject(value)) sortKeys(value, own, theirTree, at, ignored, file);
+    } else if (theirs !== undefined) {
+      if (portico && !HONOURED_APISIX_KEYS.has(at)) {
+        ignored.push(at);
+        delete doc[key];
+      }
+      if (theirTree && isPlainObject(value)) sortKeys(value, undefined, theirTree, at, ignored, file);
+    } else {
+      const known = [...Object.keys(portico?.properties ?? {}), ...Object.keys(apisix ?? {})];
+      throw new ConfigError(`${file}: unknown key "${at}"${didYouMean(key, known, path)}`);
+    }
+  }
+}
+
+function didYouMean(key: string, known: string[], path: string): string {
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(key.length / 3)) + 1;
+  for (const k of new Set(known)) {
+    const d = editDistance(key.toLowerCase(), k.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [k, d];
+  }
+  return best === undefined ? '' : ` (did you mean "${path ? `${path}.` : ''}${best}"?)`;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
+/** APISIX's shorthand shapes, rewritten to Portico's before validation. */
+function normalizeApisixShapes(doc: Record<string, unknown>, file: string): void {
+  const apisix = doc.apisix;
+  if (!isPlainObject(apisix)) return;
+  let listen = apisix.node_listen;
+  if (Array.isArray(listen)) {
+    // APISIX: a list of ports or {ip, port}; Portico serves one address.
+    if (listen.length !== 1) {
+      throw new ConfigError(`${file}: "apisix.node_listen" lists ${listen.length} addresses; Portico listens on exactly one`);
+    }
+    listen = listen[0];
+  }
+  if (typeof listen === 'number') listen = { port: listen };
+  if (listen !== undefined) apisix.node_listen = listen;
+  const enc = apisix.data_encryption;
+  if (isPlainObject(enc) && typeof enc.keyring === 'string') enc.keyring = [enc.keyring];
+}
+
+/** APISIX's admin keys may be numbers in YAML (APISIX takes tostring). */
+function normalizeAdminKeys(doc: Record<string, unknown>): void {
+  const admin = isPlainObject(doc.deployment) ? doc.deployment.admin : undefined;
+  const keys = isPlainObject(admin) ? admin.admin_key : undefined;
+  if (!Array.isArray(keys)) return;
+  for (const k of keys) if (isPlainObject(k) && typeof k.key === 'number') k.key = String(k.key);
+}
+
+/** Moves each APISIX_KEY_ALIASES value to its Portico path. */
+function resolveAliases(doc: Record<string, unknown>, file: string): void {
+  for (const [from, to] of Object.entries(APISIX_KEY_ALIASES)) {
+    const fromPath = from.split('.');
+    const parent = walkTo(doc, fromPath.slice(0, -1), false);
+    const last = fromPath[fromPath.length - 1]!;
+    if (!parent || parent[last] === undefined) continue;
+    const value = parent[last];
+    delete parent[last];
+    const toPath = to.split('.');
+    const target = walkTo(doc, toPath.slice(0, -1), true);
+    const key = toPath[toPath.length - 1]!;
+    if (!target) continue; // a wrong type on the way, which validation reports
+    if (target[key] !== undefined && target[key] !== value) {
+      throw new ConfigError(`${file}: "${from}: ${String(value)}" and "${to}: ${String(target[key])}" disagree; keep one of them`);
+    }
+    target[key] = value;
+  }
+}
+
+function walkTo(doc: Record<string, unknown>, path: string[], create: boolean): Record<string, unknown> | undefined {
+  let node = doc;
+  for (const key of path) {
+    if (create && node[key] === undefined) node[key] = {};
+    const next = node[key];
+    if (!isPlainObject(next)) return undefined;
+    node = next;
+  }
+  return node;
+}
+
+/**
+ * APISIX's `deployment.role: traditional` with `role_traditional.config_provider`
+ * (etcd when left out, as in APISIX) becomes Portico's `deployment.config_provider`.
+ * What Portico cannot serve (the data_plane/control_plane split, yaml/json
+ * standalone files) or a contradiction with `config_provider` stops start-up.
+ */
+function resolveRole(doc: Record<string, unknown>, file: string): void {
+  const dep = doc.deployment;
+  if (!isPlainObject(dep) || (dep.role === undefined && dep.role_traditional === undefined)) return;
+  const role = dep.role ?? 'traditional';
+  if (role !== 'traditional') {
+    throw new ConfigError(
+      `${file}: "deployment.role: ${String(role)}" is not supported: Portico runs APISIX's traditional role only ` +
+        '(one process serving the Admin API and the data plane); set deployment.role: traditional',
+    );
+  }
+  const rt = dep.role_traditional ?? {};
+  if (!isPlainObject(rt)) throw new ConfigError(`${file}: "deployment.role_traditional" must be a mapping`);
+  const provider = rt.config_provider ?? 'etcd';
+  if (provider !== 'etcd') {
+    throw new ConfigError(
+      `${file}: "deployment.role_traditional.config_provider: ${String(provider)}" is not supported: Portico supports etcd ` +
+        "here (APISIX's yaml/json standalone files are not read), or its own embedded store with " +
+        'deployment.config_provider: embedded and no deployment.role',
+    );
+  }
+  if (dep.config_provider !== undefined && dep.config_provider !== provider) {
+    throw new ConfigError(
+      `${file}: "deployment.config_provider: ${String(dep.config_provider)}" and ` +
+        `"deployment.role_traditional.config_provider: ${provider}" disagree; keep one of them`,
+    );
+  }
+  delete dep.role;
+  delete dep.role_traditional;
+  dep.config_provider = provider;
+}
+
+interface ConfigDoc {
+  doc: Record<string, unknown>;
+  /** APISIX keys present in the file that Portico does not use. */
+  ignored: string[];
+}
+
+function readConfigFile(file: string, env: NodeJS.ProcessEnv): ConfigDoc {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -181,10 +352,16 @@ function readConfigFile(file: string, env: NodeJS.ProcessEnv): Record<string, un
     if (err instanceof ConfigError) throw err;
     throw new ConfigError(`${file}: invalid YAML: ${(err as Error).message}`);
   }
-  if (doc == null) return {};
-  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(`${file}: the top level must be a mapping`);
+  if (doc == null) return { doc: {}, ignored: [] };
+  if (!isPlainObject(doc)) throw new ConfigError(`${file}: the top level must be a mapping`);
+  const ignored: string[] = [];
+  normalizeApisixShapes(doc, file);
+  normalizeAdminKeys(doc);
+  sortKeys(doc, configSchema as SchemaNode, APISIX_CONFIG_KEYS, '', ignored, file);
+  resolveRole(doc, file);
+  resolveAliases(doc, file);
   if (!validate(doc)) throw new ConfigError(`${file}: ${describe(validate.errors![0]!)}`);
-  return doc as Record<string, unknown>;
+  return { doc, ignored };
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -205,15 +382,30 @@ export interface LoadOptions {
   /** Programmatic overrides laid over everything (tests). */
   overrides?: DeepPartial<PorticoConfig>;
   env?: NodeJS.ProcessEnv;
+  /**
+   * Receives the one start-up warning naming APISIX keys Portico ignores;
+   * defaults to a pino warning at $PORTICO_LOG_LEVEL.
+   */
+  warn?: (message: string) => void;
+}
+
+function defaultWarn(env: NodeJS.ProcessEnv): (message: string) => void {
+  return (message) => pino({ level: env.PORTICO_LOG_LEVEL ?? 'info' }).warn(message);
 }
 
 export function loadConfig(opts: LoadOptions = {}): PorticoConfig {
   const env = opts.env ?? process.env;
-  let config = readConfigFile(DEFAULT_CONFIG_PATH, env) as unknown as PorticoConfig;
+  const defaults = readConfigFile(DEFAULT_CONFIG_PATH, env);
+  let config = defaults.doc as unknown as PorticoConfig;
+  const ignored = defaults.ignored;
   const userPath = opts.path ?? env.PORTICO_CONFIG;
   if (userPath) {
     const abs = resolve(userPath);
-    if (abs !== DEFAULT_CONFIG_PATH) config = mergeConfig(config, readConfigFile(abs, env));
+    if (abs !== DEFAULT_CONFIG_PATH) {
+      const user = readConfigFile(abs, env);
+      config = mergeConfig(config, user.doc);
+      ignored.push(...user.ignored);
+    }
   }
   if (opts.overrides) {
     if (!validate(opts.overrides)) throw new ConfigError(`overrides: ${describe(validate.errors![0]!)}`);
@@ -226,5 +418,9 @@ export function loadConfig(opts: LoadOptions = {}): PorticoConfig {
   if (env.PORTICO_DATA_DIR) config.deployment.embedded.data_dir = env.PORTICO_DATA_DIR;
   const dataDir = config.deployment.embedded.data_dir;
   if (!isAbsolute(dataDir)) config.deployment.embedded.data_dir = resolve(dataDir);
+  if (ignored.length > 0) {
+    const unique = [...new Set(ignored)];
+    (opts.warn ?? defaultWarn(env))(`config: APISIX keys not used by Portico, ignored: ${unique.join(', ')}`);
+  }
   return config;
 }

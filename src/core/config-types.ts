@@ -27,6 +27,8 @@ export interface PorticoConfig {
        * with `:name` parameters (see router.ts, routerOptionsFor).
        */
       http: HttpRouterName;
+      /** APISIX's SNI matcher; `radixtree_sni` is the only value APISIX (and Portico) accepts. */
+      ssl?: 'radixtree_sni';
     };
     /** Route (and plugins see `uri`) without one trailing `/`; the upstream still receives it. */
     delete_uri_tail_slash: boolean;
@@ -56,6 +58,10 @@ export interface PorticoConfig {
     worker_processes: number | 'auto';
   };
   deployment: {
+    /**
+     * Where routes and the rest live. APISIX's `role: traditional` with
+     * `role_traditional.config_provider: etcd` is read into this (config-file.ts).
+     */
     config_provider: 'embedded' | 'etcd';
     admin: {
       enable_admin: boolean;
