@@ -5,6 +5,8 @@
  */
 import { pino } from 'pino';
 import { ConfigError, loadConfig } from './core/config-file.js';
+import type { PorticoConfig } from './core/config-types.js';
+import { StoreUnavailableError } from './core/store/types.js';
 import { startGateway } from './core/gateway.js';
 
 function parseArgs(argv: string[]): { config?: string } {
@@ -28,11 +30,18 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const logger = pino({ level: process.env.PORTICO_LOG_LEVEL ?? 'info' });
   let gateway;
+  let config: PorticoConfig | undefined;
   try {
-    const config = loadConfig({ path: args.config });
+    config = loadConfig({ path: args.config });
     gateway = await startGateway(config, { logger });
   } catch (err) {
-    const msg = err instanceof ConfigError ? err.message : (err as Error).stack ?? String(err);
+    // A store that cannot be reached is the operator's to fix, not a bug: say which and where, without a stack.
+    const msg =
+      err instanceof ConfigError
+        ? err.message
+        : err instanceof StoreUnavailableError && config?.deployment.config_provider === 'etcd'
+          ? `cannot reach etcd at ${config.deployment.etcd.host.join(', ')} (deployment.etcd.host): ${err.message}`
+          : ((err as Error).stack ?? String(err));
     process.stderr.write(`portico: failed to start: ${msg}\n`);
     process.exit(1);
   }

@@ -168,3 +168,26 @@ export const APISIX_CONFIG_KEYS: KeyTree = {
 export const APISIX_KEY_ALIASES: Readonly<Record<string, string>> = {
   'apisix.enable_admin': 'deployment.admin.enable_admin',
 };
+
+function isSet(v: unknown): boolean {
+  if (v === undefined || v === null || v === false || v === '') return false;
+  if (typeof v === 'object') return Object.values(v as Record<string, unknown>).some(isSet);
+  return true;
+}
+
+/**
+ * APISIX keys that ask for a protection Portico does not give: set, they are
+ * refused at start-up, since ignoring them would run with less than the file
+ * asked for (an Admin API in plain HTTP, an etcd session without its auth).
+ */
+export const APISIX_REFUSED_WHEN_SET: Readonly<Record<string, { set: (v: unknown) => boolean; why: string }>> = {
+  'deployment.admin.https_admin': { set: (v) => v === true, why: 'the Admin API serves plain HTTP only: keep it on loopback (the default) or put a TLS proxy in front' },
+  'deployment.admin.admin_api_mtls': { set: isSet, why: 'the Admin API has no TLS, so no mTLS either' },
+  'deployment.etcd.user': { set: isSet, why: 'Portico connects to etcd without authentication' },
+  'deployment.etcd.password': { set: isSet, why: 'Portico connects to etcd without authentication' },
+  // `verify` alone (the example's `verify: true`) asks for nothing; client certificates do.
+  'deployment.etcd.tls': {
+    set: (v) => typeof v === 'object' && v !== null && (isSet((v as Record<string, unknown>).cert) || isSet((v as Record<string, unknown>).key)),
+    why: 'Portico does not present etcd client certificates',
+  },
+};

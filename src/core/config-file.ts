@@ -15,7 +15,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { parse as parseYaml } from 'yaml';
-import { ANY, APISIX_CONFIG_KEYS, APISIX_KEY_ALIASES, type KeyTree } from './apisix-config-keys.js';
+import { ANY, APISIX_CONFIG_KEYS, APISIX_KEY_ALIASES, APISIX_REFUSED_WHEN_SET, type KeyTree } from './apisix-config-keys.js';
 import type { PorticoConfig } from './config-types.js';
 import { HTTP_ROUTER_NAMES } from './router.js';
 
@@ -204,6 +204,8 @@ function sortKeys(
     if (own) {
       if (own.properties && isPlainObject(value)) sortKeys(value, own, theirTree, at, ignored, file);
     } else if (theirs !== undefined) {
+      const refused = Object.hasOwn(APISIX_REFUSED_WHEN_SET, at) ? APISIX_REFUSED_WHEN_SET[at]! : undefined;
+      if (refused?.set(value)) throw new ConfigError(`${file}: "${at}" is not supported by Portico: ${refused.why}`);
       if (portico && !HONOURED_APISIX_KEYS.has(at)) {
         ignored.push(at);
         delete doc[key];

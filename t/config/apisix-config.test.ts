@@ -131,9 +131,7 @@ describe("APISIX's config.yaml.example, sections uncommented", () => {
       'wasm',
       'stream_plugins',
       'deployment.admin.enable_admin_ui',
-      'deployment.etcd.user',
-      'deployment.etcd.password',
-      'deployment.etcd.tls',
+      'deployment.etcd.tls', // only `verify: true` is set, which asks for nothing Portico lacks
     ]) {
       expect(listed).toContain(key);
     }
@@ -142,6 +140,24 @@ describe("APISIX's config.yaml.example, sections uncommented", () => {
       expect(listed).not.toContain(key);
     }
     expect(listed.some((k) => k.startsWith('nginx_config.http.'))).toBe(false);
+  });
+});
+
+describe('APISIX keys asking for a protection Portico does not give are refused, not ignored', () => {
+  test('https_admin, admin_api_mtls, etcd user/password and etcd client certificates', () => {
+    const cases: Array<[string, string]> = [
+      ['deployment:\n  admin:\n    https_admin: true\n', 'deployment.admin.https_admin'],
+      ['deployment:\n  admin:\n    admin_api_mtls:\n      admin_ssl_cert: /c.pem\n', 'deployment.admin.admin_api_mtls'],
+      ['deployment:\n  etcd:\n    user: root\n', 'deployment.etcd.user'],
+      ['deployment:\n  etcd:\n    password: secret\n', 'deployment.etcd.password'],
+      ['deployment:\n  etcd:\n    tls:\n      cert: /c.pem\n      key: /k.pem\n', 'deployment.etcd.tls'],
+    ];
+    for (const [yaml, key] of cases) {
+      expect(() => loadYaml(yaml), key).toThrow(new RegExp(`"${key.replaceAll('.', '\\.')}" is not supported by Portico: `));
+    }
+    // Their off / empty values ask for nothing and load with the usual warning.
+    const { warnings } = loadYaml('deployment:\n  admin:\n    https_admin: false\n    admin_api_mtls:\n      admin_ssl_cert: ""\n  etcd:\n    user: ""\n');
+    expect(warnings).toHaveLength(1);
   });
 });
 
@@ -168,6 +184,20 @@ describe('typos are still refused', () => {
     // Free-form maps are not checked.
     const { warnings } = loadYaml('nginx_config:\n  http:\n    lua_shared_dict:\n      my-dict: 1m\ndiscovery:\n  anything: {}\n');
     expect(warnings).toEqual(['config: APISIX keys not used by Portico, ignored: nginx_config.http, discovery']);
+  });
+
+  test('an etcd that cannot be reached is named, with the key that points at it, and no stack trace', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portico-etcd-down-'));
+    try {
+      // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+      const yaml = `deployment:\n  config_provider: etcd\n  etcd:\n    host: ["http://127.0.0.1:1"]\n    timeout: 2\n  embedded:\n    data_dir: ${dir}\n  admin:\n    admin_listen: { ip: 127.0.0.1, port: 0 }\napisix:\n  node_listen: { ip: 127.0.0.1, port: 0 }\n`;
+      const gp = startGatewayProcess(['--config', writeTempConfig(yaml)]);
+      expect((await gp.exited).code).toBe(1);
+      expect(gp.output()).toMatch(/failed to start: cannot reach etcd at http:\/\/127\.0\.0\.1:1 \(deployment\.etcd\.host\): /);
+      expect(gp.output()).not.toMatch(/\n\s+at /);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("a typo reaches the process as a start-up error", async () => {
