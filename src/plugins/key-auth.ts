@@ -7,16 +7,16 @@
 import type { PluginDefinition, PluginExit } from '../core/plugin.js';
 import type { RequestContext } from '../core/ctx.js';
 import type { ConsumerConf } from '../core/model.js';
+import { anonymousConsumerSchema, attachAnonymous, attachConsumer, realmSchema, exit401 as authExit401, indexConsumers, type ConsumerIndex } from './auth-common.js';
 
 export const schema = {
   type: 'object',
   properties: {
     header: { type: 'string', default: 'apikey' },
     query: { type: 'string', default: 'apikey' },
-    // Printable ASCII without `"` and `\`, so it is safe inside the quoted WWW-Authenticate value.
-    realm: { type: 'string', pattern: '^[\\x20-\\x21\\x23-\\x5B\\x5D-\\x7E]+$', default: 'key', minLength: 1, maxLength: 128 },
+    realm: realmSchema('key'),
     hide_credentials: { type: 'boolean', default: false },
-    anonymous_consumer: { type: 'string', minLength: 1 },
+    anonymous_consumer: anonymousConsumerSchema,
   },
 };
 
@@ -35,31 +35,14 @@ export interface KeyAuthConf {
   rt?: { header: string; missing: PluginExit; invalid: PluginExit; anonymousFailed: PluginExit };
 }
 
-// Replaced wholesale on each consumer change; requests in flight keep the map they read.
-let byKey = new Map<string, ConsumerConf>();
-let byName = new Map<string, ConsumerConf>();
+// Replaced wholesale on each consumer change; requests in flight keep the tables they read.
+let index: ConsumerIndex = { byKey: new Map(), byName: new Map() };
 
 function consumers(list: readonly ConsumerConf[]): void {
-  const keys = new Map<string, ConsumerConf>();
-  const names = new Map<string, ConsumerConf>();
-  for (const c of list) {
-    // anonymous_consumer names a consumer, not one of its credentials.
-    if (c.credential_id === undefined) names.set(c.username, c);
-    const key = c.plugins?.['key-auth']?.key;
-    // Admin writes refuse duplicate keys; should one slip in, the first consumer keeps it.
-    if (typeof key === 'string' && !keys.has(key)) keys.set(key, c);
-  }
-  byKey = keys;
-  byName = names;
+  index = indexConsumers(list, 'key-auth', 'key');
 }
 
-function exit401(realm: string, message: string): PluginExit {
-  return Object.freeze({
-    status: 401,
-    body: Object.freeze({ message }),
-    headers: Object.freeze({ 'WWW-Authenticate': `apikey realm="${realm}"` }),
-  });
-}
+const exit401 = (realm: string, message: string): PluginExit => authExit401('apikey', realm, message);
 
 function compile(conf: KeyAuthConf): KeyAuthConf {
   const realm = conf.realm ?? 'key';
@@ -104,19 +87,6 @@ function decodeQueryComponent(s: string): string {
   }
 }
 
-function attach(ctx: RequestContext, consumer: ConsumerConf): void {
-  ctx.consumer = consumer;
-  // As APISIX's consumer.attach_consumer: the upstream learns who called.
-  const h = ctx.upstreamRequest.headers;
-  h.set('x-consumer-username', consumer.username);
-  const customId = consumer.labels?.custom_id;
-  if (customId !== undefined) h.set('x-consumer-custom-id', customId);
-  else h.remove('x-consumer-custom-id');
-  // Set from the credential that matched, or removed: a client must not be able to forge one.
-  if (consumer.credential_id !== undefined) h.set('x-credential-identifier', consumer.credential_id);
-  else h.remove('x-credential-identifier');
-}
-
 function rewrite(conf: KeyAuthConf, ctx: RequestContext): PluginExit | void {
   const rt = conf.rt ?? (conf.rt = compile(conf).rt!);
   const up = ctx.upstreamRequest;
@@ -128,13 +98,13 @@ function rewrite(conf: KeyAuthConf, ctx: RequestContext): PluginExit | void {
     fromHeader = false;
   }
 
-  const consumer = key === undefined ? undefined : byKey.get(key);
+  const consumer = key === undefined ? undefined : index.byKey.get(key);
   if (consumer !== undefined) {
     if (conf.hide_credentials) {
       if (fromHeader) up.headers.remove(rt.header);
       else up.query = withoutArg(up.query, queryName);
     }
-    attach(ctx, consumer);
+    attachConsumer(ctx, consumer);
     return;
   }
 
@@ -145,9 +115,7 @@ function rewrite(conf: KeyAuthConf, ctx: RequestContext): PluginExit | void {
     up.headers.remove(rt.header);
     if (queryArg(up.query, queryName) !== undefined) up.query = withoutArg(up.query, queryName);
   }
-  const anonymous = byName.get(conf.anonymous_consumer);
-  if (anonymous === undefined) return rt.anonymousFailed;
-  attach(ctx, anonymous);
+  return attachAnonymous(ctx, index, conf.anonymous_consumer, rt.anonymousFailed);
 }
 
 const plugin: PluginDefinition<KeyAuthConf> = {
