@@ -7,6 +7,7 @@ import { pino, type Logger } from 'pino';
 import { createAdminServer } from '../admin/server.js';
 import type { PorticoConfig } from './config-types.js';
 import { startDataPlane } from './dataplane.js';
+import { initPlugins } from './plugin.js';
 import { PluginRegistry } from './plugin-registry.js';
 import { resolveSecrets, type GeneratedSecret } from './secrets.js';
 import { openEmbeddedStore } from './store/embedded.js';
@@ -46,6 +47,8 @@ export async function startGateway(config: PorticoConfig, opts: StartOptions = {
   const registry = await PluginRegistry.load(config.plugins);
   const closers: Array<() => Promise<void>> = [];
   try {
+    // Plugins' process-wide state (e.g. prometheus's metrics and export server) before anything serves.
+    closers.push(await initPlugins(registry.list(), { config, logger, process: 'main' }));
     let adminAddress: AddressInfo | undefined;
     if (config.deployment.admin.enable_admin) {
       const admin = await createAdminServer({ config, store, registry, logger });

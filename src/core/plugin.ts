@@ -3,6 +3,8 @@
  * PluginDefinition; the registry discovers them, so adding a plugin never
  * touches the core. Phases run in descending `priority` (APISIX's numbers).
  */
+import type { Logger } from 'pino';
+import type { PorticoConfig } from './config-types.js';
 import type { RequestContext } from './ctx.js';
 import type { ConsumerConf } from './model.js';
 
@@ -23,6 +25,23 @@ export type MaybePromise<T> = T | Promise<T>;
 
 /** Which schema a conf is checked against (APISIX's schema types). */
 export type SchemaType = 'route' | 'consumer' | 'metadata';
+
+/** What a plugin's init() is told about the process it starts in. */
+export interface PluginInitContext {
+  /** plugin_attr.<name> from config.yaml; {} when absent. */
+  readonly attr: Readonly<Record<string, unknown>>;
+  readonly config: PorticoConfig;
+  readonly logger: Logger;
+  /**
+   * `main`: the process that started the gateway (Admin API, config store;
+   * it also serves the data plane when worker_processes is 1). `worker`: a
+   * data-plane cluster worker (worker_processes > 1).
+   */
+  readonly process: 'main' | 'worker';
+}
+
+/** Undoes what init() did (APISIX's `destroy`); called when the gateway closes. */
+export type PluginCleanup = () => MaybePromise<void>;
 
 export interface PluginDefinition<Conf = Record<string, unknown>> {
   name: string;
@@ -68,4 +87,36 @@ export interface PluginDefinition<Conf = Record<string, unknown>> {
    */
   body_filter?(conf: Conf, ctx: RequestContext, chunk: Buffer, eof: boolean): Buffer | void;
   log?(conf: Conf, ctx: RequestContext): void;
+
+  /**
+   * Once per process, before the data plane serves, when the plugin is in the
+   * enabled list (APISIX's `init`): process-wide state such as metrics or an
+   * extra listener. Throwing stops start-up with that message.
+   */
+  init?(ctx: PluginInitContext): MaybePromise<PluginCleanup | void>;
+}
+
+/** Runs every enabled plugin's init() in priority order; resolves to one cleanup for all of them (reverse order). */
+export async function initPlugins(plugins: readonly PluginDefinition[], ctx: Omit<PluginInitContext, 'attr'>): Promise<() => Promise<void>> {
+  const cleanups: PluginCleanup[] = [];
+  const cleanup = async (): Promise<void> => {
+    for (const fn of cleanups.splice(0).reverse()) {
+      try {
+        await fn();
+      } catch (err) {
+        ctx.logger.error({ err }, 'plugin cleanup failed');
+      }
+    }
+  };
+  try {
+    for (const def of plugins) {
+      if (def.init === undefined) continue;
+      const done = await def.init({ ...ctx, attr: ctx.config.plugin_attr?.[def.name] ?? {} });
+      if (typeof done === 'function') cleanups.push(done);
+    }
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+  return cleanup;
 }

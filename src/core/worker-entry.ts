@@ -5,6 +5,7 @@
 import cluster from 'node:cluster';
 import { pino } from 'pino';
 import { startServing, type DataPlane } from './dataplane.js';
+import { initPlugins } from './plugin.js';
 import { PluginRegistry } from './plugin-registry.js';
 import type { ConfigFeed } from './config.js';
 import type { ListResult, WatchListener } from './store/types.js';
@@ -51,6 +52,8 @@ async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<voi
       },
     };
     const registry = await PluginRegistry.load(msg.config.plugins);
+    // The process exits on close, which is all the cleanup a worker needs.
+    await initPlugins(registry.list(), { config: msg.config, logger, process: 'worker' });
     dataPlane = await startServing({ config: msg.config, registry, store: feed, logger });
     send({ type: 'listening', address: dataPlane.address });
   } catch (err) {
