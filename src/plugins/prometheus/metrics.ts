@@ -1,0 +1,288 @@
+/**
+ * prometheus's metrics: APISIX's names, labels and buckets
+ * (apisix/plugins/prometheus/exporter.lua), recorded per request in the log
+ * phase and read by the export server.
+ *
+ * Where the numbers come from, without touching the core:
+ * - Request start, request bytes and response bytes: Node's
+ *   `http.server.request.start` / `http.server.response.finish` diagnostics
+ *   channels, published synchronously for every HTTP request in the process.
+ *   At request start the request gets the time and the socket's byte counters
+ *   stamped on it; egress is `socket.bytesWritten` now minus then (status line,
+ *   headers, framing and body: nginx's `$bytes_sent`); ingress is
+ *   `socket.bytesRead` now minus where the previous response on that
+ *   connection finished (request line, headers and body: `$request_length`).
+ *   An upgraded (WebSocket) connection is never stamped, so its whole socket
+ *   counts, which is the session's traffic.
+ * - Upstream latency: from this plugin's before_proxy (just before the
+ *   request is sent) to the log phase, i.e. until the last byte reached the
+ *   client, as nginx's `$upstream_response_time` runs to the upstream's last
+ *   byte; Portico streams the body, so the two end together.
+ * - Connections and requests: `net.server.socket` (accepted) and socket
+ *   `close` (active), and the request-start channel, for every server in the
+ *   process: nginx's counters also count the Admin API and export listeners.
+ *
+ * Per request the log phase does one Map lookup for the label set (route,
+ * matched uri/host, service, consumer, node) and then only calls pre-resolved
+ * prom-client children; a new label set builds its children once.
+ */
+import dc from 'node:diagnostics_channel';
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { hostname } from 'node:os';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { RequestContext } from '../../core/ctx.js';
+import type { RouteConf } from '../../core/model.js';
+
+/** APISIX's DEFAULT_BUCKETS, in milliseconds. */
+export const DEFAULT_BUCKETS: readonly number[] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000];
+
+const kStart = Symbol('prometheus.start');
+const kWritten = Symbol('prometheus.written');
+const kRead = Symbol('prometheus.read');
+const kUpstreamStart = Symbol('prometheus.upstreamStart');
+const kLogged = Symbol('prometheus.logged');
+const kReadMark = Symbol('prometheus.readMark');
+
+type StampedRequest = IncomingMessage & {
+  [kStart]?: number;
+  [kWritten]?: number;
+  [kRead]?: number;
+  [kUpstreamStart]?: number;
+  [kLogged]?: boolean;
+};
+type MarkedSocket = Socket & { [kReadMark]?: number };
+
+interface CounterChild {
+  inc(value?: number): void;
+}
+interface HistogramChild {
+  observe(value: number): void;
+}
+
+/** The children one label set (route, matched uri/host, service, consumer, node) records into. */
+interface Series {
+  readonly labels: readonly string[];
+  readonly status: Map<number, CounterChild>;
+  readonly request: HistogramChild;
+  readonly upstream: HistogramChild;
+  readonly apisix: HistogramChild;
+  readonly ingress: CounterChild;
+  readonly egress: CounterChild;
+}
+
+/** Process-wide connection and request counts (nginx's stub_status counters). */
+class ServerStats {
+  requests = 0;
+  accepted = 0;
+  active = 0;
+  private readonly onStart = (msg: unknown): void => {
+    const { request, socket } = msg as { request: StampedRequest; socket: MarkedSocket };
+    this.requests++;
+    request[kStart] = performance.now();
+    request[kWritten] = socket.bytesWritten;
+    request[kRead] = socket[kReadMark] ?? 0;
+  };
+  private readonly onFinish = (msg: unknown): void => {
+    const socket = (msg as { socket: MarkedSocket | null }).socket;
+    if (socket) socket[kReadMark] = socket.bytesRead;
+  };
+  private readonly onSocket = (msg: unknown): void => {
+    const socket = (msg as { socket: Socket }).socket;
+    this.accepted++;
+    this.active++;
+    socket.on('close', this.onClose);
+  };
+  private readonly onClose = (): void => {
+    this.active--;
+  };
+
+  subscribe(): void {
+    dc.subscribe('http.server.request.start', this.onStart);
+    dc.subscribe('http.server.response.finish', this.onFinish);
+    dc.subscribe('net.server.socket', this.onSocket);
+  }
+
+  unsubscribe(): void {
+    dc.unsubscribe('http.server.request.start', this.onStart);
+    dc.unsubscribe('http.server.response.finish', this.onFinish);
+    dc.unsubscribe('net.server.socket', this.onSocket);
+  }
+}
+
+export interface MetricsOptions {
+  prefix: string;
+  buckets: readonly number[];
+  version: string;
+}
+
+interface PrometheusConfView {
+  prefer_name?: boolean;
+  _meta?: { disable?: boolean };
+}
+
+const SEP = '\u0000';
+
+export class HttpMetrics {
+  readonly registry = new Registry();
+  private readonly stats = new ServerStats();
+  private readonly status: Counter;
+  private readonly latency: Histogram;
+  private readonly bandwidth: Counter;
+  private readonly series = new Map<string, Series>();
+
+  constructor(opts: MetricsOptions) {
+    const p = opts.prefix;
+    const registers = [this.registry];
+    const stats = this.stats;
+    new Gauge({
+      name: `${p}nginx_http_current_connections`,
+      help: 'Number of HTTP connections',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        this.set({ state: 'active' }, stats.active);
+        this.set({ state: 'accepted' }, stats.accepted);
+        this.set({ state: 'handled' }, stats.accepted);
+      },
+    });
+    new Gauge({
+      name: `${p}http_requests_total`,
+      help: 'The total number of client requests since APISIX started',
+      registers,
+      collect() {
+        this.set(stats.requests);
+      },
+    });
+    // Every process reports the same node: the cluster sum keeps one, not N.
+    new Gauge({ name: `${p}node_info`, help: 'Info of APISIX node', labelNames: ['hostname', 'version'], registers, aggregator: 'first' }).set(
+      { hostname: hostname(), version: opts.version },
+      1,
+    );
+    this.status = new Counter({
+      name: `${p}http_status`,
+      help: 'HTTP status codes per service in APISIX',
+      labelNames: ['code', 'route', 'matched_uri', 'matched_host', 'service', 'consumer', 'node'],
+      registers,
+    });
+    this.latency = new Histogram({
+      name: `${p}http_latency`,
+      help: 'HTTP request latency in milliseconds per service in APISIX',
+      labelNames: ['type', 'route', 'service', 'consumer', 'node'],
+      buckets: [...opts.buckets],
+      registers,
+    });
+    this.bandwidth = new Counter({
+      name: `${p}bandwidth`,
+      help: 'Total bandwidth in bytes consumed per service in APISIX',
+      labelNames: ['type', 'route', 'service', 'consumer', 'node'],
+      registers,
+    });
+    this.stats.subscribe();
+  }
+
+  close(): void {
+    this.stats.unsubscribe();
+    this.series.clear();
+    this.registry.clear();
+  }
+
+  /** before_proxy: the upstream attempt starts now. */
+  static markUpstream(ctx: RequestContext): void {
+    (ctx.req as StampedRequest)[kUpstreamStart] = performance.now();
+  }
+
+  /** The log phase. A request is recorded once, even when a global rule and its route both enable the plugin. */
+  record(conf: PrometheusConfView, ctx: RequestContext): void {
+    const req = ctx.req as StampedRequest;
+    if (req[kLogged] === true) return;
+    req[kLogged] = true;
+
+    const route = ctx.route;
+    // APISIX's run_policy prefer_route: the route's conf decides when both have the plugin.
+    const own = route.plugins?.prometheus as PrometheusConfView | undefined;
+    const preferName = own !== undefined && own._meta?.disable !== true ? own.prefer_name === true : conf.prefer_name === true;
+    const series = this.seriesFor(ctx, route, preferName);
+
+    const code = ctx.response.status;
+    let status = series.status.get(code);
+    if (status === undefined) {
+      status = this.status.labels(String(code), ...series.labels);
+      series.status.set(code, status);
+    }
+    status.inc();
+
+    const now = performance.now();
+    const start = req[kStart];
+    if (start !== undefined) {
+      const latency = now - start;
+      series.request.observe(latency);
+      const upstreamStart = req[kUpstreamStart];
+      if (upstreamStart !== undefined) {
+        const upstream = now - upstreamStart;
+        series.upstream.observe(upstream);
+        series.apisix.observe(latency > upstream ? latency - upstream : 0);
+      } else series.apisix.observe(latency);
+    }
+
+    const socket = req.socket as Socket | null;
+    if (socket) {
+      series.ingress.inc(socket.bytesRead - (req[kRead] ?? 0));
+      series.egress.inc(socket.bytesWritten - (req[kWritten] ?? 0));
+    }
+  }
+
+  private seriesFor(ctx: RequestContext, route: RouteConf & { id: string }, preferName: boolean): Series {
+    let routeLabel = '';
+    let matchedUri = '';
+    let matchedHost = '';
+    let service = '';
+    if (route.id !== '') {
+      routeLabel = preferName ? (route.name ?? route.id) : String(route.id);
+      matchedUri = route.uri ?? matchUri(route.uris, ctx.path);
+      matchedHost = route.host ?? matchHost(route.hosts, ctx.host);
+      const serviceId = ctx.service?.id ?? route.service_id;
+      if (serviceId !== undefined) service = preferName ? (ctx.service?.name ?? String(serviceId)) : String(serviceId);
+    }
+    const consumer = ctx.consumer?.username ?? '';
+    // The node of the last proxy attempt: the data plane's request context keeps it as `target`
+    // (not on the public RequestContext yet); APISIX's label is the balancer IP, without the port.
+    const node = (ctx as { target?: { host?: string } }).target?.host ?? '';
+    const key = routeLabel + SEP + matchedUri + SEP + matchedHost + SEP + service + SEP + consumer + SEP + node;
+    let series = this.series.get(key);
+    if (series === undefined) {
+      series = {
+        labels: [routeLabel, matchedUri, matchedHost, service, consumer, node],
+        status: new Map(),
+        request: this.latency.labels('request', routeLabel, service, consumer, node),
+        upstream: this.latency.labels('upstream', routeLabel, service, consumer, node),
+        apisix: this.latency.labels('apisix', routeLabel, service, consumer, node),
+        ingress: this.bandwidth.labels('ingress', routeLabel, service, consumer, node),
+        egress: this.bandwidth.labels('egress', routeLabel, service, consumer, node),
+      };
+      this.series.set(key, series);
+    }
+    return series;
+  }
+}
+
+/** The `uris` entry that matched (radixtree's `_path`): exact, or a `*` prefix. */
+function matchUri(uris: readonly string[] | undefined, path: string): string {
+  if (uris === undefined) return '';
+  for (const u of uris) {
+    if (u === path) return u;
+    if (u.endsWith('*') && path.startsWith(u.slice(0, -1))) return u;
+  }
+  return uris[0] ?? '';
+}
+
+/** The `hosts` entry that matched (radixtree's `_host`): exact, or a `*.` wildcard. */
+function matchHost(hosts: readonly string[] | undefined, host: string): string {
+  if (hosts === undefined) return '';
+  for (const h of hosts) {
+    const lower = h.toLowerCase();
+    if (lower === host) return h;
+    if (lower.startsWith('*') && host.endsWith(lower.slice(1))) return h;
+  }
+  return '';
+}
