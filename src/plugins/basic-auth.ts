@@ -9,7 +9,16 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { PluginDefinition, PluginExit } from '../core/plugin.js';
 import type { RequestContext } from '../core/ctx.js';
 import type { ConsumerConf } from '../core/model.js';
-import { anonymousConsumerSchema, attachAnonymous, attachConsumer, exit401, indexConsumers, realmSchema, type ConsumerIndex } from './auth-common.js';
+import {
+  anonymousConsumerSchema,
+  attachAnonymous,
+  attachConsumer,
+  decodeBase64Strict,
+  exit401,
+  indexConsumers,
+  realmSchema,
+  type ConsumerIndex,
+} from './auth-common.js';
 
 export const schema = {
   type: 'object',
@@ -68,17 +77,6 @@ function compile(conf: BasicAuthConf): BasicAuthConf {
       badUser: exit401('Basic', realm, 'Invalid user authorization'),
     },
   };
-}
-
-/**
- * ngx.decode_base64: the standard alphabet up to the first `=` (what follows
- * it is ignored), padding optional; anything else is refused.
- */
-export function decodeBase64Strict(s: string): Buffer | undefined {
-  const eq = s.indexOf('=');
-  const body = eq < 0 ? s : s.slice(0, eq);
-  if (!/^[A-Za-z0-9+/]*$/.test(body) || body.length % 4 === 1) return undefined;
-  return Buffer.from(body, 'base64');
 }
 
 // APISIX matches `(?i:basic)\s(.+)` anywhere in the header (PCRE: `\s` is ASCII whitespace, `.` all but \n).

@@ -7,7 +7,17 @@
 import type { PluginDefinition, PluginExit } from '../core/plugin.js';
 import type { RequestContext } from '../core/ctx.js';
 import type { ConsumerConf } from '../core/model.js';
-import { anonymousConsumerSchema, attachAnonymous, attachConsumer, realmSchema, exit401 as authExit401, indexConsumers, type ConsumerIndex } from './auth-common.js';
+import {
+  anonymousConsumerSchema,
+  attachAnonymous,
+  attachConsumer,
+  exit401 as authExit401,
+  indexConsumers,
+  queryArg,
+  realmSchema,
+  withoutArg,
+  type ConsumerIndex,
+} from './auth-common.js';
 
 export const schema = {
   type: 'object',
@@ -55,36 +65,6 @@ function compile(conf: KeyAuthConf): KeyAuthConf {
       anonymousFailed: exit401(realm, 'Invalid user authorization'),
     },
   };
-}
-
-/** The value of `name` in a raw query string, decoded; undefined when absent. */
-function queryArg(query: string, name: string): string | undefined {
-  if (query === '' || !query.includes(name)) return undefined;
-  for (const part of query.split('&')) {
-    const eq = part.indexOf('=');
-    const k = eq < 0 ? part : part.slice(0, eq);
-    if (decodeQueryComponent(k) === name) return eq < 0 ? '' : decodeQueryComponent(part.slice(eq + 1));
-  }
-  return undefined;
-}
-
-function withoutArg(query: string, name: string): string {
-  return query
-    .split('&')
-    .filter((part) => {
-      const eq = part.indexOf('=');
-      return decodeQueryComponent(eq < 0 ? part : part.slice(0, eq)) !== name;
-    })
-    .join('&');
-}
-
-function decodeQueryComponent(s: string): string {
-  if (!s.includes('%') && !s.includes('+')) return s;
-  try {
-    return decodeURIComponent(s.replaceAll('+', ' '));
-  } catch {
-    return s;
-  }
 }
 
 function rewrite(conf: KeyAuthConf, ctx: RequestContext): PluginExit | void {

@@ -7,7 +7,8 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { send, startEnv, type Env } from './helpers.js';
-import { decodeBase64Strict, parseBasic } from '../../src/plugins/basic-auth.js';
+import { parseBasic } from '../../src/plugins/basic-auth.js';
+import { decodeBase64Strict } from '../../src/plugins/auth-common.js';
 
 let env: Env;
 const basic = (user: string, pass: string) => `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
