@@ -40,6 +40,8 @@ export async function startTestGateway(opts: { config?: DeepPartial<PorticoConfi
   const base: DeepPartial<PorticoConfig> = {
     apisix: { node_listen: { ip: '127.0.0.1', port: 0 } },
     nginx_config: { worker_processes: 1 },
+    // prometheus is enabled by default: its export listener on an ephemeral port, so test gateways never contend for 9091.
+    plugin_attr: { prometheus: { export_addr: { ip: '127.0.0.1', port: 0 } } },
     deployment: {
       admin: {
         admin_listen: { ip: '127.0.0.1', port: 0 },

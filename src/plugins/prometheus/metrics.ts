@@ -178,11 +178,20 @@ export class HttpMetrics {
       labelNames: ['type', 'route', 'service', 'consumer', 'node'],
       registers,
     });
-    this.stats.subscribe();
   }
 
+  /**
+   * The http/net diagnostics channels are subscribed on the first request a
+   * prometheus-enabled route or global rule records, not at start-up: a
+   * subscriber makes Node publish on every request and connection, so a
+   * gateway that lists the plugin (the default) but uses it nowhere would pay
+   * for it on every request.
+   */
+  private subscribed = false;
+
   close(): void {
-    this.stats.unsubscribe();
+    if (this.subscribed) this.stats.unsubscribe();
+    this.subscribed = false;
     this.series.clear();
     this.registry.clear();
   }
@@ -197,6 +206,10 @@ export class HttpMetrics {
     const req = ctx.req as StampedRequest;
     if (req[kLogged] === true) return;
     req[kLogged] = true;
+    if (!this.subscribed) {
+      this.subscribed = true;
+      this.stats.subscribe();
+    }
 
     const route = ctx.route;
     // APISIX's run_policy prefer_route: the route's conf decides when both have the plugin.
@@ -226,7 +239,8 @@ export class HttpMetrics {
     }
 
     const socket = req.socket as Socket | null;
-    if (socket) {
+    // A request that started before the channels were subscribed has no byte marks to count from.
+    if (socket && start !== undefined) {
       series.ingress.inc(socket.bytesRead - (req[kRead] ?? 0));
       series.egress.inc(socket.bytesWritten - (req[kWritten] ?? 0));
     }
