@@ -75,4 +75,10 @@ export interface RequestContext {
   readonly upstreamRequest: UpstreamRequest;
   /** Filled before header_filter; header_filter plugins may change it. */
   readonly response: ResponseState;
+  /**
+   * `response.status` without building `response`: a proxied response's
+   * headers are parsed only when something reads them, so a log plugin that
+   * wants the status alone (metrics) reads this instead.
+   */
+  readonly responseStatus: number;
 }

@@ -165,6 +165,12 @@ export class RequestCtx implements RequestContext {
     return r;
   }
 
+  get responseStatus(): number {
+    const r = this._response;
+    if (r !== undefined) return r.status;
+    return this._upstreamHeaders !== undefined ? this._upstreamStatus : 200;
+  }
+
   hasResponse(): boolean {
     return this._response !== undefined || this._upstreamHeaders !== undefined;
   }

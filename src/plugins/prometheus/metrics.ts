@@ -217,7 +217,7 @@ export class HttpMetrics {
     const preferName = own !== undefined && own._meta?.disable !== true ? own.prefer_name === true : conf.prefer_name === true;
     const series = this.seriesFor(ctx, route, preferName);
 
-    const code = ctx.response.status;
+    const code = ctx.responseStatus;
     let status = series.status.get(code);
     if (status === undefined) {
       status = this.status.labels(String(code), ...series.labels);
