@@ -261,10 +261,13 @@ describe('broker faults through the gateway', () => {
     process.kill(live.pid, 'SIGSTOP');
     let thawed = false;
     try {
-      const inflight = c.request(fetchCmd(2n), { timeoutMs: 60_000 }).catch((e: Error) => e.message);
+      const inflight = c.request(fetchCmd(2n), { timeoutMs: 60_000 }).then(text, (e: Error) => e.message);
       await new Promise((r) => setTimeout(r, 300));
       c.ws.terminate(); // the socket is destroyed: no close frame
-      expect(await inflight).toMatch(/pubsub socket closed/);
+      // Normally still in flight, so the client sees its own socket close. Under a loaded CI run the
+      // connection the previous test froze and thawed can fail this fetch fast instead (seen once): an
+      // error, never data, which the frozen broker cannot have sent.
+      expect(await inflight).toMatch(new RegExp(`pubsub socket closed|${fetchErr().source}`));
       await expectGatewayServes();
       // The broker answers the abandoned fetch after its client is gone.
       await new Promise((r) => setTimeout(r, 500));
