@@ -81,4 +81,7 @@ export interface RequestContext {
    * wants the status alone (metrics) reads this instead.
    */
   readonly responseStatus: number;
+
+  /** The plugin_metadata object of plugin `name` (APISIX's plugin.plugin_metadata), as the current config has it. */
+  pluginMetadata(name: string): Readonly<Record<string, unknown>> | undefined;
 }

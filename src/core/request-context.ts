@@ -171,6 +171,10 @@ export class RequestCtx implements RequestContext {
     return this._upstreamHeaders !== undefined ? this._upstreamStatus : 200;
   }
 
+  pluginMetadata(name: string): Readonly<Record<string, unknown>> | undefined {
+    return this.snapshot.pluginMetadata.get(name);
+  }
+
   hasResponse(): boolean {
     return this._response !== undefined || this._upstreamHeaders !== undefined;
   }

@@ -8,8 +8,8 @@
  * no credentials. The headers themselves are added in header_filter, so they
  * also land on responses that other plugins ended early (401, 429...).
  *
- * `allow_origins_by_metadata` reads plugin_metadata, which plugins cannot
- * reach through the request context yet: it is accepted and matches nothing.
+ * `allow_origins_by_metadata` names entries of the cors plugin_metadata's
+ * `allow_origins` map, so many routes share origin lists kept in one place.
  */
 import type { PluginDefinition, PluginExit } from '../core/plugin.js';
 import type { RequestContext } from '../core/ctx.js';
@@ -138,6 +138,31 @@ function decide(rule: OriginRule, reqOrigin: string | undefined): string | undef
   return undefined;
 }
 
+/** Compiled per metadata object: a metadata write replaces the object, so stale rules are never used. */
+const metadataRules = new WeakMap<object, Map<string, OriginRule>>();
+
+/**
+ * APISIX's process_with_allow_origins_by_metadata: the first named entry of the
+ * metadata's allow_origins map that allows the request's origin gives that
+ * origin back (never `*`: the entry names which origins, and one matched).
+ */
+function byMetadata(names: readonly string[], ctx: RequestContext, reqOrigin: string | undefined): string | undefined {
+  if (reqOrigin === undefined) return undefined;
+  const metadata = ctx.pluginMetadata('cors');
+  const map = metadata?.allow_origins as Record<string, string> | undefined;
+  if (map === undefined || typeof map !== 'object') return undefined;
+  let rules = metadataRules.get(map);
+  if (rules === undefined) metadataRules.set(map, (rules = new Map()));
+  for (const name of names) {
+    const origins = map[name];
+    if (typeof origins !== 'string') continue;
+    let rule = rules.get(name);
+    if (rule === undefined) rules.set(name, (rule = originRule(origins, undefined)));
+    if (decide(rule, reqOrigin) !== undefined) return reqOrigin;
+  }
+  return undefined;
+}
+
 function rewrite(conf: CorsConf, ctx: RequestContext): PluginExit | void {
   // Kept before later plugins get a chance to change the request's Origin.
   const origin = ctx.req.headers.origin;
@@ -151,7 +176,14 @@ function header_filter(conf: CorsConf, ctx: RequestContext): void {
   const headers = ctx.response.headers;
 
   if ((conf.allow_origins ?? '*') !== '*') headers.add('vary', 'Origin');
-  const allow = decide(rt.acao, reqOrigin);
+  let allow: string | undefined;
+  let local = true;
+  if (conf.allow_origins_by_metadata) {
+    allow = byMetadata(conf.allow_origins_by_metadata, ctx, reqOrigin);
+    // As APISIX: with metadata named, the route's own allow_origins applies only when set to something other than '*'.
+    local = allow === undefined && (conf.allow_origins ?? '*') !== '*';
+  }
+  if (local) allow = decide(rt.acao, reqOrigin);
   if (allow !== undefined) {
     headers.set('access-control-allow-origin', allow);
     headers.set('access-control-allow-methods', rt.methods);

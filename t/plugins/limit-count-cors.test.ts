@@ -149,6 +149,34 @@ describe('cors', () => {
     expect(bad.headers['access-control-allow-origin']).toBeUndefined();
   });
 
+  it('allow_origins_by_metadata: origin lists kept in the cors plugin_metadata, shared by routes and changed live', async () => {
+    await env.put('/apisix/admin/plugin_metadata/cors', { allow_origins: { SHOP: 'https://shop.test,https://pay.test', ANY: '*' } });
+    await env.route('c5', '/c5', { cors: { allow_origins_by_metadata: ['SHOP'] } });
+    const ok = await send(`${env.gw.dataUrl}/c5`, { headers: { origin: 'https://pay.test' } });
+    expect(ok.headers['access-control-allow-origin']).toBe('https://pay.test');
+    // Not listed: no CORS headers, and the route's default allow_origins '*' does not let it in (as APISIX).
+    const other = await send(`${env.gw.dataUrl}/c5`, { headers: { origin: 'https://evil.test' } });
+    expect(other.headers['access-control-allow-origin']).toBeUndefined();
+    // An entry of '*' allows any origin, answered with that origin rather than '*'.
+    await env.route('c6', '/c6', { cors: { allow_origins_by_metadata: ['NOPE', 'ANY'] } });
+    const any = await send(`${env.gw.dataUrl}/c6`, { headers: { origin: 'https://x.test' } });
+    expect(any.headers['access-control-allow-origin']).toBe('https://x.test');
+    // With the route's own explicit list too, either source may allow the origin.
+    await env.route('c7', '/c7', { cors: { allow_origins_by_metadata: ['SHOP'], allow_origins: 'https://own.test' } });
+    expect((await send(`${env.gw.dataUrl}/c7`, { headers: { origin: 'https://own.test' } })).headers['access-control-allow-origin']).toBe('https://own.test');
+    expect((await send(`${env.gw.dataUrl}/c7`, { headers: { origin: 'https://shop.test' } })).headers['access-control-allow-origin']).toBe('https://shop.test');
+    // A metadata write applies to every route naming the entry, live.
+    await env.put('/apisix/admin/plugin_metadata/cors', { allow_origins: { SHOP: 'https://new.test', ANY: '*' } });
+    const deadline = Date.now() + 5000;
+    let moved = await send(`${env.gw.dataUrl}/c5`, { headers: { origin: 'https://new.test' } });
+    while (moved.headers['access-control-allow-origin'] === undefined && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      moved = await send(`${env.gw.dataUrl}/c5`, { headers: { origin: 'https://new.test' } });
+    }
+    expect(moved.headers['access-control-allow-origin']).toBe('https://new.test');
+    expect((await send(`${env.gw.dataUrl}/c5`, { headers: { origin: 'https://pay.test' } })).headers['access-control-allow-origin']).toBeUndefined();
+  });
+
   it("refuses '*' together with allow_credential, and bad origins", async () => {
     const bad: Array<[unknown, RegExp]> = [
       [{ allow_credential: true }, /you can not set '\*' for other option when 'allow_credential' is true/],
