@@ -61,6 +61,12 @@ export interface RequestContext {
   readonly service?: ServiceConf & { id: string };
   /** Resolved when the route's upstream is known (before the access phase ends). */
   upstream?: UpstreamConf & { id?: string };
+  /**
+   * The node the balancer picked for the current (or last) proxy attempt:
+   * `key` is APISIX's `upstream_addr` (`host:port`), `host` its `balancer_ip`.
+   * Undefined before the pick and when no upstream was contacted.
+   */
+  readonly target: Readonly<{ key: string; host: string; port: number }> | undefined;
   /** Set by an auth plugin in `rewrite`; its plugins are merged afterwards. */
   consumer?: ConsumerConf;
 

@@ -44,6 +44,8 @@ export interface VarsSource {
   readonly consumer?: { readonly username?: string; readonly group_id?: Id };
   readonly upstream?: { readonly scheme?: string };
   readonly upstreamRequest?: { readonly path: string; readonly query: string; readonly host?: string };
+  /** The node of the current proxy attempt (`upstream_addr`, `balancer_ip`, `balancer_port`). */
+  readonly target?: { readonly key: string; readonly host: string; readonly port: number };
   /** Parameters captured by the router (`uri_param_<name>`). */
   readonly params?: Readonly<Record<string, string>>;
 }
@@ -144,6 +146,12 @@ export class LazyVars implements Vars {
       }
       case 'upstream_host':
         return src.upstreamRequest?.host;
+      case 'upstream_addr':
+        return src.target?.key;
+      case 'balancer_ip':
+        return src.target?.host;
+      case 'balancer_port':
+        return src.target === undefined ? undefined : String(src.target.port);
     }
     if (name.startsWith('arg_')) return this.arg(name.slice(4));
     if (name.startsWith('http_')) return headerValue(src.req, headerNameOf(name));

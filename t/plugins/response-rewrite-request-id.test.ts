@@ -15,6 +15,17 @@ beforeEach(() => {
 });
 
 describe('response-rewrite', () => {
+  it('$upstream_addr, $balancer_ip and $balancer_port name the node that answered', async () => {
+    await env.route('rr-up', '/rr-up', {
+      'response-rewrite': { headers: { set: { 'X-Up': '$upstream_addr', 'X-Ip': '$balancer_ip', 'X-Port': '$balancer_port' } } },
+    });
+    const res = await send(`${env.gw.dataUrl}/rr-up`);
+    expect(res.status).toBe(200);
+    expect(res.headers['x-up']).toBe(`127.0.0.1:${env.up.port}`);
+    expect(res.headers['x-ip']).toBe('127.0.0.1');
+    expect(res.headers['x-port']).toBe(String(env.up.port));
+  });
+
   it('replaces status, body and headers; the upstream length and validators are dropped', async () => {
     env.up.replies.set('/rr1', { status: 200, headers: { etag: '"abc"', 'x-drop': 'd', 'x-keep': 'k' }, body: 'a long upstream body that is not wanted' });
     await env.route('rr1', '/rr1', {

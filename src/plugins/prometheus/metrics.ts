@@ -259,9 +259,8 @@ export class HttpMetrics {
       if (serviceId !== undefined) service = preferName ? (ctx.service?.name ?? String(serviceId)) : String(serviceId);
     }
     const consumer = ctx.consumer?.username ?? '';
-    // The node of the last proxy attempt: the data plane's request context keeps it as `target`
-    // (not on the public RequestContext yet); APISIX's label is the balancer IP, without the port.
-    const node = (ctx as { target?: { host?: string } }).target?.host ?? '';
+    // APISIX's label is the balancer IP of the last attempt, without the port.
+    const node = ctx.target?.host ?? '';
     const key = routeLabel + SEP + matchedUri + SEP + matchedHost + SEP + service + SEP + consumer + SEP + node;
     let series = this.series.get(key);
     if (series === undefined) {
