@@ -63,3 +63,22 @@ test('a write on one node is served by the other, and both survive etcd going aw
   await until(async () => (await status(a, '/two')) === 200, 15_000);
   await until(async () => (await status(b, '/two')) === 200, 15_000);
 }, 60_000);
+
+test('consumer credentials and groups written on one node authenticate on the other; deleting the consumer revokes its credentials there', async () => {
+  const auth = (gw: TestGateway, key: string) => fetch(gw.dataUrl + '/cred', { headers: { apikey: key } });
+  expect((await a.admin('PUT', '/apisix/admin/upstreams/1', { type: 'roundrobin', nodes: { [node]: 1 } })).status).toBeLessThan(300);
+  expect((await a.admin('PUT', '/apisix/admin/consumer_groups/team', { plugins: { 'response-rewrite': { headers: { set: { 'x-team': 'yes' } } } } })).status).toBe(201);
+  expect((await a.admin('PUT', '/apisix/admin/consumers', { username: 'kim', group_id: 'team' })).status).toBe(201);
+  expect((await a.admin('PUT', '/apisix/admin/consumers/kim/credentials/laptop', { plugins: { 'key-auth': { key: 'kim-laptop' } } })).status).toBe(201);
+  expect((await a.admin('PUT', '/apisix/admin/routes/cred', { uri: '/cred', upstream_id: '1', plugins: { 'key-auth': {} } })).status).toBe(201);
+  // The credential sits under the consumer's key in etcd, and node b reads it from there.
+  expect((await b.admin('GET', '/apisix/admin/consumers/kim/credentials')).body.list.map((i: { key: string }) => i.key)).toEqual([
+    '/apisix/consumers/kim/credentials/laptop',
+  ]);
+  await until(async () => (await auth(b, 'kim-laptop')).status === 200);
+  expect((await auth(b, 'kim-laptop')).headers.get('x-team')).toBe('yes');
+
+  expect((await b.admin('DELETE', '/apisix/admin/consumers/kim')).status).toBe(200);
+  await until(async () => (await auth(a, 'kim-laptop')).status === 401);
+  expect((await a.admin('GET', '/apisix/admin/consumers/kim/credentials/laptop')).status).toBe(404);
+}, 30_000);
