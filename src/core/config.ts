@@ -436,7 +436,12 @@ export class ConfigSnapshot {
       if (meta?.disable === true) continue;
       let conf = structuredClone(raw);
       // Stored encrypted (data_encryption); phases need the plain values. Values no key opens stay as stored.
-      if (keyring.length > 0 && def.encrypt_fields?.length) conf = decryptConf(name, conf, registry as PluginRegistry, keyring);
+      if (keyring.length > 0 && def.encrypt_fields?.length) {
+        conf = decryptConf(name, conf, registry as PluginRegistry, keyring, () =>
+          // As APISIX warns: most often a node whose keyring differs from the one that wrote the value.
+          logger.warn({ plugin: name }, 'config: an encrypted plugin field does not decrypt with apisix.data_encryption.keyring (nodes sharing a store must share the keyring); used as stored'),
+        );
+      }
       const err = registry.checkConf(name, conf, type, true);
       if (err !== undefined) throw new SkipObject(err);
       conf = resolveSecretRefs(conf, name, logger);

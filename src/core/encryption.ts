@@ -149,6 +149,13 @@ export function decryptConf(
   conf: Record<string, unknown>,
   registry: PluginRegistry,
   keyring: readonly string[],
+  /** Told once per value no keyring entry opens (the value is then kept as stored, as APISIX keeps it). */
+  onUndecryptable?: () => void,
 ): Record<string, unknown> {
-  return decryptPluginFields({ [name]: conf }, registry, keyring)[name] as Record<string, unknown>;
+  if (onUndecryptable === undefined) return decryptPluginFields({ [name]: conf }, registry, keyring)[name] as Record<string, unknown>;
+  return transformPlugins({ [name]: conf }, registry, (v) => {
+    const plain = decryptValue(v, keyring);
+    if (plain === undefined) onUndecryptable();
+    return plain ?? v;
+  })[name] as Record<string, unknown>;
 }

@@ -3,11 +3,16 @@
  * by the other; with etcd gone both keep serving their last config and admin
  * writes answer 503; etcd back, writes succeed and both nodes converge again.
  */
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { startListening, testConfigYaml, writeTempConfig } from '../helpers/process.js';
 
 let etcd: EtcdServer;
 let a: TestGateway;
@@ -30,7 +35,13 @@ beforeAll(async () => {
   upstream = createServer((req, res) => res.end(`hello ${req.url}`));
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
   node = `127.0.0.1:${(upstream.address() as AddressInfo).port}`;
-  const config = { deployment: { config_provider: 'etcd' as const, etcd: { host: [etcd.endpoint], prefix: '/portico-cluster', timeout: 2 } } };
+  // Nodes of one cluster share the data_encryption keyring (as APISIX's do), or one could not read the
+  // encrypted fields (key-auth keys) the other wrote.
+  const keyring = [randomBytes(8).toString('hex')];
+  const config = {
+    apisix: { data_encryption: { keyring } },
+    deployment: { config_provider: 'etcd' as const, etcd: { host: [etcd.endpoint], prefix: '/portico-cluster', timeout: 2 } },
+  };
   a = await startTestGateway({ config });
   b = await startTestGateway({ config });
 });
@@ -81,4 +92,31 @@ test('consumer credentials and groups written on one node authenticate on the ot
   expect((await b.admin('DELETE', '/apisix/admin/consumers/kim')).status).toBe(200);
   await until(async () => (await auth(a, 'kim-laptop')).status === 401);
   expect((await a.admin('GET', '/apisix/admin/consumers/kim/credentials/laptop')).status).toBe(404);
+}, 30_000);
+
+test('a node whose keyring differs cannot read encrypted keys the others wrote, and says so', async () => {
+  // Its own process: plugins keep per-process state (key-auth's key table), as APISIX's workers do, so two
+  // gateways with different views of the same consumers cannot share one test process.
+  const dir = mkdtempSync(join(tmpdir(), 'portico-stranger-'));
+  const yaml = testConfigYaml(
+    dir,
+    `  config_provider: etcd\n  etcd:\n    host: ["${etcd.endpoint}"]\n    prefix: /portico-cluster\n    timeout: 2\n` +
+      'plugin_attr:\n  prometheus:\n    export_addr: { ip: 127.0.0.1, port: 0 }\n',
+  ).replace('apisix:\n', `apisix:\n  data_encryption:\n    keyring: ["${randomBytes(8).toString('hex')}"]\n`);
+  const stranger = await startListening(['--config', writeTempConfig(yaml)], { PORTICO_ADMIN_KEY: randomBytes(16).toString('hex') });
+  try {
+    expect((await a.admin('PUT', '/apisix/admin/upstreams/1', { type: 'roundrobin', nodes: { [node]: 1 } })).status).toBeLessThan(300);
+    expect((await a.admin('PUT', '/apisix/admin/routes/lee', { uri: '/lee', upstream_id: '1', plugins: { 'key-auth': {} } })).status).toBe(201);
+    expect((await a.admin('PUT', '/apisix/admin/consumers', { username: 'lee', plugins: { 'key-auth': { key: 'lee-key' } } })).status).toBe(201);
+    const call = (url: string) => fetch(url + '/lee', { headers: { apikey: 'lee-key' } });
+    await until(async () => (await call(b.dataUrl)).status === 200);
+    await stranger.waitFor(/"plugin":"key-auth".*does not decrypt with apisix\.data_encryption\.keyring/, 5000);
+    // It serves the route, but with a key it could not read no request authenticates.
+    await until(async () => (await fetch(`http://127.0.0.1:${stranger.dataPort}/lee`)).status === 401);
+    expect((await call(`http://127.0.0.1:${stranger.dataPort}`)).status).toBe(401);
+  } finally {
+    stranger.proc.kill('SIGTERM');
+    await stranger.exited;
+    rmSync(dir, { recursive: true, force: true });
+  }
 }, 30_000);
