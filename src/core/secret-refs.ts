@@ -48,16 +48,16 @@ function walk(v: unknown, where: string, log: (ref: string, where: string) => vo
   return v;
 }
 
-/** Does anything in `v` need resolving? (Most confs have no reference: they are returned as they are.) */
-function hasRef(v: unknown): boolean {
+/** Does anything in `v` hold a reference? (Most confs hold none and are used as they are.) */
+export function hasSecretRef(v: unknown): boolean {
   if (typeof v === 'string') return isSecretRef(v);
-  if (Array.isArray(v)) return v.some(hasRef);
-  if (typeof v === 'object' && v !== null) return Object.values(v).some(hasRef);
+  if (Array.isArray(v)) return v.some(hasSecretRef);
+  if (typeof v === 'object' && v !== null) return Object.values(v).some(hasSecretRef);
   return false;
 }
 
 /** `conf` with its references resolved (a copy), or `conf` itself when it has none. */
 export function resolveSecretRefs<T>(conf: T, plugin: string, logger: Logger): T {
-  if (!hasRef(conf)) return conf;
+  if (!hasSecretRef(conf)) return conf;
   return walk(conf, '', (ref, field) => logger.error({ plugin, field, ref }, 'config: failed to resolve a secret reference; the value is used as written')) as T;
 }

@@ -15,6 +15,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { JsonSchema } from '../core/plugin.js';
+import { hasSecretRef } from '../core/secret-refs.js';
 import { formatErrors } from './errors.js';
 
 // ajv-formats is CommonJS; under NodeNext its default import is the module object.
@@ -123,22 +124,61 @@ function run(validate: ValidateFunction, ordered: unknown, value: unknown): stri
   return formatErrors((validate.errors ?? []) as ErrorObject[], ordered, value);
 }
 
+const SECRET_REF_SCHEMA = { type: 'string', pattern: '^(\\$secret://|\\$[eE][nN][vV]://)' };
+const SUBSCHEMA_MAPS = new Set(['properties', 'patternProperties', 'dependencies', 'definitions', '$defs']);
+const SUBSCHEMAS = new Set(['items', 'additionalItems', 'additionalProperties', 'contains', 'propertyNames', 'not', 'if', 'then', 'else']);
+const SUBSCHEMA_LISTS = new Set(['allOf', 'anyOf', 'oneOf']);
+
+/**
+ * A copy of `node` in which every string-typed (or untyped, string-constrained)
+ * schema also accepts a secret reference, as APISIX's validator skips such
+ * values (secret.is_secret_ref as jsonschema's skip_validation): the value is
+ * only known when it is resolved. Defaults stay where ajv applies them.
+ */
+function allowSecretRefs(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(allowSecretRefs);
+  if (!isObject(node)) return node;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(node)) {
+    if (SUBSCHEMA_MAPS.has(k) && isObject(v)) out[k] = Object.fromEntries(Object.entries(v).map(([name, sub]) => [name, allowSecretRefs(sub)]));
+    else if (SUBSCHEMAS.has(k)) out[k] = allowSecretRefs(v);
+    else if (SUBSCHEMA_LISTS.has(k) && Array.isArray(v)) out[k] = v.map(allowSecretRefs);
+    else out[k] = v;
+  }
+  const stringy = out.type === 'string' || (out.type === undefined && ('pattern' in out || 'enum' in out || 'format' in out || 'minLength' in out || 'maxLength' in out));
+  if (!stringy) return out;
+  const { default: def, ...rest } = out;
+  return def === undefined ? { anyOf: [SECRET_REF_SCHEMA, rest] } : { default: def, anyOf: [SECRET_REF_SCHEMA, rest] };
+}
+
 /**
  * Compiles the checking variant now, so a broken schema fails at load time,
  * and the defaults-filling variant on first use (only the data plane needs it).
+ * A value that fails and holds a secret reference is checked again by a
+ * variant that lets references stand for strings (compiled on first need);
+ * when that passes too, the value is valid. Messages always come from the
+ * strict variant, so values without references are judged exactly as before.
  */
 export function compileSchema(schema: JsonSchema): CompiledSchema {
   const ordered = sequence(schema);
   const strict = strictAjv.compile(ordered as JsonSchema);
   let withDefaults: ValidateFunction | undefined;
+  let lenient: ValidateFunction | undefined;
+  let lenientWithDefaults: ValidateFunction | undefined;
   return {
     schema,
     check(value) {
-      return run(strict, ordered, value);
+      const err = run(strict, ordered, value);
+      if (err === undefined || !hasSecretRef(value)) return err;
+      lenient ??= strictAjv.compile(allowSecretRefs(ordered) as JsonSchema);
+      return lenient(value) ? undefined : err;
     },
     checkWithDefaults(value) {
       withDefaults ??= defaultsAjv.compile(ordered as JsonSchema);
-      return run(withDefaults, ordered, value);
+      const err = run(withDefaults, ordered, value);
+      if (err === undefined || !hasSecretRef(value)) return err;
+      lenientWithDefaults ??= defaultsAjv.compile(allowSecretRefs(ordered) as JsonSchema);
+      return lenientWithDefaults(value) ? undefined : err;
     },
   };
 }

@@ -9,6 +9,7 @@ import { useGatewayWithEcho } from '../helpers/gateway.js';
 import { send } from '../dataplane/helpers.js';
 
 process.env.PORTICO_T_KEY = 'key-from-env';
+process.env.PORTICO_T_HOST = 'from-env.example';
 process.env.PORTICO_T_JSON = JSON.stringify({ key: 'key-from-json', header: 'from-json-header' });
 delete process.env.PORTICO_T_MISSING;
 
@@ -43,6 +44,35 @@ describe('plugin confs: $env:// references', () => {
 
     const stored = await env.gw.admin('GET', '/apisix/admin/consumers/eve');
     expect(stored.body.value.plugins['key-auth'].key).toBe('$env://PORTICO_T_KEY');
+  });
+
+  it("a reference stands in for a string its field's pattern checks, as APISIX skips validating it; other types still refuse it", async () => {
+    // proxy-rewrite's host has a pattern `$env://...` does not match: accepted as a reference, checked as resolved.
+    const put = await env.gw.admin('PUT', '/apisix/admin/routes/envhost', {
+      uri: '/envhost',
+      plugins: { 'proxy-rewrite': { host: '$env://PORTICO_T_HOST' } },
+      upstream: { nodes: { [`127.0.0.1:${env.up.port}`]: 1 } },
+    });
+    expect(put.status, put.text).toBe(201);
+    const deadline = Date.now() + 5000;
+    let r = await send(env.gw.dataPort, { path: '/envhost' });
+    while (r.status !== 200 && Date.now() < deadline) {
+      await new Promise((res) => setTimeout(res, 20));
+      r = await send(env.gw.dataPort, { path: '/envhost' });
+    }
+    expect((JSON.parse(r.body) as { headers: Record<string, string> }).headers.host).toBe('from-env.example');
+
+    // Not a reference: the pattern applies, with the same message as ever.
+    const bad = await env.gw.admin('PUT', '/apisix/admin/routes/envhost', { uri: '/envhost', plugins: { 'proxy-rewrite': { host: 'not a host!' } } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error_msg).toMatch(/property "host" validation failed: failed to match pattern/);
+    // A reference is a string: an integer field still refuses it.
+    const code = await env.gw.admin('PUT', '/apisix/admin/routes/envhost', {
+      uri: '/envhost',
+      plugins: { 'limit-count': { count: 1, time_window: 1, rejected_code: '$env://PORTICO_T_KEY' } },
+    });
+    expect(code.status).toBe(400);
+    expect(code.body.error_msg).toMatch(/property "rejected_code" validation failed: wrong type: expected integer, got string/);
   });
 
   it('an unresolved reference stays as written', async () => {
