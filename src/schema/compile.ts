@@ -163,22 +163,22 @@ export function compileSchema(schema: JsonSchema): CompiledSchema {
   const ordered = sequence(schema);
   const strict = strictAjv.compile(ordered as JsonSchema);
   let withDefaults: ValidateFunction | undefined;
-  let lenient: ValidateFunction | undefined;
-  let lenientWithDefaults: ValidateFunction | undefined;
+  let refsAllowed: ValidateFunction | undefined;
+  let refsWithDefaults: ValidateFunction | undefined;
   return {
     schema,
     check(value) {
       const err = run(strict, ordered, value);
       if (err === undefined || !hasSecretRef(value)) return err;
-      lenient ??= strictAjv.compile(allowSecretRefs(ordered) as JsonSchema);
-      return lenient(value) ? undefined : err;
+      refsAllowed ??= strictAjv.compile(allowSecretRefs(ordered) as JsonSchema);
+      return refsAllowed(value) ? undefined : err;
     },
     checkWithDefaults(value) {
       withDefaults ??= defaultsAjv.compile(ordered as JsonSchema);
       const err = run(withDefaults, ordered, value);
       if (err === undefined || !hasSecretRef(value)) return err;
-      lenientWithDefaults ??= defaultsAjv.compile(allowSecretRefs(ordered) as JsonSchema);
-      return lenientWithDefaults(value) ? undefined : err;
+      refsWithDefaults ??= defaultsAjv.compile(allowSecretRefs(ordered) as JsonSchema);
+      return refsWithDefaults(value) ? undefined : err;
     },
   };
 }
