@@ -6,7 +6,7 @@
  * `password` (the default config), so authentication also proves decryption.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { send, startEnv, type Env } from './helpers.js';
+import { expectEncryptedAtRest, expectRouteConfsRefused, send, startEnv, type Env } from './helpers.js';
 import { parseBasic } from '../../src/plugins/basic-auth.js';
 import { decodeBase64Strict } from '../../src/plugins/auth-common.js';
 
@@ -67,24 +67,11 @@ describe('basic-auth: Admin API', () => {
       [{ realm: 'a"b' }, /property "realm" validation failed/],
       [{ anonymous_consumer: '' }, /property "anonymous_consumer" validation failed/],
     ];
-    for (const [conf, msg] of bad) {
-      const r = await env.gw.admin('PUT', '/apisix/admin/routes/babad', {
-        uri: '/babad',
-        plugins: { 'basic-auth': conf },
-        upstream: { type: 'roundrobin', nodes: { [env.up.node]: 1 } },
-      });
-      expect(r.status, JSON.stringify(conf)).toBe(400);
-      expect(r.body.error_msg).toMatch(/failed to check the configuration of plugin basic-auth err: /);
-      expect(r.body.error_msg).toMatch(msg);
-    }
+    await expectRouteConfsRefused(env, 'basic-auth', bad);
   });
 
   it('stores the password encrypted: an admin reads it back, a viewer sees only the ciphertext', async () => {
-    const admin = await env.gw.admin('GET', '/apisix/admin/consumers/foo');
-    expect(admin.body.value.plugins['basic-auth'].password).toBe('bar');
-    const viewer = await env.gw.admin('GET', '/apisix/admin/consumers/foo', undefined, env.gw.viewerKey);
-    expect(viewer.body.value.plugins['basic-auth'].password).not.toBe('bar');
-    expect(viewer.body.value.plugins['basic-auth'].password).toMatch(/^[A-Za-z0-9+/]+=*$/);
+    await expectEncryptedAtRest(env, '/apisix/admin/consumers/foo', 'basic-auth', 'password', 'bar');
   });
 });
 

@@ -5,6 +5,7 @@
  */
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { expect } from 'vitest';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import type { DeepPartial } from '../../src/core/config-file.js';
 import type { PorticoConfig } from '../../src/core/config-types.js';
@@ -135,4 +136,27 @@ export function send(
     req.on('error', reject);
     req.end(opts.body);
   });
+}
+
+/** Each route conf in `bad` is refused with 400, naming the plugin and matching its message. */
+export async function expectRouteConfsRefused(env: Env, plugin: string, bad: ReadonlyArray<[unknown, RegExp]>): Promise<void> {
+  for (const [conf, msg] of bad) {
+    const r = await env.gw.admin('PUT', '/apisix/admin/routes/refused-conf', {
+      uri: '/refused-conf',
+      plugins: { [plugin]: conf },
+      upstream: { type: 'roundrobin', nodes: { [env.up.node]: 1 } },
+    });
+    expect(r.status, JSON.stringify(conf)).toBe(400);
+    expect(r.body.error_msg).toMatch(new RegExp(`failed to check the configuration of plugin ${plugin} err: `));
+    expect(r.body.error_msg).toMatch(msg);
+  }
+}
+
+/** An encrypt_fields value: the admin key reads `plain` back, the viewer key only the stored ciphertext. */
+export async function expectEncryptedAtRest(env: Env, path: string, plugin: string, field: string, plain: string): Promise<void> {
+  const admin = await env.gw.admin('GET', path);
+  expect(admin.body.value.plugins[plugin][field]).toBe(plain);
+  const viewer = await env.gw.admin('GET', path, undefined, env.gw.viewerKey);
+  expect(viewer.body.value.plugins[plugin][field]).not.toBe(plain);
+  expect(viewer.body.value.plugins[plugin][field]).toMatch(/^[A-Za-z0-9+/]+=*$/);
 }

@@ -9,7 +9,7 @@
  */
 import { constants, createHmac, generateKeyPairSync, randomBytes, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { send, startEnv, type Env } from './helpers.js';
+import { expectEncryptedAtRest, expectRouteConfsRefused, send, startEnv, type Env } from './helpers.js';
 import { claimsValid, parseJwt } from '../../src/plugins/jwt-auth.js';
 
 let env: Env;
@@ -129,24 +129,11 @@ describe('jwt-auth: Admin API', () => {
       [{ hide_credentials: 1 }, /property "hide_credentials" validation failed: wrong type: expected boolean, got number/],
       [{ realm: 'a\\b' }, /realm/],
     ];
-    for (const [conf, msg] of bad) {
-      const r = await env.gw.admin('PUT', '/apisix/admin/routes/jwbad', {
-        uri: '/jwbad',
-        plugins: { 'jwt-auth': conf },
-        upstream: { type: 'roundrobin', nodes: { [env.up.node]: 1 } },
-      });
-      expect(r.status, JSON.stringify(conf)).toBe(400);
-      expect(r.body.error_msg).toMatch(/failed to check the configuration of plugin jwt-auth err: /);
-      expect(r.body.error_msg).toMatch(msg);
-    }
+    await expectRouteConfsRefused(env, 'jwt-auth', bad);
   });
 
   it('stores the secret encrypted: an admin reads it back, a viewer sees only the ciphertext', async () => {
-    const admin = await env.gw.admin('GET', '/apisix/admin/consumers/jack');
-    expect(admin.body.value.plugins['jwt-auth'].secret).toBe('my-secret-key');
-    const viewer = await env.gw.admin('GET', '/apisix/admin/consumers/jack', undefined, env.gw.viewerKey);
-    expect(viewer.body.value.plugins['jwt-auth'].secret).not.toBe('my-secret-key');
-    expect(viewer.body.value.plugins['jwt-auth'].secret).toMatch(/^[A-Za-z0-9+/]+=*$/);
+    await expectEncryptedAtRest(env, '/apisix/admin/consumers/jack', 'jwt-auth', 'secret', 'my-secret-key');
   });
 
   it('has no signing endpoint (APISIX 3.x removed /apisix/plugin/jwt/sign)', async () => {
