@@ -17,7 +17,7 @@ import { adminError, keyNotFound } from './errors.js';
 import { listResponse } from './list.js';
 import { isPlainObject, type JsonObject } from './merge.js';
 import type { AdminMethod, ResourceDef } from './resources.js';
-import { putStamped } from './store-access.js';
+import { listChildren, putStamped } from './store-access.js';
 import type { ValueCodec } from './stored-value.js';
 
 export interface CredentialRequest {
@@ -50,14 +50,14 @@ export function createCredentialHandler(deps: CredentialDeps) {
 
   async function get(req: CredentialRequest): Promise<{ status: number; body: unknown }> {
     const show = (v: JsonObject): JsonObject => codec.present(def, v, req.role);
+    const prefix = credentialsPrefix(req.username);
     if (req.id === undefined) {
-      const { items } = await store.list(credentialsPrefix(req.username));
-      const own = items.filter((i) => !i.key.slice(credentialsPrefix(req.username).length).includes('/'));
+      const own = await listChildren(store, prefix);
       // etcd has no directory for a consumer without credentials: APISIX answers that range with 404.
       if (own.length === 0) throw keyNotFound();
       return { status: 200, body: listResponse(def, own, req.query, show) };
     }
-    const item = await store.get(credentialsPrefix(req.username) + req.id);
+    const item = await store.get(prefix + req.id);
     if (!item) throw keyNotFound();
     return {
       status: 200,

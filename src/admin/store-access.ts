@@ -17,10 +17,14 @@ export function objectKey(def: ResourceDef, id: string): string {
   return resourceKey(def.name, id);
 }
 
-export async function listItems(store: ConfigStore, def: ResourceDef): Promise<StoreItem[]> {
-  const prefix = collectionPrefix(def);
+/** The items directly under `prefix` (one path segment deeper), not the sub-resources below them. */
+export async function listChildren(store: ConfigStore, prefix: string): Promise<StoreItem[]> {
   const { items } = await store.list(prefix);
   return items.filter((i) => !i.key.slice(prefix.length).includes('/') && i.key.length > prefix.length);
+}
+
+export async function listItems(store: ConfigStore, def: ResourceDef): Promise<StoreItem[]> {
+  return listChildren(store, collectionPrefix(def));
 }
 
 export async function listValues(store: ConfigStore, def: ResourceDef): Promise<Array<{ id: string; value: JsonObject }>> {

@@ -125,13 +125,18 @@ export function encryptPluginFields(
   return transformPlugins(plugins, registry, (v) => encryptValue(v, keyring));
 }
 
-/** The reverse: values no keyring entry decrypts stay as they are. */
+/** The reverse: values no keyring entry decrypts stay as they are (and `onUndecryptable` is told, once per value). */
 export function decryptPluginFields(
   plugins: PluginConfMap,
   registry: PluginRegistry,
   keyring: readonly string[],
+  onUndecryptable?: () => void,
 ): PluginConfMap {
-  return transformPlugins(plugins, registry, (v) => decryptValue(v, keyring) ?? v);
+  return transformPlugins(plugins, registry, (v) => {
+    const plain = decryptValue(v, keyring);
+    if (plain === undefined) onUndecryptable?.();
+    return plain ?? v;
+  });
 }
 
 /** For plugin_metadata values: one conf, the plugin named by its id. */
@@ -152,10 +157,5 @@ export function decryptConf(
   /** Told once per value no keyring entry opens (the value is then kept as stored, as APISIX keeps it). */
   onUndecryptable?: () => void,
 ): Record<string, unknown> {
-  if (onUndecryptable === undefined) return decryptPluginFields({ [name]: conf }, registry, keyring)[name] as Record<string, unknown>;
-  return transformPlugins({ [name]: conf }, registry, (v) => {
-    const plain = decryptValue(v, keyring);
-    if (plain === undefined) onUndecryptable();
-    return plain ?? v;
-  })[name] as Record<string, unknown>;
+  return decryptPluginFields({ [name]: conf }, registry, keyring, onUndecryptable)[name] as Record<string, unknown>;
 }
