@@ -17,6 +17,14 @@ describe('load()', () => {
     expect(warn.mock.calls.flat().join('\n')).toContain('no-such-plugin');
   });
 
+  it("names every enabled plugin it has no module for in one warning (APISIX's list names ~90)", async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    await PluginRegistry.load(['key-auth', 'no-such-a', 'no-such-b', 'no-such-c']);
+    const lines = warn.mock.calls.map((c) => c.join(' ')).filter((l) => l.includes('no-such-'));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/not provided by Portico, skipped: no-such-a, no-such-b, no-such-c$/);
+  });
+
   it('discovers the compiled .js modules when running from dist (skipping .d.ts and .map)', async () => {
     // t/global-setup.ts builds dist/ before the run.
     const spec = new URL('../../dist/src/core/plugin-registry.js', import.meta.url).href;
