@@ -10,8 +10,6 @@ import { startDataPlane } from './dataplane.js';
 import { initPlugins } from './plugin.js';
 import { PluginRegistry } from './plugin-registry.js';
 import { resolveSecrets, type GeneratedSecret } from './secrets.js';
-import { openEmbeddedStore } from './store/embedded.js';
-import { EtcdStore } from './store/etcd.js';
 import type { ConfigStore } from './store/types.js';
 
 export interface Gateway {
@@ -32,18 +30,25 @@ export interface StartOptions {
   store?: ConfigStore;
 }
 
-function openStore(config: PorticoConfig): ConfigStore {
+/**
+ * Loads only the configured store's client: etcd3 (with gRPC) and better-sqlite3
+ * are large, and a node that never uses one should not carry it (start-up time,
+ * memory, and a smaller heap for the request path to share).
+ */
+async function openStore(config: PorticoConfig): Promise<ConfigStore> {
   if (config.deployment.config_provider === 'etcd') {
+    const { EtcdStore } = await import('./store/etcd.js');
     const { host, prefix, timeout } = config.deployment.etcd;
     return new EtcdStore({ hosts: host, prefix, timeout });
   }
+  const { openEmbeddedStore } = await import('./store/embedded.js');
   return openEmbeddedStore(config.deployment.embedded.data_dir);
 }
 
 export async function startGateway(config: PorticoConfig, opts: StartOptions = {}): Promise<Gateway> {
   const logger = opts.logger ?? pino({ level: 'info' });
   const generated = resolveSecrets(config);
-  const store = opts.store ?? openStore(config);
+  const store = opts.store ?? (await openStore(config));
   const registry = await PluginRegistry.load(config.plugins);
   const closers: Array<() => Promise<void>> = [];
   try {
