@@ -26,12 +26,23 @@ process.on('message', (msg: PrimaryMessage) => {
   else if (msg.type === 'events') {
     if (listener) listener(msg.events, msg.revision);
     else pending.push(msg);
-  } else if (msg.type === 'close') {
-    const done = () => process.exit(0);
-    if (dataPlane) dataPlane.close().then(done, done);
-    else done();
-  }
+  } else if (msg.type === 'close') drainAndExit();
 });
+
+let draining = false;
+function drainAndExit(): void {
+  if (draining) return;
+  draining = true;
+  const done = () => process.exit(0);
+  if (dataPlane) dataPlane.close().then(done, done);
+  else done();
+}
+
+// Ctrl-C reaches the whole process group, and service managers signal every process of the unit: drain as on
+// the primary's `close` instead of cutting in-flight requests. A worker left without its primary exits on the
+// IPC disconnect (node:cluster does that).
+process.on('SIGINT', drainAndExit);
+process.on('SIGTERM', drainAndExit);
 
 send({ type: 'ready' });
 

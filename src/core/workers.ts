@@ -1,5 +1,6 @@
 /**
- * worker_processes > 1: a node:cluster of data-plane workers.
+ * The data plane as a node:cluster of worker_processes workers (one when it is
+ * 1, unless the caller serves in-process; see startDataPlane).
  *
  * How it works:
  * - The primary (the process that called startDataPlane) owns the config
@@ -66,9 +67,15 @@ export async function startWorkers(opts: DataPlaneOptions): Promise<DataPlane> {
   const applied = new Map<Worker, number>();
 
   let listedAt = revision;
+  // node:cluster closes a shared listening handle with its last worker, so a worker forked after the only
+  // one died would bind port 0 afresh and serve on a port nobody was told: later workers get the resolved one.
+  const workerConfig = (): PorticoConfig =>
+    firstAddress === undefined || opts.config.apisix.node_listen.port !== 0
+      ? opts.config
+      : { ...opts.config, apisix: { ...opts.config.apisix, node_listen: { ...opts.config.apisix.node_listen, port: firstAddress.port } } };
   const initMessage = (): PrimaryMessage => ({
     type: 'init',
-    config: opts.config,
+    config: workerConfig(),
     items: [...items.values()],
     revision: (listedAt = revision),
     logLevel: logger.level,
