@@ -17,7 +17,7 @@
  * (utime+stime of the pinned process around each run), which is steadier.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -156,11 +156,37 @@ async function startPortico(upstreamPort: number): Promise<{ port: number; pid: 
   return { port: Number(data[1]), pid: c.pid! };
 }
 
-/** utime + stime of a process and its threads, in seconds. */
+/** Fields after the command name in /proc/PID/stat (index 0 is the state). */
+function statFields(pid: number): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined; // exited meanwhile
+  }
+}
+
+/**
+ * utime + stime of a process, its threads and its live descendants, in
+ * seconds: Portico serves from a forked worker while its primary holds the
+ * Admin API, and both count (taskset pins the whole tree to the proxy core).
+ */
 function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // CLK_TCK is 100 on Linux
+  const parentOf = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const f = statFields(Number(name));
+    if (f) parentOf.set(Number(name), Number(f[1]));
+  }
+  let ticks = 0;
+  for (const p of parentOf.keys()) {
+    let q: number | undefined = p;
+    while (q !== undefined && q > 1 && q !== pid) q = parentOf.get(q);
+    if (q !== pid) continue;
+    const f = statFields(p);
+    if (f) ticks += Number(f[11]) + Number(f[12]);
+  }
+  return ticks / 100; // CLK_TCK is 100 on Linux
 }
 
 /** taskset execs the target, so the pinned child's pid is the node process. */

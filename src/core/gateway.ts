@@ -28,6 +28,8 @@ export interface StartOptions {
   logger?: Logger;
   /** Use this store instead of opening the configured one (tests). */
   store?: ConfigStore;
+  /** With worker_processes 1, serve requests in this process rather than a forked worker (tests, embedding). */
+  inProcess?: boolean;
 }
 
 /**
@@ -62,7 +64,7 @@ export async function startGateway(config: PorticoConfig, opts: StartOptions = {
       adminAddress = admin.server.address() as AddressInfo;
       closers.push(() => admin.close());
     }
-    const data = await startDataPlane({ config, registry, store, logger });
+    const data = await startDataPlane({ config, registry, store, logger, inProcess: opts.inProcess });
     closers.unshift(() => data.close());
     return {
       config,

@@ -99,6 +99,8 @@ export async function startPlane(opts: { plugins?: PluginDefinition[]; config?: 
     registry: testRegistry(opts.plugins ?? []),
     store,
     logger: pino({ level: process.env.PORTICO_TEST_LOG ?? 'silent' }),
+    // The test plugins live in this process; with worker_processes 2 a test gets workers anyway.
+    inProcess: true,
   });
   const port = dp.address.port;
   const waitFor = async (rev: number) => {

@@ -54,7 +54,8 @@ export async function startTestGateway(opts: { config?: DeepPartial<PorticoConfi
     },
   };
   const config = loadConfig({ overrides: mergeConfig(base, opts.config ?? {}), env: {} });
-  const gateway = await startGateway(config, { logger: pino({ level: process.env.PORTICO_TEST_LOG ?? 'silent' }) });
+  // In-process with worker_processes 1, so tests can read the snapshot; main.js forks a worker (t/dataplane/worker-process.test.ts).
+  const gateway = await startGateway(config, { logger: pino({ level: process.env.PORTICO_TEST_LOG ?? 'silent' }), inProcess: true });
   const adminUrl = `http://127.0.0.1:${gateway.adminAddress?.port ?? 0}`;
   const dataPort = gateway.dataAddress.port;
   return {

@@ -217,7 +217,7 @@ beforeAll(async () => {
       done();
     },
   });
-  gateway = await startGateway(config, { logger: pino({ level: 'debug' }, sink) });
+  gateway = await startGateway(config, { logger: pino({ level: 'debug' }, sink), inProcess: true });
   dataPort = gateway.dataAddress.port;
   adminUrl = `http://127.0.0.1:${gateway.adminAddress!.port}`;
 
