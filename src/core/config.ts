@@ -37,7 +37,7 @@ import { createUpstreamRuntime } from './upstream/index.js';
 import { compileExpr } from './expr.js';
 import { compileIpMatcher } from './ip-match.js';
 import { ConfigError } from './config-file.js';
-import { getSchemeHandler } from './scheme-handler.js';
+import { getSchemeHandler, prepareSchemeHandler } from './scheme-handler.js';
 import { compileRouter, routerOptionsFor, type Router } from './router.js';
 
 /** What the snapshot needs from the plugin registry; tests may pass their own. */
@@ -473,6 +473,7 @@ export class ConfigSnapshot {
 
   private compileUpstream(conf: UpstreamConf & { id?: string }, key: string, revKey: string): CompiledUpstream {
     const takenOver = getSchemeHandler(conf.scheme) !== undefined || conf.scheme === 'kafka';
+    if (takenOver) prepareSchemeHandler(conf.scheme);
     return { revKey, conf, runtime: takenOver ? undefined : createUpstreamRuntime(conf, key) };
   }
 

@@ -27,11 +27,24 @@ export interface SchemeRequest {
 export type SchemeHandler = (request: SchemeRequest) => Promise<void>;
 
 const handlers = new Map<string, SchemeHandler>();
+const preparers = new Map<string, () => void>();
 
-export function registerSchemeHandler(scheme: string, handler: SchemeHandler): void {
+/**
+ * `prepare`, when given, starts loading what the handler needs (a client
+ * library, say): it runs when a config first has an upstream with this scheme,
+ * so a gateway without one never loads it and the first request need not wait.
+ */
+export function registerSchemeHandler(scheme: string, handler: SchemeHandler, prepare?: () => void): void {
   handlers.set(scheme, handler);
+  if (prepare) preparers.set(scheme, prepare);
+  else preparers.delete(scheme);
 }
 
 export function getSchemeHandler(scheme: string | undefined): SchemeHandler | undefined {
   return scheme === undefined ? undefined : handlers.get(scheme);
+}
+
+/** Called when an upstream with this scheme is compiled. */
+export function prepareSchemeHandler(scheme: string | undefined): void {
+  if (scheme !== undefined) preparers.get(scheme)?.();
 }

@@ -2,18 +2,37 @@
  * Messaging backends for pub/sub. Importing this module registers the kafka
  * scheme with defaults, so a data plane that imports it serves Kafka routes;
  * the gateway calls `registerKafkaPubSub` again with the configured limits.
+ *
+ * kafkajs and the protobuf codec (some 180 modules) load only once a config
+ * has a Kafka upstream: a gateway without one never carries them, which keeps
+ * the request path's process small (see the README's Performance section).
  */
-import { registerSchemeHandler } from '../core/scheme-handler.js';
-import { sharedKafkaBackends } from './kafka-client.js';
-import { createKafkaSchemeHandler, type KafkaPubSubOptions } from './kafka.js';
+import { registerSchemeHandler, type SchemeHandler } from '../core/scheme-handler.js';
+import type { KafkaPubSubOptions } from './kafka.js';
+
+let kafka: Promise<typeof import('./kafka.js')> | undefined;
+function loadKafka(): Promise<typeof import('./kafka.js')> {
+  return (kafka ??= import('./kafka.js'));
+}
 
 export function registerKafkaPubSub(opts: KafkaPubSubOptions = {}): void {
-  registerSchemeHandler('kafka', createKafkaSchemeHandler(opts));
+  let handler: SchemeHandler | undefined;
+  registerSchemeHandler(
+    'kafka',
+    async (request) => {
+      handler ??= (await loadKafka()).createKafkaSchemeHandler(opts);
+      return handler(request);
+    },
+    // A failed load is reported by the first request that needs it.
+    () => void loadKafka().catch(() => undefined),
+  );
 }
 
 /** Closes every shared Kafka connection (gateway shutdown). */
-export function closeKafkaBackends(): Promise<void> {
-  return sharedKafkaBackends.close();
+export async function closeKafkaBackends(): Promise<void> {
+  if (kafka === undefined) return;
+  const { sharedKafkaBackends } = await import('./kafka-client.js');
+  await sharedKafkaBackends.close();
 }
 
 registerKafkaPubSub();
