@@ -10,34 +10,19 @@
  * APISIX's shorthand shapes (`node_listen: 9080`, a keyring string) are read.
  */
 import { Ajv, type ErrorObject } from 'ajv';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
 import { pino } from 'pino';
 import { parse as parseYaml } from 'yaml';
 import { ANY, APISIX_CONFIG_KEYS, APISIX_KEY_ALIASES, APISIX_REFUSED_WHEN_SET, type KeyTree } from './apisix-config-keys.js';
 import type { PorticoConfig } from './config-types.js';
+import { ConfigError, PROJECT_ROOT } from './project-root.js';
 import { HTTP_ROUTER_NAMES } from './router.js';
 
 export type DeepPartial<T> = T extends (infer U)[] ? U[] : T extends object ? { [K in keyof T]?: DeepPartial<T[K]> } : T;
 
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
-
-/** The package root (holds package.json), from src/core or dist/src/core. */
-export const PROJECT_ROOT = findRoot(dirname(fileURLToPath(import.meta.url)));
+export { ConfigError, PROJECT_ROOT };
 export const DEFAULT_CONFIG_PATH = join(PROJECT_ROOT, 'conf', 'config.yaml');
-
-function findRoot(dir: string): string {
-  for (let d = dir; ; d = dirname(d)) {
-    if (existsSync(join(d, 'package.json')) && existsSync(join(d, 'conf'))) return d;
-    if (dirname(d) === d) return process.cwd();
-  }
-}
 
 const listen = {
   type: 'object',

@@ -36,7 +36,7 @@ import type { UpstreamRuntime } from './upstream/types.js';
 import { createUpstreamRuntime } from './upstream/index.js';
 import { compileExpr } from './expr.js';
 import { compileIpMatcher } from './ip-match.js';
-import { ConfigError } from './config-file.js';
+import { ConfigError } from './project-root.js';
 import { getSchemeHandler, prepareSchemeHandler } from './scheme-handler.js';
 import { compileRouter, routerOptionsFor, type Router } from './router.js';
 

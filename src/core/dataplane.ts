@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { PorticoConfig } from './config-types.js';
-import { PROJECT_ROOT } from './config-file.js';
+import { PROJECT_ROOT } from './project-root.js';
 import { ConfigSnapshot, consumerChain, type ConfigFeed, type PluginLookup, type Snapshot } from './config.js';
 import { encodeBody, ERRORS, sendError, type GatewayError } from './errors.js';
 import { Headers } from './headers.js';

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError } from './config-file.js';
+import { ConfigError } from './project-root.js';
 import type { PorticoConfig } from './config-types.js';
 
 const PUBLISHED_KEYS = new Set([

@@ -19,7 +19,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { RequestContext } from '../core/ctx.js';
-import { PROJECT_ROOT } from '../core/config-file.js';
+import { PROJECT_ROOT } from '../core/project-root.js';
 import { workerCount } from '../core/dataplane.js';
 import type { PluginCleanup, PluginDefinition, PluginInitContext } from '../core/plugin.js';
 import { DEFAULT_BUCKETS, HttpMetrics } from './prometheus/metrics.js';
