@@ -70,6 +70,11 @@ const VERSION: string = (() => {
   }
 })();
 
+/** Whether requests go to forked workers: with more than one, or unless a single one is served in-process. */
+export function servesInWorkers(config: PorticoConfig, inProcess: boolean | undefined): boolean {
+  return workerCount(config) > 1 || inProcess !== true;
+}
+
 export function workerCount(config: PorticoConfig): number {
   const n = config.nginx_config.worker_processes;
   return n === 'auto' ? availableParallelism() : Math.max(1, Math.floor(n));
@@ -83,7 +88,7 @@ export function workerCount(config: PorticoConfig): number {
  * loads nothing else (measured: ~5% more requests/s than sharing the primary).
  */
 export async function startDataPlane(opts: DataPlaneOptions): Promise<DataPlane> {
-  if (workerCount(opts.config) > 1 || opts.inProcess !== true) {
+  if (servesInWorkers(opts.config, opts.inProcess)) {
     const { startWorkers } = await import('./workers.js');
     return startWorkers(opts);
   }

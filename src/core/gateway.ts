@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { createAdminServer } from '../admin/server.js';
 import type { PorticoConfig } from './config-types.js';
-import { startDataPlane } from './dataplane.js';
+import { servesInWorkers, startDataPlane } from './dataplane.js';
 import { initPlugins } from './plugin.js';
 import { PluginRegistry } from './plugin-registry.js';
 import { resolveSecrets, type GeneratedSecret } from './secrets.js';
@@ -55,7 +55,9 @@ export async function startGateway(config: PorticoConfig, opts: StartOptions = {
   const closers: Array<() => Promise<void>> = [];
   try {
     // Plugins' process-wide state (e.g. prometheus's metrics and export server) before anything serves.
-    closers.push(await initPlugins(registry.list(), { config, logger, process: 'main' }));
+    closers.push(
+      await initPlugins(registry.list(), { config, logger, process: 'main', dataPlaneInWorkers: servesInWorkers(config, opts.inProcess) }),
+    );
     let adminAddress: AddressInfo | undefined;
     if (config.deployment.admin.enable_admin) {
       const admin = await createAdminServer({ config, store, registry, logger });

@@ -33,11 +33,16 @@ export interface PluginInitContext {
   readonly config: PorticoConfig;
   readonly logger: Logger;
   /**
-   * `main`: the process that started the gateway (Admin API, config store;
-   * it also serves the data plane when worker_processes is 1). `worker`: a
-   * data-plane cluster worker (worker_processes > 1).
+   * `main`: the process that started the gateway (Admin API, config store).
+   * `worker`: a data-plane cluster worker.
    */
   readonly process: 'main' | 'worker';
+  /**
+   * Requests are served by forked workers, not by `main` (always, except with
+   * worker_processes 1 served in-process): what `main` reports, such as
+   * metrics, has to be gathered from them.
+   */
+  readonly dataPlaneInWorkers: boolean;
 }
 
 /** Undoes what init() did (APISIX's `destroy`); called when the gateway closes. */

@@ -64,7 +64,7 @@ async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<voi
     };
     const registry = await PluginRegistry.load(msg.config.plugins);
     // The process exits on close, which is all the cleanup a worker needs.
-    await initPlugins(registry.list(), { config: msg.config, logger, process: 'worker' });
+    await initPlugins(registry.list(), { config: msg.config, logger, process: 'worker', dataPlaneInWorkers: true });
     dataPlane = await startServing({ config: msg.config, registry, store: feed, logger });
     send({ type: 'listening', address: dataPlane.address });
   } catch (err) {

@@ -20,7 +20,6 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { RequestContext } from '../core/ctx.js';
 import { PROJECT_ROOT } from '../core/project-root.js';
-import { workerCount } from '../core/dataplane.js';
 import type { PluginCleanup, PluginDefinition, PluginInitContext } from '../core/plugin.js';
 import { DEFAULT_BUCKETS, HttpMetrics } from './prometheus/metrics.js';
 import { serveRegistryToPrimary, startExportServer, type ExportServer } from './prometheus/export-server.js';
@@ -114,7 +113,7 @@ async function init(ctx: PluginInitContext): Promise<PluginCleanup> {
   else {
     const { ip, port } = attr.export_addr;
     try {
-      server = await startExportServer({ ip, port, uri: attr.export_uri, registry: own.registry, cluster: workerCount(ctx.config) > 1, logger: ctx.logger });
+      server = await startExportServer({ ip, port, uri: attr.export_uri, registry: own.registry, cluster: ctx.dataPlaneInWorkers, logger: ctx.logger });
       lastExport = server;
       const a = server.address;
       ctx.logger.info({ address: a.address, port: a.port, uri: attr.export_uri }, 'prometheus export server listening');

@@ -33,7 +33,14 @@ export interface TestGateway {
   close(): Promise<void>;
 }
 
-export async function startTestGateway(opts: { config?: DeepPartial<PorticoConfig>; dataDir?: string } = {}): Promise<TestGateway> {
+export async function startTestGateway(
+  opts: {
+    config?: DeepPartial<PorticoConfig>;
+    dataDir?: string;
+    /** With worker_processes 1, serve in the test process (default) or, as `npm start` does, in a forked worker. */
+    inProcess?: boolean;
+  } = {},
+): Promise<TestGateway> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'portico-test-'));
   const adminKey = randomBytes(16).toString('hex');
   const viewerKey = randomBytes(16).toString('hex');
@@ -54,8 +61,8 @@ export async function startTestGateway(opts: { config?: DeepPartial<PorticoConfi
     },
   };
   const config = loadConfig({ overrides: mergeConfig(base, opts.config ?? {}), env: {} });
-  // In-process with worker_processes 1, so tests can read the snapshot; main.js forks a worker (t/dataplane/worker-process.test.ts).
-  const gateway = await startGateway(config, { logger: pino({ level: process.env.PORTICO_TEST_LOG ?? 'silent' }), inProcess: true });
+  // In-process with worker_processes 1 unless asked otherwise; main.js forks a worker (t/dataplane/worker-process.test.ts).
+  const gateway = await startGateway(config, { logger: pino({ level: process.env.PORTICO_TEST_LOG ?? 'silent' }), inProcess: opts.inProcess ?? true });
   const adminUrl = `http://127.0.0.1:${gateway.adminAddress?.port ?? 0}`;
   const dataPort = gateway.dataAddress.port;
   return {

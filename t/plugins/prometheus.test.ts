@@ -236,6 +236,30 @@ describe('prometheus: plugin_attr', () => {
   });
 });
 
+describe('prometheus: worker_processes 1, served by a forked worker as npm start runs it', () => {
+  let gw: TestGateway;
+  let up: Upstream;
+  beforeAll(async () => {
+    up = await startUpstream((_req, res) => res.end('ok'), { readBody: false });
+    gw = await startTestGateway({ config: { plugins: ['prometheus'], nginx_config: { worker_processes: 1 }, ...EXPORT }, inProcess: false });
+  }, 60_000);
+  afterAll(async () => {
+    await gw?.close();
+    await up?.close();
+  });
+
+  it("the primary's endpoint reports the worker's requests", async () => {
+    const upstream = { nodes: { [`127.0.0.1:${up.port}`]: 1 } };
+    expect((await gw.admin('PUT', '/apisix/admin/global_rules/1', { plugins: { prometheus: {} } })).status).toBeLessThan(300);
+    expect((await gw.admin('PUT', '/apisix/admin/routes/1', { uri: '/w1', upstream })).status).toBeLessThan(300);
+    for (let tries = 0; (await send(gw.dataPort, { path: '/w1' })).status !== 200; tries++) expect(tries).toBeLessThan(500);
+    const base = value(await scrape(), 'apisix_http_status', { code: '200', route: '1' });
+    const N = 25;
+    for (let i = 0; i < N; i++) expect((await send(gw.dataPort, { path: '/w1' })).status).toBe(200);
+    expect(value(await scrape(), 'apisix_http_status', { code: '200', route: '1' }) - base).toBe(N);
+  });
+});
+
 describe('prometheus: worker_processes 2', () => {
   let gw: TestGateway;
   let up: Upstream;

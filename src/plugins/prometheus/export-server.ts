@@ -4,8 +4,8 @@
  * `GET <export_uri>` and 404 to anything else, as APISIX's export_metrics.
  *
  * Metrics are computed at each scrape (APISIX caches them for
- * refresh_interval; prom-client makes a fresh read cheap). With
- * worker_processes > 1 every worker records its own requests, and the main
+ * refresh_interval; prom-client makes a fresh read cheap). When the data
+ * plane runs in cluster workers every worker records its own requests, and the main
  * process asks each worker for its registry over the cluster IPC channel, in
  * prom-client's own message format (AggregatorRegistry's worker side answers
  * it), then sums them with its own series through AggregatorRegistry.aggregate.
