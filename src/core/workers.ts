@@ -86,6 +86,9 @@ export async function startWorkers(opts: DataPlaneOptions): Promise<DataPlane> {
       const worker = cluster.fork();
       workers.add(worker);
       let listening = false;
+      // A send to a worker that just died (its channel not yet seen closed) fails with EPIPE, emitted here;
+      // unheard, it would take the primary down with it. The 'exit' below replaces the worker.
+      worker.on('error', (err: Error) => logger.warn({ err }, 'data-plane worker channel error'));
       worker.on('message', (msg: WorkerMessage) => {
         if (msg.type === 'ready') worker.send(initMessage());
         else if (msg.type === 'listening') {

@@ -103,7 +103,9 @@ test('worker_processes 1: one worker serves, a killed worker is replaced with th
       body: JSON.stringify({ uri: '/two', upstream: { type: 'roundrobin', nodes: { [node]: 1 } } }),
     });
     expect(put2.status).toBe(201);
-    const replacement = await until('a replacement worker', () => childrenOf(primary).find((p) => p !== worker));
+    const replacement = await until('a replacement worker', () => childrenOf(primary).find((p) => p !== worker)).catch((err: Error) => {
+      throw new Error(`${err.message}; the gateway said:\n${gw.output()}`);
+    });
     expect(await until('the replacement serving', async () => (await get(gw.dataPort, '/two'))?.status === 200 && true)).toBe(true);
     expect(await get(gw.dataPort, '/one')).toEqual({ status: 200, body: 'upstream saw /one' });
     expect(await get(gw.dataPort, '/two')).toEqual({ status: 200, body: 'upstream saw /two' });
