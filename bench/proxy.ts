@@ -172,19 +172,18 @@ function statFields(pid: number): string[] | undefined {
  * Admin API, and both count (taskset pins the whole tree to the proxy core).
  */
 function cpuSeconds(pid: number): number {
-  const parentOf = new Map<number, number>();
+  // One read of every process: its parent, and its utime + stime in ticks.
+  const procs = new Map<number, { parent: number; ticks: number }>();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     const f = statFields(Number(name));
-    if (f) parentOf.set(Number(name), Number(f[1]));
+    if (f) procs.set(Number(name), { parent: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) });
   }
   let ticks = 0;
-  for (const p of parentOf.keys()) {
+  for (const [p, info] of procs) {
     let q: number | undefined = p;
-    while (q !== undefined && q > 1 && q !== pid) q = parentOf.get(q);
-    if (q !== pid) continue;
-    const f = statFields(p);
-    if (f) ticks += Number(f[11]) + Number(f[12]);
+    while (q !== undefined && q > 1 && q !== pid) q = procs.get(q)?.parent;
+    if (q === pid) ticks += info.ticks;
   }
   return ticks / 100; // CLK_TCK is 100 on Linux
 }

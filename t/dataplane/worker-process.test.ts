@@ -28,29 +28,30 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** Fields of /proc/PID/stat after the command name (0: state, 1: parent pid); undefined once it is gone. */
+function statFields(pid: number): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+function alive(pid: number): boolean {
+  const fields = statFields(pid);
+  return fields !== undefined && fields[0] !== 'Z';
+}
+
 /** Live child processes of `pid`. */
 function childrenOf(pid: number): number[] {
   const out: number[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[1]) === pid && fields[0] !== 'Z') out.push(Number(name));
-    } catch {
-      // exited while listing
-    }
+    const fields = statFields(Number(name));
+    if (fields !== undefined && Number(fields[1]) === pid && fields[0] !== 'Z') out.push(Number(name));
   }
   return out;
-}
-
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
 }
 
 async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, ms = 10_000): Promise<T> {
