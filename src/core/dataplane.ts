@@ -283,8 +283,27 @@ class DataPlaneServer {
         this.respondError(ctx, compiled.failure);
         return;
       }
+      // No plugin anywhere (no global rule either): every phase step is empty, so only the upstream step is left.
+      if (compiled.chain.entries.length === 0 && ctx.snapshot.globalChain.entries.length === 0) {
+        this.proxyPlain(ctx);
+        return;
+      }
     }
     this.advance(ctx, 0);
+  }
+
+  /** advance() for a request no plugin sees: the same outcome, without walking the eight steps. */
+  private proxyPlain(ctx: FlowCtx): void {
+    let exit: Exit | undefined;
+    try {
+      exit = this.resolveUpstream(ctx);
+    } catch (err) {
+      this.pluginFailed(ctx, err);
+      return;
+    }
+    if (ctx.takenOver) return;
+    if (exit === undefined) this.dispatch(ctx);
+    else this.respondExit(ctx, exit);
   }
 
   private step(ctx: FlowCtx, step: number): PhaseResult {
@@ -358,7 +377,7 @@ class DataPlaneServer {
   }
 
   /** Upstream resolution, scheme takeover and the balancer pick (§5 step 13). */
-  private resolveUpstream(ctx: FlowCtx): PhaseResult {
+  private resolveUpstream(ctx: FlowCtx): Exit | undefined {
     const compiled = ctx.compiled!;
     let upstream = compiled.upstream;
     if (compiled.upstreamId !== undefined) {

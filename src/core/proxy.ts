@@ -104,12 +104,6 @@ function classify(err: Error & { code?: string }): { failure: Failure; error: Ga
   }
 }
 
-/** True when the request carries a body the client is still sending (or sent). */
-function hasBody(ctx: RequestCtx): boolean {
-  const h = ctx.req.headers;
-  return h['transfer-encoding'] !== undefined || (h['content-length'] !== undefined && h['content-length'] !== '0');
-}
-
 /**
  * One proxied request across its attempts. Implements undici's dispatch
  * handler (the legacy raw-header interface, which undici calls directly
@@ -130,6 +124,13 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   private sentAt = 0;
   private resumeFn: (() => void) | undefined;
   private filters: readonly ChainEntry[] = [];
+  /**
+   * Response body bytes still to come, from the upstream's Content-Length (-1:
+   * unknown, or the body passes through filters). The chunk that completes it
+   * goes out with res.end(): one write of the rest of the response, where
+   * write() then end() would also cork the socket and queue a tick to uncork.
+   */
+  bodyLeft = -1;
   /** A route-level connect timeout that differs from the pool's, in ms; 0 when the pool's applies. */
   private readonly connectMs: number;
   /** timeout.send in ms, for requests with a body; 0 without one. */
@@ -156,7 +157,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     const routeConnect = ctx.compiled?.timeout?.connect;
     // The pool enforces the upstream's connect timeout; a route that differs uses a pool built with its own.
     this.connectMs = routeConnect !== undefined && routeConnect * 1000 !== runtime.connectTimeoutMs ? routeConnect * 1000 : 0;
-    const body = hasBody(ctx) ? ((bodyStream ?? ctx.req) as BodyStream) : null;
+    const body = ctx.hasBody ? ((bodyStream ?? ctx.req) as BodyStream) : null;
     this.sendMs = 0;
     if (body !== null) {
       this.sendMs = (this.timeout?.send ?? DEFAULT_TIMEOUT_S) * 1000;
@@ -271,7 +272,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     if (chain.header_filter.length === 0 && global.header_filter.length === 0 && chain.body_filter.length === 0 && global.body_filter.length === 0) {
       // No plugin looks at the response: relay the raw pairs; ctx.response is parsed only if a log plugin reads it.
       ctx.setUpstreamResponse(statusCode, rawHeaders);
-      out = relayedHeaders(rawHeaders);
+      out = relayedHeaders(rawHeaders, this);
     } else {
       const headers = new Headers(parseRawHeaders(rawHeaders));
       ctx.setResponse(statusCode, headers);
@@ -314,6 +315,15 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
         return false;
       }
       if (chunk.length === 0) return true;
+    }
+    const left = this.bodyLeft;
+    if (left >= 0) {
+      if (chunk.length >= left) {
+        this.bodyLeft = -1;
+        res.end(chunk);
+        return true;
+      }
+      this.bodyLeft = left - chunk.length;
     }
     if (res.write(chunk)) return true;
     // The client is slow: undici pauses the upstream until the response drains (a listener only now, not per request).
@@ -402,32 +412,31 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
  * else the header is the socket address alone, so a client cannot plant
  * addresses an upstream might believe (checklist 18).
  */
-function forwardedFor(ctx: RequestCtx, prior: string | string[] | undefined, remote: string): string {
+function forwardedFor(ctx: RequestCtx, prior: string | undefined, remote: string): string {
   if (prior === undefined) return remote;
   const info = ctx.socketInfo;
   const trusted = (info.trusted ??= ctx.snapshot.trustedPeer(remote));
   if (!trusted) return remote;
-  return `${Array.isArray(prior) ? prior.join(', ') : prior}, ${remote}`;
+  return `${prior}, ${remote}`;
 }
 
 export function upstreamHeaders(ctx: RequestCtx, runtime: UpstreamRuntime, target: UpstreamTarget): string[] {
-  const req = ctx.req;
   const up = ctx.upstreamRequest;
   const edits = up.headers;
   const out: string[] = [];
-  const drop = connectionTokens(req.headers.connection);
+  const drop = connectionTokens(ctx.connectionHeader);
   edits.flatten(out, drop, REPLACED);
   // Node parsed and de-chunked the body; undici re-frames it, so keep only a Content-Length that is true.
-  if (req.headers['transfer-encoding'] !== undefined) {
+  if (ctx.chunked) {
     for (let i = 0; i < out.length; i += 2) if (out[i] === 'content-length') out.splice(i, 2), (i -= 2);
   }
   out.push('host', upstreamHost(ctx, runtime, target));
   const xff = edits.edited('x-forwarded-for') ? edits.get('x-forwarded-for') : undefined;
   const info = ctx.socketInfo;
   if (xff !== undefined) out.push('x-forwarded-for', xff);
-  else out.push('x-forwarded-for', forwardedFor(ctx, req.headers['x-forwarded-for'], ctx.remoteAddr));
+  else out.push('x-forwarded-for', forwardedFor(ctx, ctx.forwardedForHeader, ctx.remoteAddr));
   pushOwn(ctx, out, 'x-forwarded-proto', info.proto);
-  pushOwn(ctx, out, 'x-forwarded-host', ctx.host || (req.headers.host ?? ''));
+  pushOwn(ctx, out, 'x-forwarded-host', ctx.host || (ctx.hostHeader ?? ''));
   pushOwn(ctx, out, 'x-forwarded-port', info.localPort);
   pushOwn(ctx, out, 'x-real-ip', ctx.remoteAddr);
   return out;
@@ -441,14 +450,12 @@ export function upstreamHeaders(ctx: RequestCtx, runtime: UpstreamRuntime, targe
  * megamorphic in the profile; only names that could be dropped are lower-cased.
  */
 function clientUpstreamHeaders(ctx: RequestCtx, runtime: UpstreamRuntime, target: UpstreamTarget): string[] {
-  const req = ctx.req;
-  const h = req.headers;
-  const raw = req.rawHeaders;
+  const raw = ctx.req.rawHeaders;
   const out: string[] = [];
-  const conn = h.connection;
+  const conn = ctx.connectionHeader;
   const drop = conn === undefined ? undefined : connectionTokens(conn);
   // Node parsed and de-chunked the body; undici re-frames it, so keep only a Content-Length that is true.
-  const chunked = h['transfer-encoding'] !== undefined;
+  const chunked = ctx.chunked;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     if (drop !== undefined || mayBeDropped(name)) {
@@ -463,11 +470,11 @@ function clientUpstreamHeaders(ctx: RequestCtx, runtime: UpstreamRuntime, target
     'host',
     upstreamHost(ctx, runtime, target),
     'x-forwarded-for',
-    forwardedFor(ctx, h['x-forwarded-for'], remote),
+    forwardedFor(ctx, ctx.forwardedForHeader, remote),
     'x-forwarded-proto',
     info.proto,
     'x-forwarded-host',
-    ctx.host || (h.host ?? ''),
+    ctx.host || (ctx.hostHeader ?? ''),
     'x-forwarded-port',
     info.localPort,
     'x-real-ip',
@@ -512,10 +519,12 @@ function mayBeDropped(name: string): boolean {
  * The upstream's response header pairs as strings for writeHead, minus
  * hop-by-hop headers, names its Connection header lists, and Server (ours
  * replaces it). Names keep the upstream's case, as nginx relays them.
+ * `length.bodyLeft` gets the Content-Length (-1 without one).
  */
-export function relayedHeaders(raw: Buffer[]): string[] {
+export function relayedHeaders(raw: Buffer[], length: { bodyLeft: number }): string[] {
   const out: string[] = [];
   let connection: string | undefined;
+  length.bodyLeft = -1;
   for (let i = 0; i < raw.length; i += 2) {
     const name = latin1(raw[i]!);
     const value = latin1(raw[i + 1]!);
@@ -528,6 +537,9 @@ export function relayedHeaders(raw: Buffer[]): string[] {
         continue;
       }
       if (lower === 'server' || isHopByHop(lower)) continue;
+    } else if (n === 14 && (name.charCodeAt(0) | 0x20) === 0x63 && name.toLowerCase() === 'content-length') {
+      // undici's parser already refused a malformed or conflicting one.
+      length.bodyLeft = Number(value);
     }
     out.push(name, value);
   }
@@ -564,7 +576,7 @@ export function upstreamHost(ctx: RequestCtx, runtime: UpstreamRuntime, target: 
     if (up.host !== undefined) return up.host;
     if (up.headers.edited('host')) return up.headers.get('host') ?? target.key;
   }
-  return ctx.req.headers.host ?? target.key;
+  return ctx.hostHeader ?? target.key;
 }
 
 const EMPTY = Buffer.alloc(0);

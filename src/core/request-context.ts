@@ -109,6 +109,20 @@ export class RequestCtx implements RequestContext {
   upgrade: unknown = undefined;
   takenOver = false;
 
+  // The request headers the proxy needs, read off rawHeaders once with the same duplicate rules as Node's
+  // `req.headers` (first Host, other repeats joined with ", "): a plain request never builds that object
+  // (Node builds it on first read); plugins and `http_*` variables still get it when they ask.
+  /** The first Host header as sent. */
+  hostHeader: string | undefined = undefined;
+  /** Connection header values, joined. */
+  connectionHeader: string | undefined = undefined;
+  /** X-Forwarded-For values, joined. */
+  forwardedForHeader: string | undefined = undefined;
+  /** A Transfer-Encoding header came (Node de-chunks the body). */
+  chunked = false;
+  /** A body follows: chunked, or a Content-Length other than 0. */
+  hasBody = false;
+
   private _var: Vars | undefined = undefined;
   private _data: Record<string, unknown> | undefined = undefined;
   private _upstreamRequest: UpstreamRequestState | undefined = undefined;
@@ -129,7 +143,30 @@ export class RequestCtx implements RequestContext {
     this.socketInfo = info;
     this.remoteAddr = info.remoteAddr;
     this.remotePort = info.remotePort;
-    this.host = hostOf(req.headers.host);
+    const raw = req.rawHeaders;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!;
+      // Decided on length and first letter, so most names skip the lower-casing.
+      const first = name.charCodeAt(0) | 0x20;
+      switch (name.length) {
+        case 4:
+          if (first === 0x68 && this.hostHeader === undefined && name.toLowerCase() === 'host') this.hostHeader = raw[i + 1]!;
+          break;
+        case 10:
+          if (first === 0x63 && name.toLowerCase() === 'connection') this.connectionHeader = joined(this.connectionHeader, raw[i + 1]!);
+          break;
+        case 14:
+          if (first === 0x63 && name.toLowerCase() === 'content-length' && raw[i + 1] !== '0') this.hasBody = true;
+          break;
+        case 15:
+          if (first === 0x78 && name.toLowerCase() === 'x-forwarded-for') this.forwardedForHeader = joined(this.forwardedForHeader, raw[i + 1]!);
+          break;
+        case 17:
+          if (first === 0x74 && name.toLowerCase() === 'transfer-encoding') this.chunked = this.hasBody = true;
+          break;
+      }
+    }
+    this.host = hostOf(this.hostHeader);
   }
 
   get var(): Vars {
@@ -190,6 +227,10 @@ export class RequestCtx implements RequestContext {
     this._upstreamStatus = status;
     this._upstreamHeaders = rawHeaders;
   }
+}
+
+function joined(prior: string | undefined, value: string): string {
+  return prior === undefined ? value : `${prior}, ${value}`;
 }
 
 /** `Host` without port, lower-case; IPv6 literals keep their brackets, as nginx's $host. */

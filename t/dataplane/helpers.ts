@@ -4,7 +4,7 @@
  * plugins. Everything started here is closed by the returned close().
  */
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { loadConfig, mergeConfig, type DeepPartial } from '../../src/core/config-file.js';
 import type { PorticoConfig } from '../../src/core/config-types.js';
@@ -151,5 +151,21 @@ export function send(
     });
     req.on('error', reject);
     req.end(opts.body);
+  });
+}
+
+/**
+ * One request written as raw bytes (repeated header lines that an HTTP client
+ * would merge); it must ask for `Connection: close`, and the reply is all the
+ * server sent until it closed. Written without a FIN: Node's server drops a
+ * request whose client half-closed.
+ */
+export function rawRequest(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(port, '127.0.0.1', () => sock.write(text));
+    const parts: Buffer[] = [];
+    sock.on('data', (d: Buffer) => parts.push(d));
+    sock.on('error', reject);
+    sock.on('close', () => resolve(Buffer.concat(parts).toString('latin1')));
   });
 }

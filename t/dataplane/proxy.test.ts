@@ -7,7 +7,7 @@ import { request as httpRequest } from 'node:http';
 import { Readable } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { send, startPlane, startUpstream, type Plane, type Upstream } from './helpers.js';
+import { rawRequest, send, startPlane, startUpstream, type Plane, type Upstream } from './helpers.js';
 
 /** A loopback port with nothing listening (connect → ECONNREFUSED). */
 async function deadPort(): Promise<number> {
@@ -77,6 +77,22 @@ describe('data plane: proxy', () => {
     expect(h['x-forwarded-host']).toBe('127.0.0.1');
     expect(h['x-forwarded-port']).toBe(String(plane.port));
     expect(res.headers['x-resp-hop']).toBeUndefined();
+  });
+
+  it('repeated header lines: the first Host counts, every Connection line names headers to drop', async () => {
+    await plane.put('/apisix/routes/h', { uri: '/h', upstream: { nodes: nodes(echo.port) } });
+    const reply = await rawRequest(
+      plane.port,
+      'GET /h HTTP/1.1\r\nHost: first.example:8080\r\nHost: second.example\r\n' +
+        'Connection: x-hop-a\r\nX-Hop-A: 1\r\nX-Hop-B: 2\r\nConnection: X-Hop-B, close\r\nX-Kept: yes\r\n\r\n',
+    );
+    expect(reply).toMatch(/^HTTP\/1\.1 200 /);
+    const h = JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4)).headers;
+    expect(h.host).toBe('first.example:8080');
+    expect(h['x-forwarded-host']).toBe('first.example');
+    expect(h['x-hop-a']).toBeUndefined();
+    expect(h['x-hop-b']).toBeUndefined();
+    expect(h['x-kept']).toBe('yes');
   });
 
   it('pass_host pass / node / rewrite', async () => {
@@ -205,6 +221,75 @@ describe('data plane: proxy', () => {
     expect(reply.startsWith('HTTP/1.1 400')).toBe(true);
     expect(echo.seen.length).toBe(before);
   });
+
+  it('a Content-Length body arriving in pieces is relayed whole, and its last piece ends the response', async () => {
+    const pieces = ['first-', 'second-', 'third'];
+    const total = pieces.join('').length;
+    const slow = await startUpstream(
+      (_req, res) => {
+        res.writeHead(200, { 'content-length': String(total), 'content-type': 'text/plain' });
+        let i = 0;
+        const next = (): void => {
+          res.write(pieces[i++]!);
+          if (i < pieces.length) setTimeout(next, 40);
+          else res.end();
+        };
+        next();
+      },
+      { readBody: false },
+    );
+    closers.push(() => slow.close());
+    await plane.put('/apisix/routes/pieces', { uri: '/pieces', upstream: { nodes: nodes(slow.port) } });
+    // Two requests on one keep-alive connection: the second is only answered once the first response ended.
+    const reply = await rawRequest(plane.port, 'GET /pieces HTTP/1.1\r\nHost: a\r\n\r\nGET /pieces HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+    const responses = reply.split(/(?=HTTP\/1\.1 )/);
+    expect(responses).toHaveLength(2);
+    for (const r of responses) {
+      expect(r).toMatch(new RegExp(`^HTTP/1\\.1 200 [^]*\r\ncontent-length: ${total}\r\n`, 'i'));
+      expect(r.endsWith('\r\n\r\nfirst-second-third')).toBe(true);
+    }
+  });
+
+  it('a download waits for a slow client: the upstream is paused, not buffered', async () => {
+    const total = 64 * 1024 * 1024;
+    const chunk = Buffer.alloc(64 * 1024, 3);
+    let written = 0;
+    const big = await startUpstream(
+      (_req, res) => {
+        res.writeHead(200, { 'content-length': String(total) });
+        const pump = (): void => {
+          while (written < total) {
+            written += chunk.length;
+            if (!res.write(chunk)) return void res.once('drain', pump);
+          }
+          res.end();
+        };
+        pump();
+      },
+      { readBody: false },
+    );
+    closers.push(() => big.close());
+    await plane.put('/apisix/routes/download', { uri: '/download', upstream: { nodes: nodes(big.port) } });
+    const result = await new Promise<{ status: number; bytes: number; writtenWhilePaused: number }>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port: plane.port, path: '/download', agent: false }, (res) => {
+        res.pause();
+        // Not reading for a while: every buffer on the way fills, then the upstream must stop.
+        setTimeout(() => {
+          const writtenWhilePaused = written;
+          let bytes = 0;
+          res.on('data', (d: Buffer) => (bytes += d.length));
+          res.on('end', () => resolve({ status: res.statusCode!, bytes, writtenWhilePaused }));
+          res.resume();
+        }, 500);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(result.status).toBe(200);
+    expect(result.bytes).toBe(total);
+    // Socket buffers on three connections hold a few MiB at most; without backpressure the whole body would be written.
+    expect(result.writtenWhilePaused).toBeLessThan(total / 4);
+  }, 30_000);
 
   it('streams a 256 MiB upload without buffering it', async () => {
     let received = 0;

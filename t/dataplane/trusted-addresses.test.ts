@@ -4,7 +4,7 @@
  * appended. Everyone else's is replaced by the socket address.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { send, startPlane, startUpstream, type Plane, type Upstream } from './helpers.js';
+import { rawRequest, send, startPlane, startUpstream, type Plane, type Upstream } from './helpers.js';
 
 let trusting: Plane;
 let other: Plane;
@@ -30,6 +30,14 @@ const xff = async (plane: Plane, headers: Record<string, string> = {}) =>
 it('a trusted peer keeps its chain and is appended to it', async () => {
   expect(await xff(trusting, { 'x-forwarded-for': '203.0.113.7, 10.1.1.1' })).toBe('203.0.113.7, 10.1.1.1, 127.0.0.1');
   expect(await xff(trusting)).toBe('127.0.0.1');
+});
+
+it('repeated X-Forwarded-For lines from a trusted peer are kept in order, then the peer appended', async () => {
+  const reply = await rawRequest(
+    trusting.port,
+    'GET /x HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 203.0.113.7\r\nX-Forwarded-For: 10.1.1.1\r\nConnection: close\r\n\r\n',
+  );
+  expect(JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4)).headers['x-forwarded-for']).toBe('203.0.113.7, 10.1.1.1, 127.0.0.1');
 });
 
 it('a peer outside the list cannot plant addresses', async () => {
