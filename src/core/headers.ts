@@ -46,8 +46,23 @@ export function connectionTokens(value: string | string[] | undefined): Set<stri
 export class Headers implements HeaderEdits {
   /** name → values, or null when removed. Absent until the first edit. */
   private edits: Map<string, string[] | null> | undefined;
+  private parsed: HeaderBase | undefined;
+  /**
+   * The upstream's raw [name, value, ...] pairs, as undici hands them over.
+   * Parsed into a lower-case object only when a value is read: a
+   * header_filter plugin that only sets headers (limit-count's X-RateLimit-*,
+   * say) never pays for it, and flatten() walks the pairs directly.
+   */
+  private readonly raw: readonly Buffer[] | undefined;
 
-  constructor(private readonly base: HeaderBase) {}
+  constructor(base: HeaderBase | readonly Buffer[]) {
+    if (Array.isArray(base)) this.raw = base as readonly Buffer[];
+    else this.parsed = base as HeaderBase;
+  }
+
+  private get base(): HeaderBase {
+    return (this.parsed ??= parseRawHeaders(this.raw!));
+  }
 
   get(name: string): string | undefined {
     const edited = this.edits?.get(name);
@@ -78,6 +93,21 @@ export class Headers implements HeaderEdits {
     (this.edits ??= new Map()).set(name.toLowerCase(), null);
   }
 
+  /** The names the Connection header lists (hop-by-hop too), without parsing raw pairs for it. */
+  connectionTokens(): Set<string> | undefined {
+    if (this.parsed !== undefined || this.edits?.has('connection') === true) return connectionTokens(this.get('connection'));
+    const raw = this.raw!;
+    let value: string | undefined;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!;
+      if (name.length === 10 && latin1(name).toLowerCase() === 'connection') {
+        const v = latin1(raw[i + 1]!);
+        value = value === undefined ? v : `${value}, ${v}`;
+      }
+    }
+    return connectionTokens(value);
+  }
+
   /** True when an edit (set, add or remove) was recorded for `name`. */
   edited(name: string): boolean {
     return this.edits !== undefined && this.edits.has(name);
@@ -89,7 +119,19 @@ export class Headers implements HeaderEdits {
    */
   flatten(out: string[], drop?: ReadonlySet<string>, skip?: ReadonlySet<string>): string[] {
     const edits = this.edits;
-    const base = this.base;
+    if (this.parsed === undefined) {
+      // Unparsed upstream pairs: relayed line by line, names in the upstream's case (as the no-plugin relay does).
+      const raw = this.raw!;
+      for (let i = 0; i < raw.length; i += 2) {
+        const name = latin1(raw[i]!);
+        const lower = name.toLowerCase();
+        if (isHopByHop(lower) || (drop !== undefined && drop.has(lower)) || (skip !== undefined && skip.has(lower))) continue;
+        if (edits !== undefined && edits.has(lower)) continue;
+        out.push(name, latin1(raw[i + 1]!));
+      }
+      return this.appendEdits(out, skip);
+    }
+    const base = this.parsed;
     for (const name in base) {
       if (isHopByHop(name) || (drop !== undefined && drop.has(name)) || (skip !== undefined && skip.has(name))) continue;
       if (edits !== undefined && edits.has(name)) continue;
@@ -98,6 +140,11 @@ export class Headers implements HeaderEdits {
       if (typeof v === 'string') out.push(name, v);
       else for (const one of v) out.push(name, one);
     }
+    return this.appendEdits(out, skip);
+  }
+
+  private appendEdits(out: string[], skip: ReadonlySet<string> | undefined): string[] {
+    const edits = this.edits;
     if (edits !== undefined) {
       for (const [name, values] of edits) {
         if (values === null || (skip !== undefined && skip.has(name))) continue;
@@ -120,7 +167,7 @@ export function latin1(b: Buffer | string): string {
 }
 
 /** Parses undici's raw response headers (Buffer pairs) into a lower-case base object. */
-export function parseRawHeaders(raw: Buffer[] | string[]): Record<string, string | string[]> {
+export function parseRawHeaders(raw: readonly Buffer[] | readonly string[]): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (let i = 0; i < raw.length; i += 2) {
     const name = latin1(raw[i]!).toLowerCase();

@@ -27,7 +27,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { ERRORS, sendError, type GatewayError } from './errors.js';
-import { connectionTokens, Headers, isHopByHop, latin1, parseRawHeaders } from './headers.js';
+import { connectionTokens, Headers, isHopByHop, latin1 } from './headers.js';
 import type { TimeoutConf } from './model.js';
 import { encodePath } from './normalize-path.js';
 import { runBodyFilter, runNotify, type ChainEntry } from './pipeline.js';
@@ -274,7 +274,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       ctx.setUpstreamResponse(statusCode, rawHeaders);
       out = relayedHeaders(rawHeaders, this);
     } else {
-      const headers = new Headers(parseRawHeaders(rawHeaders));
+      const headers = new Headers(rawHeaders);
       ctx.setResponse(statusCode, headers);
       try {
         runNotify(global.header_filter, 'header_filter', ctx);
@@ -289,7 +289,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       this.filters = g.length === 0 ? chain.body_filter : chain.body_filter.length === 0 ? g : [...g, ...chain.body_filter];
       const response = ctx.response;
       status = response.status;
-      out = response.headers.flatten([], connectionTokens(headers.get('connection')), this.filters.length > 0 ? SERVER_AND_LENGTH : SERVER_ONLY);
+      out = response.headers.flatten([], headers.connectionTokens(), this.filters.length > 0 ? SERVER_AND_LENGTH : SERVER_ONLY);
     }
     out.push('server', this.env.serverHeader);
     try {

@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { RequestContext, ResponseState, UpstreamRequest, Vars } from './ctx.js';
-import { Headers, parseRawHeaders } from './headers.js';
+import { Headers } from './headers.js';
 import { unmapIPv4 } from './ip-match.js';
 import type { ConsumerConf, RouteConf, ServiceConf, UpstreamConf } from './model.js';
 import type { PluginChain } from './pipeline.js';
@@ -196,7 +196,7 @@ export class RequestCtx implements RequestContext {
     let r = this._response;
     if (r === undefined) {
       const raw = this._upstreamHeaders;
-      r = raw === undefined ? new Response(200, new Headers(EMPTY_HEADERS)) : new Response(this._upstreamStatus, new Headers(parseRawHeaders(raw)));
+      r = raw === undefined ? new Response(200, new Headers(EMPTY_HEADERS)) : new Response(this._upstreamStatus, new Headers(raw));
       this._response = r;
     }
     return r;

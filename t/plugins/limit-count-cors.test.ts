@@ -30,6 +30,19 @@ describe('limit-count', () => {
     expect(env.up.seen).toHaveLength(2);
   });
 
+  it('quota headers join the upstream headers: repeated lines kept, hop-by-hop and Connection-listed ones dropped', async () => {
+    env.up.replies.set('/lc-relay', {
+      headers: { 'set-cookie': ['a=1', 'b=2'], connection: 'x-up-hop', 'x-up-hop': 'secret', 'x-up-kept': 'yes' },
+    });
+    await env.route('lc-relay', '/lc-relay', { 'limit-count': { count: 5, time_window: 60 } });
+    const r = await send(`${env.gw.dataUrl}/lc-relay`);
+    expect(r.status).toBe(200);
+    expect(r.headers['x-ratelimit-remaining']).toBe('4');
+    expect(r.headers['set-cookie']).toEqual(['a=1', 'b=2']);
+    expect(r.headers['x-up-kept']).toBe('yes');
+    expect(r.headers['x-up-hop']).toBeUndefined();
+  });
+
   it('opens a new window when the old one ends', async () => {
     await env.route('lc2', '/lc2', { 'limit-count': { count: 1, time_window: 1, rejected_code: 429, rejected_msg: 'slow down' } });
     expect((await send(`${env.gw.dataUrl}/lc2`)).status).toBe(200);
