@@ -110,8 +110,28 @@ export async function startServing(opts: DataPlaneOptions): Promise<DataPlane> {
   };
 }
 
-const kCtx = Symbol('portico.ctx');
-type CtxResponse = ServerResponse & { [kCtx]?: RequestCtx };
+/**
+ * The data plane's response class (createServer's `ServerResponse` option):
+ * it carries the request's context and runs the end of the request when the
+ * response closes, finished or cut off: the upstream exchange stops if the
+ * client left, then the log phase runs. An `emit` override rather than a
+ * 'close' listener per response: adding and dispatching that listener was
+ * about 2% of a plain request (A/B, both builds loaded at once).
+ */
+class GatewayResponse extends ServerResponse {
+  ctx: FlowCtx | undefined = undefined;
+
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (event === 'close') {
+      const ctx = this.ctx;
+      if (ctx !== undefined && !ctx.takenOver) {
+        ctx.exchange?.clientClosed();
+        ctx.plane?.runLog(ctx);
+      }
+    }
+    return super.emit(event, ...args);
+  }
+}
 
 interface UpgradeState {
   socket: Duplex;
@@ -122,7 +142,7 @@ interface UpgradeState {
 type FlowCtx = RequestCtx & { plane: DataPlaneServer | undefined; exchange: ProxyExchange | undefined; upgrade: UpgradeState | undefined };
 
 class DataPlaneServer {
-  readonly server: Server;
+  readonly server: Server<typeof IncomingMessage, typeof GatewayResponse>;
   readonly snapshots: ConfigSnapshot;
   readonly logger: Logger;
   private readonly env: ProxyEnv;
@@ -143,10 +163,10 @@ class DataPlaneServer {
     // Chosen once: with the URI options off, requests take onRequest's fast path and pay nothing for them.
     const onRequest =
       this.uriOptions === undefined
-        ? (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res)
-        : (req: IncomingMessage, res: ServerResponse) => this.onRequestWithUriOptions(req, res);
+        ? (req: IncomingMessage, res: GatewayResponse) => this.onRequest(req, res)
+        : (req: IncomingMessage, res: GatewayResponse) => this.onRequestWithUriOptions(req, res);
     // requestTimeout 0: a slow, large upload is bounded by the upstream's send/read timeouts, not a wall clock.
-    this.server = createServer({ requestTimeout: 0, keepAliveTimeout: 60_000 }, onRequest);
+    this.server = createServer({ requestTimeout: 0, keepAliveTimeout: 60_000, ServerResponse: GatewayResponse }, onRequest);
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
     this.server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
       // llhttp rejected the request (smuggling attempts land here): answer 400 and drop the connection,
@@ -188,7 +208,7 @@ class DataPlaneServer {
 
   // ---- entry points ------------------------------------------------------
 
-  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+  private onRequest(req: IncomingMessage, res: GatewayResponse): void {
     const url = req.url ?? '/';
     const end = plainPathEnd(url);
     let path: string;
@@ -209,9 +229,7 @@ class DataPlaneServer {
       query = norm.query;
     }
     const ctx = new RequestCtx(req, res, path, query, this.snapshots.current) as FlowCtx;
-    (res as CtxResponse)[kCtx] = ctx;
-    // 'close' fires once per response: `on` spares the wrapper `once` allocates.
-    res.on('close', this.onResponseClose);
+    res.ctx = ctx;
     this.begin(ctx);
   }
 
@@ -220,7 +238,7 @@ class DataPlaneServer {
    * on: routes and plugins see the rewritten path, the upstream the one from
    * before, as APISIX forwards it (a servlet upstream reads its `;jsessionid`).
    */
-  private onRequestWithUriOptions(req: IncomingMessage, res: ServerResponse): void {
+  private onRequestWithUriOptions(req: IncomingMessage, res: GatewayResponse): void {
     const target = normalizeForRouting(req.url ?? '/', this.uriOptions);
     if ('error' in target) {
       sendError(res, ERRORS.badPath, { server: this.serverHeader });
@@ -228,8 +246,7 @@ class DataPlaneServer {
     }
     const ctx = new RequestCtx(req, res, target.path, target.query, this.snapshots.current) as FlowCtx;
     if (target.upstreamPath !== target.path) ctx.upstreamRequest.path = target.upstreamPath;
-    (res as CtxResponse)[kCtx] = ctx;
-    res.on('close', this.onResponseClose);
+    res.ctx = ctx;
     this.begin(ctx);
   }
 
@@ -247,25 +264,16 @@ class DataPlaneServer {
       return;
     }
     // A ServerResponse on the raw socket lets exits and errors use the same code as plain requests.
-    const res = new ServerResponse(req);
+    const res = new GatewayResponse(req);
     res.assignSocket(socket as Socket);
     res.shouldKeepAlive = false;
     res.once('finish', () => socket.end());
     const ctx = new RequestCtx(req, res, target.path, target.query, this.snapshots.current) as FlowCtx;
     if (target.upstreamPath !== target.path) ctx.upstreamRequest.path = target.upstreamPath;
     ctx.upgrade = { socket, head };
-    (res as CtxResponse)[kCtx] = ctx;
-    res.once('close', this.onResponseClose);
+    res.ctx = ctx;
     this.begin(ctx);
   }
-
-  /** `this` is the response (a shared listener, not a closure per request). */
-  private readonly onResponseClose = function (this: CtxResponse): void {
-    const ctx = this[kCtx] as FlowCtx | undefined;
-    if (!ctx || ctx.takenOver) return;
-    ctx.exchange?.clientClosed();
-    ctx.plane?.runLog(ctx);
-  };
 
   // ---- pipeline ----------------------------------------------------------
 
