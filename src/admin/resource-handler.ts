@@ -242,6 +242,9 @@ export function createResourceHandler(deps: ResourceHandlerDeps) {
     const [resource, rawId, ...subPath] = req.segments;
     if (resource === undefined || resource === '') throw adminError('not found', 404);
     if (resource === 'plugins' || resource === 'schema') throw adminError('not found', 404);
+    // Portico has no L4 (stream) proxy: answer as APISIX does without apisix.stream_proxy, which tools such
+    // as config dumpers recognise and skip, rather than a 404 they read as a broken Admin API.
+    if (resource === 'stream_routes') throw adminError('stream mode is disabled, can not add stream routes', 400);
     const def = RESOURCE_DEFS.get(resource);
     if (!def) throw adminError(`Unsupported resource type: ${resource}`, 404);
     if (def.name === 'consumers' && rawId && subPath[0] === 'credentials') {

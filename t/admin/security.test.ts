@@ -56,6 +56,22 @@ describe('admin auth (allowed address)', () => {
     expect(unknown.body).toEqual({ error_msg: 'Unsupported resource type: nothing' });
   });
 
+  it('stream_routes: 400 "stream mode is disabled" for every method once authenticated, as APISIX without stream_proxy', async () => {
+    expect((await h.req('GET', '/apisix/admin/stream_routes', { key: null })).status).toBe(401);
+    for (const [method, path] of [
+      ['GET', '/apisix/admin/stream_routes'],
+      ['GET', '/apisix/admin/stream_routes/1'],
+      ['PUT', '/apisix/admin/stream_routes/1'],
+      ['POST', '/apisix/admin/stream_routes'],
+      ['DELETE', '/apisix/admin/stream_routes/1'],
+    ] as const) {
+      const res = await h.req(method, path, method === 'GET' || method === 'DELETE' ? {} : { body: { upstream: { nodes: { '127.0.0.1:1': 1 } } } });
+      expect(res.status, `${method} ${path}`).toBe(400);
+      expect(res.body).toEqual({ error_msg: 'stream mode is disabled, can not add stream routes' });
+    }
+    expect((await h.store.list('/apisix/')).items).toEqual([]);
+  });
+
   it('HEAD /apisix/admin is 200 without a key', async () => {
     const res = await h.req('HEAD', '/apisix/admin', { key: null });
     expect(res.status).toBe(200);
