@@ -40,6 +40,7 @@ export interface ResourceDef {
 const ALL: readonly AdminMethod[] = ['GET', 'PUT', 'POST', 'PATCH', 'DELETE'];
 const NO_POST: readonly AdminMethod[] = ['GET', 'PUT', 'PATCH', 'DELETE'];
 const NO_POST_PATCH: readonly AdminMethod[] = ['GET', 'PUT', 'DELETE'];
+const NO_PATCH: readonly AdminMethod[] = ['GET', 'PUT', 'POST', 'DELETE'];
 
 function def(row: Omit<ResourceDef, 'methods' | 'referencedBy' | 'listFilterFields' | 'hiddenOnRead'> & {
   methods: readonly AdminMethod[];
@@ -110,5 +111,7 @@ export const RESOURCE_DEFS: ReadonlyMap<string, ResourceDef> = new Map(
     }),
     def({ name: 'plugin_metadata', kind: 'plugin_metadata', keyField: 'plugin_name', methods: NO_POST_PATCH, hasPlugins: false }),
     def({ name: 'ssls', kind: 'ssl', keyField: 'id', methods: ALL, hasPlugins: false, hiddenOnRead: ['key', 'keys'] }),
+    // Stored for grpc-transcode, which Portico does not have yet: no route can reference one, so no delete check.
+    def({ name: 'protos', kind: 'proto', keyField: 'id', methods: NO_PATCH, hasPlugins: false }),
   ].map((d) => [d.name, d]),
 );

@@ -17,6 +17,7 @@ export const RESOURCES = [
   'plugin_metadata',
   'ssls',
   'consumer_groups',
+  'protos',
 ] as const;
 export type ResourceName = (typeof RESOURCES)[number];
 

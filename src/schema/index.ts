@@ -23,6 +23,8 @@ import { checkSsl } from './ssl-check.js';
 import { duplicateConsumerKey, type KeyOwner } from './consumer-keys.js';
 import { credentialSchema } from './credential.js';
 import { consumerGroupSchema } from './consumer-group.js';
+import { protoSchema } from './proto.js';
+import { checkProtoContent } from './proto-content.js';
 
 export interface CheckEnv {
   registry: PluginRegistry;
@@ -53,6 +55,7 @@ const CORE_SCHEMAS: Record<string, JsonSchema> = {
   ssl: sslSchema,
   credential: credentialSchema,
   consumer_group: consumerGroupSchema,
+  proto: protoSchema,
 };
 
 const BY_RESOURCE: Record<ResourceName, string> = {
@@ -65,6 +68,7 @@ const BY_RESOURCE: Record<ResourceName, string> = {
   plugin_metadata: 'plugin_metadata',
   ssls: 'ssl',
   consumer_groups: 'consumer_group',
+  protos: 'proto',
 };
 
 // Compiled once at module load: the first admin write must not pay for it.
@@ -259,6 +263,11 @@ export async function checkResource(
       return checkPluginMetadata(id, value, env);
     case 'ssls':
       return checkSsl(value, schemaOf('ssls'));
+    case 'protos': {
+      const err = schemaOf(resource).check(value);
+      if (err) return `invalid configuration: ${err}`;
+      return checkProtoContent(value.content as string);
+    }
   }
 }
 
