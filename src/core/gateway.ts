@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { createAdminServer } from '../admin/server.js';
 import type { PorticoConfig } from './config-types.js';
-import { servesInWorkers, startDataPlane } from './dataplane.js';
+import { servesInWorkers, startDataPlane, workerCount } from './dataplane.js';
 import { initPlugins } from './plugin.js';
 import { PluginRegistry } from './plugin-registry.js';
 import { resolveSecrets, type GeneratedSecret } from './secrets.js';
@@ -56,7 +56,13 @@ export async function startGateway(config: PorticoConfig, opts: StartOptions = {
   try {
     // Plugins' process-wide state (e.g. prometheus's metrics and export server) before anything serves.
     closers.push(
-      await initPlugins(registry.list(), { config, logger, process: 'main', dataPlaneInWorkers: servesInWorkers(config, opts.inProcess) }),
+      await initPlugins(registry.list(), {
+        config,
+        logger,
+        process: 'main',
+        dataPlaneInWorkers: servesInWorkers(config, opts.inProcess),
+        workers: servesInWorkers(config, opts.inProcess) ? workerCount(config) : 1,
+      }),
     );
     let adminAddress: AddressInfo | undefined;
     if (config.deployment.admin.enable_admin) {

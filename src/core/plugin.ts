@@ -43,6 +43,12 @@ export interface PluginInitContext {
    * metrics, has to be gathered from them.
    */
   readonly dataPlaneInWorkers: boolean;
+  /**
+   * How many processes serve this node's requests (1 when served in-process).
+   * Above 1, state that APISIX keeps per node in shared memory (limit-count's
+   * counters) has to be shared through `main`.
+   */
+  readonly workers: number;
 }
 
 /** Undoes what init() did (APISIX's `destroy`); called when the gateway closes. */

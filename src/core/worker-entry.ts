@@ -4,7 +4,7 @@
  */
 import cluster from 'node:cluster';
 import { pino } from 'pino';
-import { startServing, type DataPlane } from './dataplane.js';
+import { startServing, workerCount, type DataPlane } from './dataplane.js';
 import { initPlugins } from './plugin.js';
 import { PluginRegistry } from './plugin-registry.js';
 import type { ConfigFeed } from './config.js';
@@ -64,7 +64,7 @@ async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<voi
     };
     const registry = await PluginRegistry.load(msg.config.plugins);
     // The process exits on close, which is all the cleanup a worker needs.
-    await initPlugins(registry.list(), { config: msg.config, logger, process: 'worker', dataPlaneInWorkers: true });
+    await initPlugins(registry.list(), { config: msg.config, logger, process: 'worker', dataPlaneInWorkers: true, workers: workerCount(msg.config) });
     dataPlane = await startServing({ config: msg.config, registry, store: feed, logger });
     send({ type: 'listening', address: dataPlane.address });
   } catch (err) {

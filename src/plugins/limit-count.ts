@@ -4,12 +4,13 @@
  * (apisix/plugins/limit-count/init.lua with the `local` policy).
  *
  * Windows are fixed and start with a key's first request, as
- * resty.limit.count's. Counters live in one process-wide LRU (bounded entry
- * count, each entry expiring with its window), keyed by route, by the conf's
- * content and by the limit key: recompiling after an unrelated config change
- * keeps the count, while editing this plugin's conf starts afresh, as APISIX
- * keys on the plugin conf's version. `group` shares one counter among every
- * route that names it.
+ * resty.limit.count's. Counters (limit-count/counters.ts) are keyed by route,
+ * by the conf's content and by the limit key: recompiling after an unrelated
+ * config change keeps the count, while editing this plugin's conf starts
+ * afresh, as APISIX keys on the plugin conf's version. `group` shares one
+ * counter among every route that names it. The limit holds per node: with
+ * several worker processes the primary keeps the counters for all of them,
+ * as APISIX's shared dict does for nginx's workers.
  *
  * OPTIONS requests are counted in the rewrite phase instead of access. cors
  * answers preflights in rewrite (it has to run before auth), so counting
@@ -19,10 +20,10 @@
  * (or running it as a global rule) makes preflights count too.
  */
 import { createHash } from 'node:crypto';
-import { LRUCache } from 'lru-cache';
-import type { PluginDefinition, PluginExit } from '../core/plugin.js';
+import type { PluginCleanup, PluginDefinition, PluginExit, PluginInitContext } from '../core/plugin.js';
 import type { RequestContext } from '../core/ctx.js';
 import { compileTemplate, renderTemplate, type Template } from './proxy-rewrite.js';
+import { LocalCounters, PrimaryCounters, serveWorkers, type Take } from './limit-count/counters.js';
 
 export const schema = {
   type: 'object',
@@ -79,18 +80,10 @@ interface Runtime {
   failed: PluginExit;
 }
 
-interface Window {
-  remaining: number;
-  /** When the window ends, in ms since the epoch. */
-  resetAt: number;
-}
-
-/**
- * Every counter of this process. An evicted key only gets a fresh window, so
- * the bound trades exactness under a key flood for memory that cannot grow
- * without limit.
- */
-const windows = new LRUCache<string, Window>({ max: 100_000, ttlAutopurge: false });
+/** The counters when this process serves all of the node's requests. */
+const local = new LocalCounters();
+/** Set in a worker when the node has several: the primary holds the counters (counters.ts). */
+let shared: PrimaryCounters | undefined;
 
 const HEADER_LIMIT = 'x-ratelimit-limit';
 const HEADER_REMAINING = 'x-ratelimit-remaining';
@@ -150,7 +143,7 @@ function limitKey(conf: LimitCountConf, rt: Runtime, ctx: RequestContext): strin
   return rt.perRoute ? `${ctx.route?.id ?? ''}\n${rt.prefix}\n${key}` : `${rt.prefix}\n${key}`;
 }
 
-function limit(conf: LimitCountConf, ctx: RequestContext): PluginExit | void {
+function limit(conf: LimitCountConf, ctx: RequestContext): PluginExit | void | Promise<PluginExit | undefined> {
   const rt = conf.rt ?? (conf.rt = compile(conf).rt!);
   const count = resolveNumber(rt.count, ctx);
   const windowSec = resolveNumber(rt.window, ctx);
@@ -160,15 +153,21 @@ function limit(conf: LimitCountConf, ctx: RequestContext): PluginExit | void {
 
   const key = limitKey(conf, rt, ctx);
   const now = Date.now();
-  let w = windows.get(key);
-  if (w === undefined || w.resetAt <= now) {
-    w = { remaining: count, resetAt: now + windowSec * 1000 };
-    windows.set(key, w, { ttl: windowSec * 1000 });
+  if (shared !== undefined) {
+    return shared.take(key, count, windowSec * 1000).then(
+      (t) => outcome(conf, rt, ctx, count, t, now),
+      // APISIX's answer when its counter store fails: 500, or let the request through with allow_degradation.
+      () => (conf.allow_degradation ? undefined : rt.failed),
+    );
   }
-  const reset = Math.floor((w.resetAt - now) / 10) / 100;
-  const show = conf.show_limit_quota_header !== false;
+  return outcome(conf, rt, ctx, count, local.take(key, count, windowSec * 1000, now), now);
+}
 
-  if (w.remaining < 1) {
+/** The exit or the quota headers for one take; `now` is when the request was counted. */
+function outcome(conf: LimitCountConf, rt: Runtime, ctx: RequestContext, count: number, t: Take, now: number): PluginExit | undefined {
+  const reset = Math.max(0, Math.floor((t.resetAt - now) / 10) / 100);
+  const show = conf.show_limit_quota_header !== false;
+  if (!t.allowed) {
     if (!show) return rt.rejected;
     return {
       status: rt.rejected.status,
@@ -176,12 +175,12 @@ function limit(conf: LimitCountConf, ctx: RequestContext): PluginExit | void {
       headers: { [HEADER_LIMIT]: String(count), [HEADER_REMAINING]: '0', [HEADER_RESET]: String(reset) },
     };
   }
-  w.remaining--;
   if (show) {
-    const quota = [String(count), String(w.remaining), String(reset)];
+    const quota = [String(count), String(t.remaining), String(reset)];
     ctx.data[QUOTA_KEY] = quota;
     setQuota(ctx, quota);
   }
+  return undefined;
 }
 
 function setQuota(ctx: RequestContext, quota: string[]): void {
@@ -191,7 +190,7 @@ function setQuota(ctx: RequestContext, quota: string[]): void {
   h.set(HEADER_RESET, quota[2] as string);
 }
 
-function rewrite(conf: LimitCountConf, ctx: RequestContext): PluginExit | void {
+function rewrite(conf: LimitCountConf, ctx: RequestContext): PluginExit | void | Promise<PluginExit | undefined> {
   if (ctx.method !== 'OPTIONS') return;
   const rt = conf.rt ?? (conf.rt = compile(conf).rt!);
   // Per instance: a global-rule copy and the route's copy each count once.
@@ -199,7 +198,7 @@ function rewrite(conf: LimitCountConf, ctx: RequestContext): PluginExit | void {
   return limit(conf, ctx);
 }
 
-function access(conf: LimitCountConf, ctx: RequestContext): PluginExit | void {
+function access(conf: LimitCountConf, ctx: RequestContext): PluginExit | void | Promise<PluginExit | undefined> {
   const counted = ctx.data[COUNTED_KEY] as Set<Runtime> | undefined;
   if (counted !== undefined && conf.rt !== undefined && counted.has(conf.rt)) return;
   return limit(conf, ctx);
@@ -209,6 +208,18 @@ function access(conf: LimitCountConf, ctx: RequestContext): PluginExit | void {
 function header_filter(_conf: LimitCountConf, ctx: RequestContext): void {
   const quota = ctx.data[QUOTA_KEY] as string[] | undefined;
   if (quota !== undefined) setQuota(ctx, quota);
+}
+
+/** With several workers per node, the primary counts for all of them, as APISIX's shared dict does for nginx's. */
+function init(ctx: PluginInitContext): PluginCleanup | void {
+  if (ctx.workers <= 1) return;
+  if (ctx.process === 'main') return serveWorkers();
+  const counters = new PrimaryCounters();
+  shared = counters;
+  return () => {
+    counters.close();
+    if (shared === counters) shared = undefined;
+  };
 }
 
 const plugin: PluginDefinition<LimitCountConf> = {
@@ -222,6 +233,7 @@ const plugin: PluginDefinition<LimitCountConf> = {
   rewrite,
   access,
   header_filter,
+  init,
 };
 
 export default plugin;
