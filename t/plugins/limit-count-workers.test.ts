@@ -4,23 +4,15 @@
  * Requests go on fresh connections, several at once, so the kernel hands
  * them to both workers (with counters per worker, 2x the count got through).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { send, startUpstream, type Upstream } from '../dataplane/helpers.js';
-import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { describe, expect, it } from 'vitest';
+import { send } from '../dataplane/helpers.js';
+import { useGatewayWithEcho } from '../helpers/gateway.js';
 
 describe('limit-count: worker_processes 2', () => {
-  let gw: TestGateway;
-  let up: Upstream;
-  beforeAll(async () => {
-    up = await startUpstream((_req, res) => res.end('ok'), { readBody: false });
-    gw = await startTestGateway({ config: { nginx_config: { worker_processes: 2 } } });
-  }, 60_000);
-  afterAll(async () => {
-    await gw?.close();
-    await up?.close();
-  });
+  const env = useGatewayWithEcho({ config: { nginx_config: { worker_processes: 2 } } });
 
   it('counts every worker against one window per key', async () => {
+    const { gw, up } = env;
     const upstream = { nodes: { [`127.0.0.1:${up.port}`]: 1 } };
     const count = 5;
     expect((await gw.admin('PUT', '/apisix/admin/routes/lc', { uri: '/lc', upstream, plugins: { 'limit-count': { count, time_window: 60, rejected_code: 429 } } })).status).toBe(201);
