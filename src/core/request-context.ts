@@ -113,15 +113,15 @@ export class RequestCtx implements RequestContext {
   // `req.headers` (first Host, other repeats joined with ", "): a plain request never builds that object
   // (Node builds it on first read); plugins and `http_*` variables still get it when they ask.
   /** The first Host header as sent. */
-  hostHeader: string | undefined = undefined;
+  readonly hostHeader: string | undefined = undefined;
   /** Connection header values, joined. */
-  connectionHeader: string | undefined = undefined;
+  readonly connectionHeader: string | undefined = undefined;
   /** X-Forwarded-For values, joined. */
-  forwardedForHeader: string | undefined = undefined;
+  readonly forwardedForHeader: string | undefined = undefined;
   /** A Transfer-Encoding header came (Node de-chunks the body). */
-  chunked = false;
+  readonly chunked: boolean = false;
   /** A body follows: chunked, or a Content-Length other than 0. */
-  hasBody = false;
+  readonly hasBody: boolean = false;
 
   private _var: Vars | undefined = undefined;
   private _data: Record<string, unknown> | undefined = undefined;
