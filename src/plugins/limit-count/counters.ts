@@ -65,10 +65,16 @@ function isTakeRequest(msg: unknown): msg is TakeRequest {
 
 const primaryCounters = new LocalCounters();
 let served = 0;
+/** The primary's reply to a worker's message, or undefined when the message is not a take. */
+export function replyTo(msg: unknown, counters: LocalCounters, now: number): TakeReply | undefined {
+  if (!isTakeRequest(msg)) return undefined;
+  const t = counters.take(msg.key, msg.count, msg.windowMs, now);
+  return { type: MESSAGE, id: msg.id, allowed: t.allowed, remaining: t.remaining, resetAt: t.resetAt };
+}
+
 function answer(this: void, worker: Worker, msg: unknown): void {
-  if (!isTakeRequest(msg)) return;
-  const t = primaryCounters.take(msg.key, msg.count, msg.windowMs, Date.now());
-  if (worker.isConnected()) worker.send({ type: MESSAGE, id: msg.id, allowed: t.allowed, remaining: t.remaining, resetAt: t.resetAt } satisfies TakeReply);
+  const reply = replyTo(msg, primaryCounters, Date.now());
+  if (reply !== undefined && worker.isConnected()) worker.send(reply);
 }
 
 /** In the primary: answer the workers' takes. Counted per process, so gateways started in one process share it. */
@@ -81,6 +87,19 @@ export function serveWorkers(): () => void {
     if (--served === 0) cluster.off('message', answer);
   };
 }
+
+/** How a worker talks to its primary: the cluster IPC channel, or a stand-in in unit tests. */
+export interface PrimaryChannel {
+  send(msg: unknown): void;
+  on(listener: (msg: unknown) => void): void;
+  off(listener: (msg: unknown) => void): void;
+}
+
+const processChannel: PrimaryChannel = {
+  send: (msg) => void process.send!(msg),
+  on: (listener) => void process.on('message', listener),
+  off: (listener) => void process.off('message', listener),
+};
 
 /** In a worker: takes answered by the primary. */
 export class PrimaryCounters {
@@ -96,8 +115,11 @@ export class PrimaryCounters {
     p.resolve({ allowed: m.allowed === true, remaining: Number(m.remaining), resetAt: Number(m.resetAt) });
   };
 
-  constructor() {
-    process.on('message', this.onMessage);
+  constructor(
+    private readonly channel: PrimaryChannel = processChannel,
+    private readonly answerMs = ANSWER_MS,
+  ) {
+    channel.on(this.onMessage);
   }
 
   take(key: string, count: number, windowMs: number): Promise<Take> {
@@ -105,11 +127,11 @@ export class PrimaryCounters {
     return new Promise<Take>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(new Error(`limit-count: no answer from the primary process in ${ANSWER_MS} ms`));
-      }, ANSWER_MS);
+        reject(new Error(`limit-count: no answer from the primary process in ${this.answerMs} ms`));
+      }, this.answerMs);
       this.pending.set(id, { resolve, reject, timer });
       try {
-        process.send!({ type: MESSAGE, id, key, count, windowMs } satisfies TakeRequest);
+        this.channel.send({ type: MESSAGE, id, key, count, windowMs } satisfies TakeRequest);
       } catch (err) {
         // The IPC channel is gone (the primary died): this worker is about to exit anyway.
         this.pending.delete(id);
@@ -120,7 +142,7 @@ export class PrimaryCounters {
   }
 
   close(): void {
-    process.off('message', this.onMessage);
+    this.channel.off(this.onMessage);
     for (const p of this.pending.values()) {
       clearTimeout(p.timer);
       p.reject(new Error('limit-count: closed'));
