@@ -99,7 +99,7 @@ export async function startTestGateway(
  * For a describe block: a gateway and an echo upstream, started in beforeAll
  * and stopped in afterAll. The returned object is filled in before the tests run.
  */
-export function useGatewayWithEcho(opts: { config?: DeepPartial<PorticoConfig> } = {}): { gw: TestGateway; up: Upstream } {
+export function useGatewayWithEcho(opts: { config?: DeepPartial<PorticoConfig>; inProcess?: boolean } = {}): { gw: TestGateway; up: Upstream } {
   const env = {} as { gw: TestGateway; up: Upstream };
   beforeAll(async () => {
     env.gw = await startTestGateway(opts);

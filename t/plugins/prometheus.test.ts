@@ -9,9 +9,9 @@ import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { hostname } from 'node:os';
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { send, startUpstream, type Upstream } from '../dataplane/helpers.js';
-import { startTestGateway, useGatewayWithEcho, type TestGateway } from '../helpers/gateway.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { send } from '../dataplane/helpers.js';
+import { startTestGateway, useGatewayWithEcho } from '../helpers/gateway.js';
 import { exportServerAddress } from '../../src/plugins/prometheus.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -237,18 +237,10 @@ describe('prometheus: plugin_attr', () => {
 });
 
 describe('prometheus: worker_processes 1, served by a forked worker as npm start runs it', () => {
-  let gw: TestGateway;
-  let up: Upstream;
-  beforeAll(async () => {
-    up = await startUpstream((_req, res) => res.end('ok'), { readBody: false });
-    gw = await startTestGateway({ config: { plugins: ['prometheus'], nginx_config: { worker_processes: 1 }, ...EXPORT }, inProcess: false });
-  }, 60_000);
-  afterAll(async () => {
-    await gw?.close();
-    await up?.close();
-  });
+  const env = useGatewayWithEcho({ config: { plugins: ['prometheus'], nginx_config: { worker_processes: 1 }, ...EXPORT }, inProcess: false });
 
   it("the primary's endpoint reports the worker's requests", async () => {
+    const { gw, up } = env;
     const upstream = { nodes: { [`127.0.0.1:${up.port}`]: 1 } };
     expect((await gw.admin('PUT', '/apisix/admin/global_rules/1', { plugins: { prometheus: {} } })).status).toBeLessThan(300);
     expect((await gw.admin('PUT', '/apisix/admin/routes/1', { uri: '/w1', upstream })).status).toBeLessThan(300);
@@ -261,18 +253,10 @@ describe('prometheus: worker_processes 1, served by a forked worker as npm start
 });
 
 describe('prometheus: worker_processes 2', () => {
-  let gw: TestGateway;
-  let up: Upstream;
-  beforeAll(async () => {
-    up = await startUpstream((_req, res) => res.end('ok'), { readBody: false });
-    gw = await startTestGateway({ config: { plugins: ['prometheus'], nginx_config: { worker_processes: 2 }, ...EXPORT } });
-  }, 60_000);
-  afterAll(async () => {
-    await gw?.close();
-    await up?.close();
-  });
+  const env = useGatewayWithEcho({ config: { plugins: ['prometheus'], nginx_config: { worker_processes: 2 }, ...EXPORT } });
 
   it('each worker records its requests; the endpoint reports their sum', async () => {
+    const { gw, up } = env;
     const upstream = { nodes: { [`127.0.0.1:${up.port}`]: 1 } };
     expect((await gw.admin('PUT', '/apisix/admin/global_rules/1', { plugins: { prometheus: {} } })).status).toBeLessThan(300);
     expect((await gw.admin('PUT', '/apisix/admin/routes/1', { uri: '/w', upstream })).status).toBeLessThan(300);
