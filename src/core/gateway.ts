@@ -55,14 +55,9 @@ export async function startGateway(config: PorticoConfig, opts: StartOptions = {
   const closers: Array<() => Promise<void>> = [];
   try {
     // Plugins' process-wide state (e.g. prometheus's metrics and export server) before anything serves.
+    const inWorkers = servesInWorkers(config, opts.inProcess);
     closers.push(
-      await initPlugins(registry.list(), {
-        config,
-        logger,
-        process: 'main',
-        dataPlaneInWorkers: servesInWorkers(config, opts.inProcess),
-        workers: servesInWorkers(config, opts.inProcess) ? workerCount(config) : 1,
-      }),
+      await initPlugins(registry.list(), { config, logger, process: 'main', dataPlaneInWorkers: inWorkers, workers: inWorkers ? workerCount(config) : 1 }),
     );
     let adminAddress: AddressInfo | undefined;
     if (config.deployment.admin.enable_admin) {
