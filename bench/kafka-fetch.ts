@@ -11,7 +11,7 @@
  *   npx tsx bench/kafka-fetch.ts [--messages 20000] [--size 100] [--duration 3] [--rounds 2] [--readers 1,8]
  */
 import { Kafka, logLevel } from 'kafkajs';
-import { maxBodyBytes } from '../src/core/pubsub-codec.js';
+import { maxBodyBytes } from '../src/core/pubsub/codec.js';
 import { createKafkaBackend, type KafkaBackend } from '../src/pubsub/kafka-client.js';
 import { closeKafkaBackends } from '../src/pubsub/index.js';
 import { startTestGateway } from '../t/helpers/gateway.js';

@@ -17,7 +17,7 @@ import {
   encodeRequest,
   type PubSubRequestBody,
   type PubSubResponse,
-} from '../src/core/pubsub-codec.js';
+} from '../src/core/pubsub/codec.js';
 
 const usage = 'usage: kafka-tail <ws-url> --topic T [--partition 0] [--from earliest|latest|<offset>] [--header k:v]... [--interval ms] [--count N]';
 

@@ -4,10 +4,10 @@
  * stop cleanly on SIGINT/SIGTERM (in-flight requests finish, the store closes).
  */
 import { pino } from 'pino';
-import { ConfigError, loadConfig } from './core/config-file.js';
-import type { PorticoConfig } from './core/config-types.js';
+import { ConfigError, loadConfig } from './core/config/file.js';
+import type { PorticoConfig } from './core/config/types.js';
 import { StoreUnavailableError } from './core/store/types.js';
-import { startGateway } from './core/gateway.js';
+import { startGateway } from './gateway.js';
 
 function parseArgs(argv: string[]): { config?: string } {
   const out: { config?: string } = {};

@@ -6,7 +6,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { AdminKey } from '../core/config-types.js';
+import type { AdminKey } from '../core/config/types.js';
 
 export type AdminRole = 'admin' | 'viewer';
 

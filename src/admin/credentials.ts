@@ -11,7 +11,7 @@
  */
 import { resourceKey } from '../core/model.js';
 import type { ConfigStore } from '../core/store/types.js';
-import { checkCredential, type CheckEnv } from '../schema/index.js';
+import { checkCredential, type CheckEnv } from './check.js';
 import type { AdminRole } from './auth.js';
 import { adminError, keyNotFound } from './errors.js';
 import { listResponse } from './list.js';

@@ -6,8 +6,8 @@
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { RESOURCES, type ResourceName } from '../core/model.js';
-import type { PluginRegistry } from '../core/plugin-registry.js';
-import type { SchemaType } from '../core/plugin.js';
+import type { PluginRegistry } from '../core/plugin/registry.js';
+import type { SchemaType } from '../core/plugin/contract.js';
 import { getCoreSchema, validateSchemaOnly } from '../schema/index.js';
 import { AdminError, adminError } from './errors.js';
 

@@ -6,9 +6,9 @@
  * id/create_time/update_time (defaults are never persisted).
  */
 import type { ResourceName } from '../core/model.js';
-import type { PluginRegistry } from '../core/plugin-registry.js';
+import type { PluginRegistry } from '../core/plugin/registry.js';
 import { CompareFailedError, type ConfigStore } from '../core/store/types.js';
-import { checkResource, type CheckEnv } from '../schema/index.js';
+import { checkResource, type CheckEnv } from './check.js';
 import type { AdminRole } from './auth.js';
 import { adminError, keyNotFound } from './errors.js';
 import { listResponse } from './list.js';

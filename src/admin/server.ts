@@ -7,8 +7,8 @@
  */
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { IncomingMessage } from 'node:http';
-import type { PorticoConfig } from '../core/config-types.js';
-import type { PluginRegistry } from '../core/plugin-registry.js';
+import type { PorticoConfig } from '../core/config/types.js';
+import type { PluginRegistry } from '../core/plugin/registry.js';
 import { CompareFailedError, StoreUnavailableError, type ConfigStore } from '../core/store/types.js';
 import { compileAllowList } from './allow-list.js';
 import { compileAuth, type AdminRole } from './auth.js';
@@ -18,7 +18,7 @@ import { registerPluginRoutes } from './plugin-routes.js';
 import { createResourceHandler } from './resource-handler.js';
 import type { AdminMethod } from './resources.js';
 import { createCodec } from './stored-value.js';
-import { PORTICO_VERSION } from './version.js';
+import { serverHeader as serverHeaderOf } from '../core/config/version.js';
 
 export interface AdminServerOptions {
   config: PorticoConfig;
@@ -92,7 +92,7 @@ export async function createAdminServer(opts: AdminServerOptions): Promise<Fasti
 
   const allowed = compileAllowList(admin.allow_admin);
   const authenticate = compileAuth(admin.admin_key_required, admin.admin_key);
-  const serverHeader = config.apisix.enable_server_tokens ? `Portico/${PORTICO_VERSION}` : 'Portico';
+  const serverHeader = serverHeaderOf(config);
   const cors = admin.enable_admin_cors;
   if (!admin.admin_key_required) app.log.warn('Admin key is bypassed!');
   else if (!admin.admin_key.some((k) => k.key)) app.log.warn('no admin key is configured: every Admin API request will be refused');

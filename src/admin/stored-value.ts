@@ -4,10 +4,10 @@
  * opened again only for admin-role readers (a viewer sees what is stored).
  * Fields an API never returns (ssl private keys) are dropped on every read.
  */
-import type { PorticoConfig } from '../core/config-types.js';
-import { decryptPluginFields, encryptPluginFields } from '../core/encryption.js';
+import type { PorticoConfig } from '../core/config/types.js';
+import { decryptPluginFields, encryptPluginFields } from '../core/secrets/encryption.js';
 import type { PluginConfMap } from '../core/model.js';
-import type { PluginRegistry } from '../core/plugin-registry.js';
+import type { PluginRegistry } from '../core/plugin/registry.js';
 import type { AdminRole } from './auth.js';
 import { isPlainObject, type JsonObject } from './merge.js';
 import type { ResourceDef } from './resources.js';

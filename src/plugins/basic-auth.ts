@@ -6,9 +6,9 @@
  * request costs a header parse, one Map lookup and one constant-time compare.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { PluginDefinition, PluginExit } from '../core/plugin.js';
-import type { RequestContext } from '../core/ctx.js';
-import type { ConsumerConf } from '../core/model.js';
+import type { PluginDefinition, PluginExit } from '../core/plugin/contract.js';
+import type { RequestContext } from '../core/plugin/ctx.js';
+import type { ConsumerConf } from '../core/plugin/index.js';
 import {
   anonymousConsumerSchema,
   attachAnonymous,
@@ -18,7 +18,7 @@ import {
   indexConsumers,
   realmSchema,
   type ConsumerIndex,
-} from './auth-common.js';
+} from './lib/auth-common.js';
 
 export const schema = {
   type: 'object',

@@ -11,9 +11,9 @@
  * `allow_origins_by_metadata` names entries of the cors plugin_metadata's
  * `allow_origins` map, so many routes share origin lists kept in one place.
  */
-import type { PluginDefinition, PluginExit } from '../core/plugin.js';
-import type { RequestContext } from '../core/ctx.js';
-import { compilePcre } from './proxy-rewrite.js';
+import type { PluginDefinition, PluginExit } from '../core/plugin/contract.js';
+import type { RequestContext } from '../core/plugin/ctx.js';
+import { compilePcre } from '../core/plugin/template.js';
 
 const ORIGINS_PATTERN = '^(\\*|\\*\\*|null|\\w+://[^,]+(,\\w+://[^,]+)*)$';
 

@@ -4,9 +4,9 @@
  * Only the peer address is used, never X-Forwarded-For / X-Real-IP, so a
  * client cannot talk its way past the list.
  */
-import type { PluginDefinition, PluginExit } from '../core/plugin.js';
-import type { RequestContext } from '../core/ctx.js';
-import { compileIpMatcher, isValidIpOrCidr, type IpMatcher } from '../core/ip-match.js';
+import type { PluginDefinition, PluginExit } from '../core/plugin/contract.js';
+import type { RequestContext } from '../core/plugin/ctx.js';
+import { compileIpMatcher, isValidIpOrCidr, type IpMatcher } from '../core/plugin/index.js';
 
 export const schema = {
   type: 'object',

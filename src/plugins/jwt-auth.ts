@@ -11,10 +11,10 @@
  * `algorithm`, which closes alg `none` and HS-with-a-public-key confusion.
  */
 import { createHmac, createPublicKey, timingSafeEqual, verify as cryptoVerify, constants, type KeyObject } from 'node:crypto';
-import type { PluginDefinition, PluginExit, SchemaType } from '../core/plugin.js';
-import type { RequestContext } from '../core/ctx.js';
-import type { ConsumerConf } from '../core/model.js';
-import { isSecretRef } from '../core/secret-refs.js';
+import type { PluginDefinition, PluginExit, SchemaType } from '../core/plugin/contract.js';
+import type { RequestContext } from '../core/plugin/ctx.js';
+import type { ConsumerConf } from '../core/plugin/index.js';
+import { isSecretRef } from '../core/plugin/index.js';
 import {
   anonymousConsumerSchema,
   attachAnonymous,
@@ -26,7 +26,7 @@ import {
   realmSchema,
   withoutArg,
   type ConsumerIndex,
-} from './auth-common.js';
+} from './lib/auth-common.js';
 
 const HS_ALGS = ['HS256', 'HS384', 'HS512'];
 const PK_ALGS = ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512', 'EdDSA'];

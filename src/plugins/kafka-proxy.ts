@@ -4,7 +4,7 @@
  * request context. It never ends the request; TLS comes from upstream.tls.
  * `mechanism` is a Portico addition (APISIX only speaks PLAIN).
  */
-import type { PluginDefinition } from '../core/plugin.js';
+import type { PluginDefinition } from '../core/plugin/contract.js';
 
 export interface KafkaProxyConf {
   sasl?: { username: string; password: string; mechanism?: 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512' };

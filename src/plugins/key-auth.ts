@@ -4,9 +4,9 @@
  * (apisix/plugins/key-auth.lua). The key → consumer table is built in
  * `consumers()` whenever consumers change, so a request costs one Map lookup.
  */
-import type { PluginDefinition, PluginExit } from '../core/plugin.js';
-import type { RequestContext } from '../core/ctx.js';
-import type { ConsumerConf } from '../core/model.js';
+import type { PluginDefinition, PluginExit } from '../core/plugin/contract.js';
+import type { RequestContext } from '../core/plugin/ctx.js';
+import type { ConsumerConf } from '../core/plugin/index.js';
 import {
   anonymousConsumerSchema,
   attachAnonymous,
@@ -17,7 +17,7 @@ import {
   realmSchema,
   withoutArg,
   type ConsumerIndex,
-} from './auth-common.js';
+} from './lib/auth-common.js';
 
 export const schema = {
   type: 'object',

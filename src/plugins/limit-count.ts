@@ -20,9 +20,9 @@
  * (or running it as a global rule) makes preflights count too.
  */
 import { createHash } from 'node:crypto';
-import type { PluginCleanup, PluginDefinition, PluginExit, PluginInitContext } from '../core/plugin.js';
-import type { RequestContext } from '../core/ctx.js';
-import { compileTemplate, renderTemplate, type Template } from './proxy-rewrite.js';
+import type { PluginCleanup, PluginDefinition, PluginExit, PluginInitContext } from '../core/plugin/contract.js';
+import type { RequestContext } from '../core/plugin/ctx.js';
+import { compileTemplate, renderTemplate, type Template } from '../core/plugin/template.js';
 import { LocalCounters, PrimaryCounters, serveWorkers, type Take } from './limit-count/counters.js';
 
 export const schema = {

@@ -15,12 +15,10 @@
  * metrics on the data plane through its public-api plugin, which Portico
  * does not have: start-up stops and says so rather than hide the metrics.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import type { RequestContext } from '../core/ctx.js';
-import { PROJECT_ROOT } from '../core/project-root.js';
-import type { PluginCleanup, PluginDefinition, PluginInitContext } from '../core/plugin.js';
+import type { RequestContext } from '../core/plugin/ctx.js';
+import { PORTICO_VERSION } from '../core/plugin/index.js';
+import type { PluginCleanup, PluginDefinition, PluginInitContext } from '../core/plugin/contract.js';
 import { DEFAULT_BUCKETS, HttpMetrics } from './prometheus/metrics.js';
 import { serveRegistryToPrimary, startExportServer, type ExportServer } from './prometheus/export-server.js';
 
@@ -74,13 +72,6 @@ export function readAttr(attr: Readonly<Record<string, unknown>>): PrometheusAtt
   return { export_uri: uri, metric_prefix: prefix, enable_export_server: enable, export_addr: { ip, port }, default_buckets: buckets as number[] };
 }
 
-const VERSION: string = (() => {
-  try {
-    return (JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version?: string }).version ?? '';
-  } catch {
-    return '';
-  }
-})();
 
 /** One set of metrics per process, shared by every gateway started in it (tests start several). */
 let metrics: HttpMetrics | undefined;
@@ -105,7 +96,7 @@ async function init(ctx: PluginInitContext): Promise<PluginCleanup> {
   if (ignored.length > 0 && ctx.process === 'main') {
     ctx.logger.warn(`plugin_attr.prometheus: ${ignored.join(', ')} (extra labels, expiry) not supported by Portico, ignored`);
   }
-  metrics ??= new HttpMetrics({ prefix: attr.metric_prefix, buckets: attr.default_buckets, version: VERSION });
+  metrics ??= new HttpMetrics({ prefix: attr.metric_prefix, buckets: attr.default_buckets, version: PORTICO_VERSION });
   const own = metrics;
   users++;
   let server: ExportServer | undefined;

@@ -5,8 +5,8 @@
  * chains of gateways.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { PluginDefinition } from '../core/plugin.js';
-import type { RequestContext } from '../core/ctx.js';
+import type { PluginDefinition } from '../core/plugin/contract.js';
+import type { RequestContext } from '../core/plugin/ctx.js';
 
 const DEFAULT_CHARSET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIGKLMNOPQRSTUVWXYZ0123456789';
 

@@ -10,10 +10,10 @@
  * emits the replacement at end of stream.
  */
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
-import type { PluginDefinition } from '../core/plugin.js';
-import type { RequestContext } from '../core/ctx.js';
-import { compileExpr, type CompiledExpr, type ExprVars } from '../core/expr.js';
-import { applyReplacement, compilePcre, compileReplacement, compileTemplate, renderTemplate, type Template } from './proxy-rewrite.js';
+import type { PluginDefinition } from '../core/plugin/contract.js';
+import type { RequestContext } from '../core/plugin/ctx.js';
+import { compileExpr, type CompiledExpr, type ExprVars } from '../core/plugin/index.js';
+import { applyReplacement, compilePcre, compileReplacement, compileTemplate, renderTemplate, type Template } from '../core/plugin/template.js';
 
 const headerValue = { oneOf: [{ type: 'string' }, { type: 'number' }] };
 

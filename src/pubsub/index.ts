@@ -1,13 +1,15 @@
 /**
  * Messaging backends for pub/sub. Importing this module registers the kafka
- * scheme with defaults, so a data plane that imports it serves Kafka routes;
- * the gateway calls `registerKafkaPubSub` again with the configured limits.
+ * scheme with defaults; the composition root (src/gateway.ts for an in-process
+ * data plane, src/worker.ts in a worker) registers it again with its logger.
+ * The core never imports this folder: it knows schemes only by the handlers
+ * registered in core/pubsub/scheme-handler.ts.
  *
  * kafkajs and the protobuf codec (some 180 modules) load only once a config
  * has a Kafka upstream: a gateway without one never carries them, which keeps
  * the request path's process small (see the README's Performance section).
  */
-import { registerSchemeHandler, type SchemeHandler } from '../core/scheme-handler.js';
+import { registerSchemeHandler, type SchemeHandler } from '../core/pubsub/scheme-handler.js';
 import type { KafkaPubSubOptions } from './kafka.js';
 
 let kafka: Promise<typeof import('./kafka.js')> | undefined;
@@ -23,8 +25,11 @@ export function registerKafkaPubSub(opts: KafkaPubSubOptions = {}): void {
       handler ??= (await loadKafka()).createKafkaSchemeHandler(opts);
       return handler(request);
     },
-    // A failed load is reported by the first request that needs it.
-    () => void loadKafka().catch(() => undefined),
+    {
+      // A failed load is reported by the first request that needs it.
+      prepare: () => void loadKafka().catch(() => undefined),
+      close: closeKafkaBackends,
+    },
   );
 }
 

@@ -3,11 +3,11 @@
  * upgrades the matched request to a pub/sub WebSocket and answers
  * cmd_kafka_list_offset and cmd_kafka_fetch from the upstream's brokers.
  */
-import type { RequestContext } from '../core/ctx.js';
+import type { RequestContext } from '../core/plugin/ctx.js';
 import type { UpstreamConf } from '../core/model.js';
-import { openPubSub, type PubSubLogger, type PubSubSessionOptions } from '../core/pubsub.js';
-import { kafkaMessageWireSize, type KafkaMessage, type PubSubResponseBody } from '../core/pubsub-codec.js';
-import type { SchemeHandler } from '../core/scheme-handler.js';
+import { openPubSub, type PubSubLogger, type PubSubSessionOptions } from '../core/pubsub/session.js';
+import { kafkaMessageWireSize, type KafkaMessage, type PubSubResponseBody } from '../core/pubsub/codec.js';
+import type { SchemeHandler } from '../core/pubsub/scheme-handler.js';
 import {
   kafkaSettingsKey,
   sharedKafkaBackends,

@@ -14,8 +14,8 @@
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
-import type { JsonSchema } from '../core/plugin.js';
-import { hasSecretRef } from '../core/secret-refs.js';
+import type { JsonSchema } from './types.js';
+import { hasSecretRef } from './secret-ref.js';
 import { formatErrors } from './errors.js';
 
 // ajv-formats is CommonJS; under NodeNext its default import is the module object.

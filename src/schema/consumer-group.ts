@@ -1,5 +1,5 @@
 /** core.schema.consumer_group: plugins shared by the consumers that name it in `group_id`. */
-import type { JsonSchema } from '../core/plugin.js';
+import type { JsonSchema } from './types.js';
 import { metadataProps, pluginsSchema } from './defs.js';
 
 export const consumerGroupSchema: JsonSchema = {

@@ -3,7 +3,7 @@
  * plugin_unique_key_attrs): an auth plugin finds the consumer by this value,
  * so a duplicate would make one of them unreachable.
  */
-import { isSecretRef } from '../core/secret-refs.js';
+import { isSecretRef } from './secret-ref.js';
 
 type Obj = Record<string, unknown>;
 

@@ -1,5 +1,5 @@
 /** core.schema.consumer: keyed by `username`, which is required. */
-import type { JsonSchema } from '../core/plugin.js';
+import type { JsonSchema } from './types.js';
 import { descDef, idSchema, labelsDef, pluginsSchema, timestampDef } from './defs.js';
 
 export const consumerSchema: JsonSchema = {

@@ -3,7 +3,7 @@
  * consumer, `/consumers/<username>/credentials/<id>`. Its id is the URL's, or
  * the `<username>/credentials/<id>` form APISIX also accepts.
  */
-import type { JsonSchema } from '../core/plugin.js';
+import type { JsonSchema } from './types.js';
 import { descDef, idSchema, labelsDef, ruleNameDef, timestampDef } from './defs.js';
 
 export const credentialSchema: JsonSchema = {

@@ -5,7 +5,7 @@
  * shared sub-schema once per use, and GET /apisix/admin/schema/{name} serves
  * the same shapes APISIX does.
  */
-import type { JsonSchema } from '../core/plugin.js';
+import type { JsonSchema } from './types.js';
 
 export const idSchema: JsonSchema = {
   anyOf: [

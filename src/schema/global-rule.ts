@@ -1,5 +1,5 @@
 /** core.schema.global_rule: `id` is injected from the URL by the Admin API before this runs. */
-import type { JsonSchema } from '../core/plugin.js';
+import type { JsonSchema } from './types.js';
 import { idSchema, pluginsSchema, timestampDef } from './defs.js';
 
 export const globalRuleSchema: JsonSchema = {

@@ -1,5 +1,5 @@
 /** Upstream health checks (APISIX schema_def.lua health_checker), defaults included for the data plane. */
-import type { JsonSchema } from '../core/plugin.js';
+import type { JsonSchema } from './types.js';
 import { hostDef, METHODS } from './defs.js';
 
 function statuses(def: number[]): JsonSchema {

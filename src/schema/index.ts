@@ -1,14 +1,10 @@
 /**
- * Entry point of validation for the Admin API: ajv-compiled core schemas,
- * APISIX-style messages, and the checks each APISIX admin module runs beyond
- * the schema (apisix/admin/{routes,services,upstreams,consumers,...}.lua),
- * in the same order so the same bad input gets the same first complaint.
+ * The core resources' JSON schemas, compiled once with APISIX-style messages.
+ * A leaf: nothing here reads the store or the plugin registry; the checks
+ * that do (references, plugin confs, duplicate keys) are the Admin API's
+ * (src/admin/check.ts).
  */
-import type { ResourceName } from '../core/model.js';
-import type { PluginRegistry } from '../core/plugin-registry.js';
-import type { JsonSchema, SchemaType } from '../core/plugin.js';
-import { compileExpr } from '../core/expr.js';
-import { decryptPluginFields } from '../core/encryption.js';
+import type { JsonSchema, SchemaResource } from './types.js';
 import { compileSchema, type CompiledSchema } from './compile.js';
 import { routeSchema } from './route.js';
 import { serviceSchema } from './service.js';
@@ -18,30 +14,9 @@ import { globalRuleSchema } from './global-rule.js';
 import { pluginConfigSchema } from './plugin-config.js';
 import { pluginMetadataSchema } from './plugin-metadata.js';
 import { sslSchema } from './ssl.js';
-import { checkUpstream } from './upstream-check.js';
-import { checkSsl } from './ssl-check.js';
-import { duplicateConsumerKey, type KeyOwner } from './consumer-keys.js';
 import { credentialSchema } from './credential.js';
 import { consumerGroupSchema } from './consumer-group.js';
 import { protoSchema } from './proto.js';
-import { checkProtoContent } from './proto-content.js';
-
-export interface CheckEnv {
-  registry: PluginRegistry;
-  /** Does the referenced object exist in the store? (`upstreams`, '1') */
-  exists(resource: ResourceName, id: string): Promise<boolean>;
-  /** Stored values of a resource, for cross-object rules (duplicate consumer keys, global rule conflicts). */
-  all(resource: ResourceName): Promise<Array<{ id: string; value: Record<string, unknown> }>>;
-  /** Every consumer's stored credentials (plugin fields decrypted), for the duplicate key rule. */
-  credentials?(): Promise<Array<{ username: string; id: string; value: Record<string, unknown> }>>;
-  /**
-   * The data_encryption keyring when encrypt_fields is on: stored consumers'
-   * encrypted fields (key-auth `key`...) are decrypted before comparing keys.
-   */
-  keyring?: readonly string[];
-}
-
-type Obj = Record<string, unknown>;
 
 /** Core schema names as GET /apisix/admin/schema/{name} knows them. */
 const CORE_SCHEMAS: Record<string, JsonSchema> = {
@@ -58,7 +33,7 @@ const CORE_SCHEMAS: Record<string, JsonSchema> = {
   proto: protoSchema,
 };
 
-const BY_RESOURCE: Record<ResourceName, string> = {
+const BY_RESOURCE: Record<SchemaResource, string> = {
   routes: 'route',
   services: 'service',
   upstreams: 'upstream',
@@ -76,203 +51,12 @@ const compiled = new Map<string, CompiledSchema>(
   Object.entries(CORE_SCHEMAS).map(([name, schema]) => [name, compileSchema(schema)]),
 );
 
-function schemaOf(resource: ResourceName): CompiledSchema {
+export function schemaOf(resource: SchemaResource): CompiledSchema {
   return compiled.get(BY_RESOURCE[resource]) as CompiledSchema;
 }
 
-function isObject(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** Plugin confs in the order given, first failure wins (APISIX check_schema). */
-function checkPlugins(plugins: unknown, env: CheckEnv, type: SchemaType): string | undefined {
-  if (!isObject(plugins)) return undefined;
-  for (const [name, conf] of Object.entries(plugins)) {
-    const err = env.registry.checkConf(name, conf, type);
-    if (err !== undefined) return err;
-  }
-  return undefined;
-}
-
-function checkVars(vars: unknown): string | undefined {
-  if (vars === undefined) return undefined;
-  try {
-    compileExpr(vars);
-    return undefined;
-  } catch (e) {
-    return `failed to validate the 'vars' expression: ${(e as Error).message}`;
-  }
-}
-
-async function sslLookup(env: CheckEnv, id: string): Promise<Obj | undefined> {
-  if (!(await env.exists('ssls', id))) return undefined;
-  const found = (await env.all('ssls')).find((s) => s.id === id);
-  return found?.value ?? {};
-}
-
-async function reference(
-  env: CheckEnv,
-  resource: ResourceName,
-  what: string,
-  id: unknown,
-): Promise<string | undefined> {
-  if (id === undefined) return undefined;
-  if (await env.exists(resource, String(id))) return undefined;
-  return `failed to fetch ${what} info by ${what} id [${String(id)}], response code: 404`;
-}
-
-async function checkRoute(value: Obj, env: CheckEnv): Promise<string | undefined> {
-  // Before the schema, with APISIX's own words for these two conflicts.
-  if (value.host !== undefined && value.hosts !== undefined) return 'only one of host or hosts is allowed';
-  if (value.remote_addr !== undefined && value.remote_addrs !== undefined) {
-    return 'only one of remote_addr or remote_addrs is allowed';
-  }
-  const err = schemaOf('routes').check(value);
-  if (err) return `invalid configuration: ${err}`;
-  if (isObject(value.upstream)) {
-    const upErr = await checkUpstream(value.upstream, schemaOf('upstreams'), (id) => sslLookup(env, id));
-    if (upErr) return upErr;
-  }
-  return (
-    (await reference(env, 'upstreams', 'upstream', value.upstream_id)) ??
-    (await reference(env, 'services', 'service', value.service_id)) ??
-    (await reference(env, 'plugin_configs', 'plugin config', value.plugin_config_id)) ??
-    checkPlugins(value.plugins, env, 'route') ??
-    checkVars(value.vars)
-  );
-}
-
-async function checkService(value: Obj, env: CheckEnv): Promise<string | undefined> {
-  const err = schemaOf('services').check(value);
-  if (err) return `invalid configuration: ${err}`;
-  if (isObject(value.upstream)) {
-    const upErr = await checkUpstream(value.upstream, schemaOf('upstreams'), (id) => sslLookup(env, id));
-    if (upErr) return upErr;
-  }
-  return (await reference(env, 'upstreams', 'upstream', value.upstream_id)) ?? checkPlugins(value.plugins, env, 'route');
-}
-
-async function checkConsumer(id: string, value: Obj, env: CheckEnv): Promise<string | undefined> {
-  const err = schemaOf('consumers').check(value);
-  if (err) return `invalid configuration: ${err}`;
-  if (id !== '' && id !== value.username) return 'wrong username';
-  if (isObject(value.plugins)) {
-    const pErr = checkPlugins(value.plugins, env, 'consumer');
-    if (pErr) return `invalid plugins configuration: ${pErr}`;
-    const dup = duplicateConsumerKey(value.plugins, { username: String(value.username) }, await keyOwners(env));
-    if (dup) return dup;
-  }
-  if (value.group_id !== undefined && !(await env.exists('consumer_groups', String(value.group_id)))) {
-    return `failed to fetch consumer group info by consumer group id [${String(value.group_id)}], response code: 404`;
-  }
-  return undefined;
-}
-
-/** Every stored consumer and credential with the auth keys it holds (decrypted). */
-async function keyOwners(env: CheckEnv): Promise<KeyOwner[]> {
-  const open = (plugins: unknown): Record<string, Obj> => {
-    const p = (isObject(plugins) ? plugins : {}) as Record<string, Obj>;
-    return env.keyring?.length ? decryptPluginFields(p, env.registry, env.keyring) : p;
-  };
-  const owners: KeyOwner[] = (await env.all('consumers')).map((c) => ({ username: String(c.value.username ?? c.id), plugins: open(c.value.plugins) }));
-  for (const c of (await env.credentials?.()) ?? []) owners.push({ username: c.username, credentialId: c.id, plugins: open(c.value.plugins) });
-  return owners;
-}
-
-/**
- * PUT /consumers/<username>/credentials/<id> (apisix/admin/credentials.lua):
- * the credential schema, then its one plugin's consumer schema, then that it
- * is an auth plugin, then the duplicate key rule. `value.id` is already the
- * URL's id. Resolves to the error_msg, or undefined.
- */
-export async function checkCredential(username: string, id: string, value: Obj, env: CheckEnv): Promise<string | undefined> {
-  const err = compiled.get('credential')!.check(value);
-  if (err) return `invalid configuration: ${err}`;
-  if (!isObject(value.plugins)) return undefined;
-  const pErr = checkPlugins(value.plugins, env, 'consumer');
-  if (pErr) return `invalid plugins configuration: ${pErr}`;
-  for (const name of Object.keys(value.plugins)) {
-    const def = env.registry.get(name);
-    if (!def) return `unknown plugin ${name}`;
-    if (def.type !== 'auth') return 'only supports auth type plugins in consumer credential';
-  }
-  return duplicateConsumerKey(value.plugins, { username, credentialId: id }, await keyOwners(env));
-}
-
-async function checkGlobalRule(id: string, value: Obj, env: CheckEnv): Promise<string | undefined> {
-  const err = schemaOf('global_rules').check(value);
-  if (err) return `invalid configuration: ${err}`;
-  const pErr = checkPlugins(value.plugins, env, 'route');
-  if (pErr) return pErr;
-  if (!isObject(value.plugins)) return undefined;
-  // A plugin in two global rules would be run by neither (APISIX drops it), so refuse it here.
-  for (const rule of await env.all('global_rules')) {
-    const ruleId = String(rule.value.id ?? rule.id);
-    if (ruleId === id || !isObject(rule.value.plugins)) continue;
-    for (const name of Object.keys(value.plugins)) {
-      if (rule.value.plugins[name] !== undefined) {
-        return `plugin '${name}' already exists in global rule with id '${ruleId}'`;
-      }
-    }
-  }
-  return undefined;
-}
-
-function checkPluginMetadata(id: string, value: Obj, env: CheckEnv): string | undefined {
-  if (id === '') return 'missing plugin name';
-  if (!env.registry.get(id)) return 'invalid plugin name';
-  const conf: Obj = { ...value };
-  // The id is the URL's plugin name, not part of the plugin's metadata fields.
-  if (conf.id === id) delete conf.id;
-  const err = env.registry.checkSchemaOnly(id, conf, 'metadata');
-  return err === undefined ? undefined : `invalid configuration: ${err}`;
-}
-
-/**
- * The full admin-write check, in APISIX's order: conflicting keys, schema,
- * upstream extras, references, plugin schemas, vars. Resolves to the
- * `error_msg` to send with a 400, or undefined when the value is valid.
- * `id` is the object's id (username for consumers, plugin name for plugin_metadata).
- * `value` is not modified.
- */
-export async function checkResource(
-  resource: ResourceName,
-  id: string,
-  value: Record<string, unknown>,
-  env: CheckEnv,
-): Promise<string | undefined> {
-  if (!isObject(value)) return `invalid configuration: ${validateSchemaOnly(resource, value) ?? 'wrong type'}`;
-  switch (resource) {
-    case 'routes':
-      return checkRoute(value, env);
-    case 'services':
-      return checkService(value, env);
-    case 'upstreams':
-      return checkUpstream(value, schemaOf('upstreams'), (sslId) => sslLookup(env, sslId));
-    case 'consumers':
-      return checkConsumer(id, value, env);
-    case 'global_rules':
-      return checkGlobalRule(id, value, env);
-    case 'consumer_groups':
-    case 'plugin_configs': {
-      const err = schemaOf(resource).check(value);
-      if (err) return `invalid configuration: ${err}`;
-      return checkPlugins(value.plugins, env, 'route');
-    }
-    case 'plugin_metadata':
-      return checkPluginMetadata(id, value, env);
-    case 'ssls':
-      return checkSsl(value, schemaOf('ssls'));
-    case 'protos': {
-      const err = schemaOf(resource).check(value);
-      if (err) return `invalid configuration: ${err}`;
-      return checkProtoContent(value.content as string);
-    }
-  }
-}
-
 /** Schema-only check for POST /apisix/admin/schema/validate/{resource}: raw message, no prefix. */
-export function validateSchemaOnly(resource: ResourceName, value: unknown): string | undefined {
+export function validateSchemaOnly(resource: SchemaResource, value: unknown): string | undefined {
   return schemaOf(resource).check(value);
 }
 
@@ -281,8 +65,13 @@ export function validateSchemaOnly(resource: ResourceName, value: unknown): stri
  * defaults (priority 0, status 1, type roundrobin, health-check defaults...)
  * into `value` in place. Plugin confs are left to PluginRegistry.checkConf.
  */
-export function applyCoreDefaults(resource: ResourceName, value: Record<string, unknown>): string | undefined {
+export function applyCoreDefaults(resource: SchemaResource, value: Record<string, unknown>): string | undefined {
   return schemaOf(resource).checkWithDefaults(value);
+}
+
+/** A compiled core schema by its name (`credential`, `route`, ...). */
+export function compiledSchema(name: string): CompiledSchema | undefined {
+  return compiled.get(name);
 }
 
 /** The JSON schema served by GET /apisix/admin/schema/{name} (`route`, `upstream`, ...). */

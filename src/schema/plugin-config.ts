@@ -1,5 +1,5 @@
 /** core.schema.plugin_config: `name` is a plain string here, unlike other resources. */
-import type { JsonSchema } from '../core/plugin.js';
+import type { JsonSchema } from './types.js';
 import { descDef, idSchema, labelsDef, pluginsSchema, timestampDef } from './defs.js';
 
 export const pluginConfigSchema: JsonSchema = {

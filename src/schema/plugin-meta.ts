@@ -2,7 +2,7 @@
  * The `_meta` property APISIX injects into every plugin schema
  * (schema_def.lua plugin_injected_schema), and its `$comment` marker.
  */
-import type { JsonSchema } from '../core/plugin.js';
+import type { JsonSchema } from './types.js';
 
 export const INJECTED_MARK = 'this is a mark for our injected plugin schema';
 

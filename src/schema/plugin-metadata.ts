@@ -3,7 +3,7 @@
  * plugin's own metadata_schema. This outer shape only says it is an object
  * whose `id` is the plugin name (injected from the URL).
  */
-import type { JsonSchema } from '../core/plugin.js';
+import type { JsonSchema } from './types.js';
 
 export const pluginMetadataSchema: JsonSchema = {
   type: 'object',

@@ -3,7 +3,7 @@
  * APISIX keeps it. `content` is .proto text or a base64 FileDescriptorSet;
  * protos.ts (the admin check) parses it beyond this schema.
  */
-import type { JsonSchema } from '../core/plugin.js';
+import type { JsonSchema } from './types.js';
 import { descDef, idSchema, timestampDef } from './defs.js';
 
 export const protoSchema: JsonSchema = {

@@ -1,5 +1,5 @@
 /** core.schema.route (apisix/schema_def.lua `_M.route`). */
-import type { JsonSchema } from '../core/plugin.js';
+import type { JsonSchema } from './types.js';
 import {
   atMostOneOf,
   hostDef,

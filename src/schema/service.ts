@@ -1,5 +1,5 @@
 /** core.schema.service: nothing is required, `{}` is a valid service. */
-import type { JsonSchema } from '../core/plugin.js';
+import type { JsonSchema } from './types.js';
 import { atMostOneOf, hostDef, idSchema, metadataProps, pluginsSchema } from './defs.js';
 import { upstreamSchema } from './upstream.js';
 

@@ -1,7 +1,7 @@
 /** The Admin API's checks on an SSL object beyond its schema (apisix/ssl.lua check_ssl_conf). */
 import type { CompiledSchema } from './compile.js';
 import { validateCertKey } from './pem.js';
-import { isSecretRef } from '../core/secret-refs.js';
+import { isSecretRef } from './secret-ref.js';
 
 type Obj = Record<string, unknown>;
 

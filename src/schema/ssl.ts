@@ -1,5 +1,5 @@
 /** core.schema.ssl: server certificates need an SNI, client certificates only cert + key. */
-import type { JsonSchema } from '../core/plugin.js';
+import type { JsonSchema } from './types.js';
 import { descDef, HOST_DEF_PATTERN, idSchema, labelsDef, timestampDef } from './defs.js';
 import { certificateSchema, privateKeySchema } from './upstream.js';
 

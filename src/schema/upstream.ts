@@ -1,5 +1,5 @@
 /** core.schema.upstream: standalone, and embedded in route and service. */
-import type { JsonSchema } from '../core/plugin.js';
+import type { JsonSchema } from './types.js';
 import { hostDef, idSchema, metadataProps, timeoutDef } from './defs.js';
 import { healthChecker } from './health-check.js';
 

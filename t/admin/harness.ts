@@ -8,9 +8,9 @@ import type { FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
 import { createAdminServer } from '../../src/admin/server.js';
-import { loadConfig, mergeConfig, type DeepPartial } from '../../src/core/config-file.js';
-import type { PorticoConfig } from '../../src/core/config-types.js';
-import { PluginRegistry } from '../../src/core/plugin-registry.js';
+import { loadConfig, mergeConfig, type DeepPartial } from '../../src/core/config/file.js';
+import type { PorticoConfig } from '../../src/core/config/types.js';
+import { PluginRegistry } from '../../src/core/plugin/registry.js';
 import { MemoryStore } from '../../src/core/store/memory.js';
 import type { ConfigStore } from '../../src/core/store/types.js';
 

@@ -7,7 +7,7 @@
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminRoutes } from '../../src/admin/server.js';
-import { PORTICO_VERSION } from '../../src/admin/version.js';
+import { PORTICO_VERSION } from '../../src/core/config/version.js';
 import { startAdmin, type AdminHarness } from './harness.js';
 
 /** A concrete path for a registered route pattern. */

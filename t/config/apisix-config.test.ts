@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, test } from 'vitest';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { loadConfig, type LoadOptions } from '../../src/core/config-file.js';
-import { resolveSecrets } from '../../src/core/secrets.js';
+import { loadConfig, type LoadOptions } from '../../src/core/config/file.js';
+import { resolveSecrets } from '../../src/core/secrets/generated-keys.js';
 import { startEtcd } from '../helpers/etcd.js';
 import { startGatewayProcess, startListening, writeTempConfig } from '../helpers/process.js';
 

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
-import { ConfigError, loadConfig, substituteEnv } from '../../src/core/config-file.js';
+import { ConfigError, loadConfig, substituteEnv } from '../../src/core/config/file.js';
 import { startGatewayProcess, startListening, testConfigYaml, writeTempConfig } from '../helpers/process.js';
 
 const dirs: string[] = [];

@@ -15,7 +15,7 @@ import { connect, type AddressInfo } from 'node:net';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PluginDefinition } from '../../src/core/plugin.js';
+import type { PluginDefinition } from '../../src/core/plugin/contract.js';
 import { send, startPlane, type Plane } from './helpers.js';
 
 interface Seen {

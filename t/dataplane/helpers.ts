@@ -6,11 +6,12 @@
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { pino } from 'pino';
-import { loadConfig, mergeConfig, type DeepPartial } from '../../src/core/config-file.js';
-import type { PorticoConfig } from '../../src/core/config-types.js';
-import type { PluginLookup } from '../../src/core/config.js';
-import { startDataPlane, type DataPlane } from '../../src/core/dataplane.js';
-import type { PluginDefinition } from '../../src/core/plugin.js';
+import { loadConfig, mergeConfig, type DeepPartial } from '../../src/core/config/file.js';
+import type { PorticoConfig } from '../../src/core/config/types.js';
+import type { PluginLookup } from '../../src/core/snapshot/snapshot.js';
+import { startDataPlane } from '../../src/core/process/launch.js';
+import type { DataPlane } from '../../src/core/dataplane/types.js';
+import type { PluginDefinition } from '../../src/core/plugin/contract.js';
 import { MemoryStore } from '../../src/core/store/memory.js';
 
 export interface Upstream {

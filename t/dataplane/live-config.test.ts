@@ -5,7 +5,7 @@
 import { Agent, request } from 'undici';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigSnapshot } from '../../src/core/config.js';
+import { ConfigSnapshot } from '../../src/core/snapshot/snapshot.js';
 import { MemoryStore } from '../../src/core/store/memory.js';
 import { send, startPlane, startUpstream, testConfig, testRegistry, type Plane, type Upstream } from './helpers.js';
 

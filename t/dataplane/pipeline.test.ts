@@ -4,7 +4,7 @@
  * are test-only definitions that record what ran into a shared trace.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PluginDefinition } from '../../src/core/plugin.js';
+import type { PluginDefinition } from '../../src/core/plugin/contract.js';
 import type { ConsumerConf } from '../../src/core/model.js';
 import { send, startPlane, startUpstream, type Plane, type Upstream } from './helpers.js';
 

@@ -16,8 +16,8 @@ import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, type DeepPartial } from '../../src/core/config-file.js';
-import type { PorticoConfig } from '../../src/core/config-types.js';
+import { ConfigError, loadConfig, type DeepPartial } from '../../src/core/config/file.js';
+import type { PorticoConfig } from '../../src/core/config/types.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { send, startUpstream, type Upstream } from './helpers.js';
 

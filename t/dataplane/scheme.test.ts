@@ -2,13 +2,18 @@
  * Scheme takeover (APISIX's `scheme: kafka` branch): after rewrite/access the
  * request is handed to the registered SchemeHandler instead of being proxied.
  * A test scheme exercises accept/reject; the real kafka handler is checked
- * for the non-upgrade answer (checklist 26).
+ * for the non-upgrade answer: a 4xx JSON error, not a 500.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import type { PluginDefinition } from '../../src/core/plugin.js';
-import { registerSchemeHandler } from '../../src/core/scheme-handler.js';
+import type { PluginDefinition } from '../../src/core/plugin/contract.js';
+import { registerSchemeHandler } from '../../src/core/pubsub/scheme-handler.js';
+import { registerKafkaPubSub } from '../../src/pubsub/index.js';
 import { send, startPlane, type Plane } from './helpers.js';
+
+// The core knows schemes only by what is registered; src/gateway.ts and src/worker.ts register the messaging
+// backends, and this in-process data plane is composed here, so the test registers the real Kafka one itself.
+registerKafkaPubSub();
 
 const events: string[] = [];
 registerSchemeHandler('portico-test', async (request) => {

@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
-import type { PluginDefinition } from '../../src/core/plugin.js';
+import type { PluginDefinition } from '../../src/core/plugin/contract.js';
 import { startPlane, type Plane } from './helpers.js';
 
 const logs: string[] = [];

@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll } from 'vitest';
 import { startUpstream, type Upstream } from '../dataplane/helpers.js';
-import { loadConfig, mergeConfig, type DeepPartial } from '../../src/core/config-file.js';
-import type { PorticoConfig } from '../../src/core/config-types.js';
-import { startGateway, type Gateway } from '../../src/core/gateway.js';
+import { loadConfig, mergeConfig, type DeepPartial } from '../../src/core/config/file.js';
+import type { PorticoConfig } from '../../src/core/config/types.js';
+import { startGateway, type Gateway } from '../../src/gateway.js';
 
 export interface AdminResponse {
   status: number;

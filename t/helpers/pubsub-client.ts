@@ -10,7 +10,7 @@ import {
   encodeRequest,
   type PubSubRequestBody,
   type PubSubResponse,
-} from '../../src/core/pubsub-codec.js';
+} from '../../src/core/pubsub/codec.js';
 
 export interface PubSubClient {
   readonly ws: WebSocket;
@@ -115,8 +115,8 @@ export async function connect(url: string, headers?: Record<string, string>): Pr
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer } from 'ws';
-import type { RequestContext } from '../../src/core/ctx.js';
-import type { SchemeHandler, SchemeRequest } from '../../src/core/scheme-handler.js';
+import type { RequestContext } from '../../src/core/plugin/ctx.js';
+import type { SchemeHandler, SchemeRequest } from '../../src/core/pubsub/scheme-handler.js';
 
 export interface SchemeTestServer {
   /** ws://127.0.0.1:<port> */
@@ -202,8 +202,8 @@ export async function startSchemeServer(
 
 // ---------------------------------------------------------------- canned Kafka
 
-import { openPubSub } from '../../src/core/pubsub.js';
-import type { KafkaMessage } from '../../src/core/pubsub-codec.js';
+import { openPubSub } from '../../src/core/pubsub/session.js';
+import type { KafkaMessage } from '../../src/core/pubsub/codec.js';
 
 export interface CannedRecord {
   key?: string;

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { expectEncryptedAtRest, expectRouteConfsRefused, send, startEnv, type Env } from './helpers.js';
 import { parseBasic } from '../../src/plugins/basic-auth.js';
-import { decodeBase64Strict } from '../../src/plugins/auth-common.js';
+import { decodeBase64Strict } from '../../src/plugins/lib/auth-common.js';
 
 let env: Env;
 const basic = (user: string, pass: string) => `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;

@@ -7,8 +7,8 @@ import { createServer, request as httpRequest, type IncomingHttpHeaders, type Se
 import type { AddressInfo } from 'node:net';
 import { expect } from 'vitest';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import type { DeepPartial } from '../../src/core/config-file.js';
-import type { PorticoConfig } from '../../src/core/config-types.js';
+import type { DeepPartial } from '../../src/core/config/file.js';
+import type { PorticoConfig } from '../../src/core/config/types.js';
 
 export interface SeenRequest {
   method: string;

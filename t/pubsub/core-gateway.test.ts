@@ -7,9 +7,9 @@
  */
 import { connect as netConnect } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { openPubSub } from '../../src/core/pubsub.js';
-import { decodeResponse, encodeRequest, type PubSubResponse } from '../../src/core/pubsub-codec.js';
-import { registerSchemeHandler } from '../../src/core/scheme-handler.js';
+import { openPubSub } from '../../src/core/pubsub/session.js';
+import { decodeResponse, encodeRequest, type PubSubResponse } from '../../src/core/pubsub/codec.js';
+import { registerSchemeHandler } from '../../src/core/pubsub/scheme-handler.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { connect, type PubSubClient } from '../helpers/pubsub-client.js';
 

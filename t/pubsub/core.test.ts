@@ -7,9 +7,9 @@
  */
 import { connect as netConnect } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { openPubSub, type PubSubLogger, type PubSubSession, type PubSubSessionOptions } from '../../src/core/pubsub.js';
-import { decodeResponse, encodeRequest, maxBodyBytes, type PubSubResponse } from '../../src/core/pubsub-codec.js';
-import type { SchemeHandler } from '../../src/core/scheme-handler.js';
+import { openPubSub, type PubSubLogger, type PubSubSession, type PubSubSessionOptions } from '../../src/core/pubsub/session.js';
+import { decodeResponse, encodeRequest, maxBodyBytes, type PubSubResponse } from '../../src/core/pubsub/codec.js';
+import type { SchemeHandler } from '../../src/core/pubsub/scheme-handler.js';
 import { connect, startSchemeServer, type PubSubClient, type SchemeTestServer } from '../helpers/pubsub-client.js';
 
 interface Recorder {

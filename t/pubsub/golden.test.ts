@@ -12,7 +12,7 @@ import {
   maxBodyBytes,
   type PubSubRequest,
   type PubSubResponse,
-} from '../../src/core/pubsub-codec.js';
+} from '../../src/core/pubsub/codec.js';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const bytes = (h: string): Buffer => Buffer.from(h.replace(/\s+/g, ''), 'hex');

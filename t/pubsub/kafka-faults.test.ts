@@ -19,7 +19,7 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { PubSubRequestBody, PubSubResponse } from '../../src/core/pubsub-codec.js';
+import type { PubSubRequestBody, PubSubResponse } from '../../src/core/pubsub/codec.js';
 import { sharedKafkaBackends, type KafkaBackend } from '../../src/pubsub/kafka-client.js';
 import { closeKafkaBackends } from '../../src/pubsub/index.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';

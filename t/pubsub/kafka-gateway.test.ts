@@ -6,7 +6,7 @@
  */
 import { createServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PubSubResponse } from '../../src/core/pubsub-codec.js';
+import type { PubSubResponse } from '../../src/core/pubsub/codec.js';
 import { closeKafkaBackends } from '../../src/pubsub/index.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startKafkaMock, type KafkaMock } from '../helpers/kafka-mock.js';

@@ -27,9 +27,9 @@ import { createServer as createTlsServer, type Server as TlsServer, type TLSSock
 import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { loadConfig, mergeConfig } from '../../src/core/config-file.js';
-import type { PubSubResponse } from '../../src/core/pubsub-codec.js';
-import { startGateway, type Gateway } from '../../src/core/gateway.js';
+import { loadConfig, mergeConfig } from '../../src/core/config/file.js';
+import type { PubSubResponse } from '../../src/core/pubsub/codec.js';
+import { startGateway, type Gateway } from '../../src/gateway.js';
 import { closeKafkaBackends } from '../../src/pubsub/index.js';
 import { connect, type PubSubClient } from '../helpers/pubsub-client.js';
 

@@ -16,11 +16,12 @@ const PROBE = `
 import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 const loaded = (pkg) => Object.keys(require.cache).some((k) => k.includes('/node_modules/' + pkg + '/'));
-const { ConfigSnapshot } = await import(${JSON.stringify(DIST + 'core/config.js')});
-await import(${JSON.stringify(DIST + 'core/dataplane.js')});
+const { ConfigSnapshot } = await import(${JSON.stringify(DIST + 'core/snapshot/snapshot.js')});
+await import(${JSON.stringify(DIST + 'core/dataplane/server.js')});
+await import(${JSON.stringify(DIST + 'pubsub/index.js')});
 const { pino } = await import('pino');
 const out = {};
-const { loadConfig } = await import(${JSON.stringify(DIST + 'core/config-file.js')});
+const { loadConfig } = await import(${JSON.stringify(DIST + 'core/config/file.js')});
 const snapshots = new ConfigSnapshot({ registry: { get: () => undefined }, config: loadConfig({ overrides: {}, env: {} }), logger: pino({ level: 'silent' }) });
 const put = (key, value) => ({ type: 'put', key, value, createRevision: 1, modRevision: 1 });
 snapshots.apply([put('/apisix/upstreams/web', { id: 'web', type: 'roundrobin', nodes: { '127.0.0.1:1': 1 } })], 1);

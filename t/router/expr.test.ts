@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compileExpr, luaToNumber, type ExprVars } from '../../src/core/expr.js';
+import { compileExpr, luaToNumber, type ExprVars } from '../../src/core/match/expr.js';
 
 function vars(map: Record<string, unknown>): ExprVars {
   return { get: (name) => map[name] };

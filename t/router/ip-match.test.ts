@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compileIpMatcher, isValidIpOrCidr, parseIPv4, parseIPv6, unmapIPv4 } from '../../src/core/ip-match.js';
+import { compileIpMatcher, isValidIpOrCidr, parseIPv4, parseIPv6, unmapIPv4 } from '../../src/core/match/ip-match.js';
 
 describe('parseIPv4', () => {
   it('parses dotted quads to unsigned integers', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { encodePath, normalizePath, plainPathEnd } from '../../src/core/normalize-path.js';
+import { encodePath, normalizePath, plainPathEnd } from '../../src/core/http/normalize-path.js';
 
 const path = (raw: string) => {
   const r = normalizePath(raw);

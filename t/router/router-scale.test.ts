@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Vars } from '../../src/core/ctx.js';
-import { compileRouter, type MatchProbe, type RouterEntry } from '../../src/core/router.js';
+import type { Vars } from '../../src/core/plugin/ctx.js';
+import { compileRouter, type MatchProbe, type RouterEntry } from '../../src/core/match/router.js';
 
 const noVars: Vars = { get: () => undefined };
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { Vars } from '../../src/core/ctx.js';
+import type { Vars } from '../../src/core/plugin/ctx.js';
 import type { RouteConf } from '../../src/core/model.js';
-import { compileRouter, routerOptionsFor, type MatchInput, type MatchProbe, type RouterEntry, type RouterOptions } from '../../src/core/router.js';
+import { compileRouter, routerOptionsFor, type MatchInput, type MatchProbe, type RouterEntry, type RouterOptions } from '../../src/core/match/router.js';
 
 const noVars: Vars = { get: () => undefined };
 

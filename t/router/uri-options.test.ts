@@ -3,7 +3,7 @@
  * and the path the upstream receives (the one from before the options).
  */
 import { describe, expect, it } from 'vitest';
-import { normalizeForRouting, normalizePath } from '../../src/core/normalize-path.js';
+import { normalizeForRouting, normalizePath } from '../../src/core/http/normalize-path.js';
 
 const both = { deleteUriTailSlash: true, likeServlet: true };
 

@@ -1,6 +1,6 @@
 /** APISIX-compatible field encryption (§4, §8.4): golden value, key rotation, path walking, copies. */
 import { describe, expect, it } from 'vitest';
-import { decryptPluginFields, decryptValue, encryptPluginFields, encryptValue, KeyringError } from '../../src/core/encryption.js';
+import { decryptPluginFields, decryptValue, encryptPluginFields, encryptValue, KeyringError } from '../../src/core/secrets/encryption.js';
 import { testRegistry } from './helpers.js';
 
 const KEY16 = 'edd1c9f0985e76a2';

@@ -1,9 +1,9 @@
 /** A fake CheckEnv over in-memory objects, and a registry of small test plugins. */
 import { readFileSync } from 'node:fs';
 import type { ResourceName } from '../../src/core/model.js';
-import type { PluginDefinition } from '../../src/core/plugin.js';
-import { PluginRegistry } from '../../src/core/plugin-registry.js';
-import type { CheckEnv } from '../../src/schema/index.js';
+import type { PluginDefinition } from '../../src/core/plugin/contract.js';
+import { PluginRegistry } from '../../src/core/plugin/registry.js';
+import type { CheckEnv } from '../../src/admin/check.js';
 import kafkaProxy from '../../src/plugins/kafka-proxy.js';
 
 type Stored = Partial<Record<ResourceName, Array<{ id: string; value: Record<string, unknown> }>>>;

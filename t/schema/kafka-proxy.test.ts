@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import kafkaProxy from '../../src/plugins/kafka-proxy.js';
-import type { RequestContext } from '../../src/core/ctx.js';
+import type { RequestContext } from '../../src/core/plugin/ctx.js';
 import { resourceKey } from '../../src/core/model.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { testRegistry } from './helpers.js';

@@ -1,7 +1,7 @@
 /** PluginRegistry: discovery of src/plugins/, `_meta` injection, APISIX's plugin-check messages (§8.4). */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { PluginRegistry } from '../../src/core/plugin-registry.js';
-import type { PluginDefinition } from '../../src/core/plugin.js';
+import { PluginRegistry } from '../../src/core/plugin/registry.js';
+import type { PluginDefinition } from '../../src/core/plugin/contract.js';
 import { testChecked, testRegistry } from './helpers.js';
 
 afterEach(() => {
@@ -27,7 +27,7 @@ describe('load()', () => {
 
   it('discovers the compiled .js modules when running from dist (skipping .d.ts and .map)', async () => {
     // t/global-setup.ts builds dist/ before the run.
-    const spec = new URL('../../dist/src/core/plugin-registry.js', import.meta.url).href;
+    const spec = new URL('../../dist/src/core/plugin/registry.js', import.meta.url).href;
     const mod = (await import(spec)) as { PluginRegistry: typeof PluginRegistry };
     const r = await mod.PluginRegistry.load(['kafka-proxy']);
     expect(r.list().map((p) => p.name)).toEqual(['kafka-proxy']);

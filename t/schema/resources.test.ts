@@ -1,7 +1,8 @@
 /** checkResource for services, consumers, global rules, plugin configs, plugin metadata and SSLs. */
 import { describe, expect, it } from 'vitest';
-import { encryptValue } from '../../src/core/encryption.js';
-import { checkResource, getCoreSchema, validateSchemaOnly } from '../../src/schema/index.js';
+import { encryptValue } from '../../src/core/secrets/encryption.js';
+import { checkResource } from '../../src/admin/check.js';
+import { getCoreSchema, validateSchemaOnly } from '../../src/schema/index.js';
 import { CERT_A, CERT_B, KEY_A, KEY_B, fakeEnv, testRegistry } from './helpers.js';
 
 const registry = testRegistry();

@@ -4,7 +4,7 @@
  * rules over HTTP.
  */
 import { describe, expect, it } from 'vitest';
-import { checkResource } from '../../src/schema/index.js';
+import { checkResource } from '../../src/admin/check.js';
 import { fakeEnv, testRegistry } from './helpers.js';
 
 const registry = testRegistry();

@@ -1,6 +1,7 @@
 /** checkResource('upstreams'): schema plus APISIX's check_upstream_conf extras. */
 import { describe, expect, it } from 'vitest';
-import { applyCoreDefaults, checkResource } from '../../src/schema/index.js';
+import { checkResource } from '../../src/admin/check.js';
+import { applyCoreDefaults } from '../../src/schema/index.js';
 import { portOfAddr } from '../../src/schema/upstream-check.js';
 import { CERT_A, CERT_B, KEY_A, fakeEnv, testRegistry } from './helpers.js';
 

@@ -7,9 +7,10 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { loadConfig } from '../../src/core/config-file.js';
-import { startDataPlane, type DataPlane } from '../../src/core/dataplane.js';
-import { PluginRegistry } from '../../src/core/plugin-registry.js';
+import { loadConfig } from '../../src/core/config/file.js';
+import { startDataPlane } from '../../src/core/process/launch.js';
+import type { DataPlane } from '../../src/core/dataplane/types.js';
+import { PluginRegistry } from '../../src/core/plugin/registry.js';
 import type { ListResult, StoreItem, WatchListener } from '../../src/core/store/types.js';
 
 let upstream: Server;

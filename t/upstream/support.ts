@@ -1,7 +1,7 @@
 /** Real upstream servers on port 0 and a minimal request context for balancer tests. */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { RequestContext } from '../../src/core/ctx.js';
+import type { RequestContext } from '../../src/core/plugin/ctx.js';
 import type { ConsumerConf } from '../../src/core/model.js';
 
 export interface TestServer {

@@ -10,7 +10,7 @@
  * the opposite of what a health check is for.
  */
 import type { Pool } from 'undici';
-import type { RequestContext } from '../ctx.js';
+import type { RequestContext } from '../plugin/ctx.js';
 import type { UpstreamConf } from '../model.js';
 import { balancerFactory } from './balancer/index.js';
 import { HealthChecker, type HealthListener } from './health.js';

@@ -4,7 +4,7 @@
  * built when config changes and never per request.
  */
 import type { Pool } from 'undici';
-import type { RequestContext } from '../ctx.js';
+import type { RequestContext } from '../plugin/ctx.js';
 import type { UpstreamConf } from '../model.js';
 
 /** One node the data plane can send a request to. */

@@ -31,8 +31,8 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { RequestContext } from '../../core/ctx.js';
-import type { RouteConf } from '../../core/model.js';
+import type { RequestContext } from '../../core/plugin/ctx.js';
+import type { RouteConf } from '../../core/plugin/index.js';
 
 /** APISIX's DEFAULT_BUCKETS, in milliseconds. */
 export const DEFAULT_BUCKETS: readonly number[] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000];

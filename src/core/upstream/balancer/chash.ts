@@ -7,7 +7,7 @@
  * or already tried are skipped by walking the ring onwards (APISIX's
  * `picker:next`), which keeps every other key where it was.
  */
-import type { RequestContext } from '../../ctx.js';
+import type { RequestContext } from '../../plugin/ctx.js';
 import type { UpstreamConf } from '../../model.js';
 import { hash32 } from '../hash.js';
 import { usable, type Balancer, type NodeState } from '../types.js';

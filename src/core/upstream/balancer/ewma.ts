@@ -5,7 +5,7 @@
  * and takes the one with the lower decayed score. Weights are ignored, as in
  * APISIX. A node never measured scores 0, so new nodes get tried.
  */
-import type { RequestContext } from '../../ctx.js';
+import type { RequestContext } from '../../plugin/ctx.js';
 import { usable, type Balancer, type NodeState } from '../types.js';
 
 const DECAY_MS = 10_000;

@@ -4,7 +4,7 @@
  * in-flight requests. Ties rotate, so an idle upstream still spreads load
  * instead of sending every request to the first node.
  */
-import type { RequestContext } from '../../ctx.js';
+import type { RequestContext } from '../../plugin/ctx.js';
 import { usable, type Balancer, type NodeState } from '../types.js';
 
 export function createLeastConn(nodes: readonly NodeState[]): Balancer {

@@ -4,7 +4,7 @@
  * subtracts the total from it. Weights 5,1,1 give a a b a c a a: heavy nodes are
  * spread out rather than sent in bursts, which keeps small upstreams evenly loaded.
  */
-import type { RequestContext } from '../../ctx.js';
+import type { RequestContext } from '../../plugin/ctx.js';
 import { usable, type Balancer, type NodeState } from '../types.js';
 
 export function createRoundRobin(nodes: readonly NodeState[]): Balancer {

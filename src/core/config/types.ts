@@ -1,0 +1,83 @@
+/**
+ * The local configuration (conf/config.yaml), shaped like APISIX's config.yaml
+ * so operators' habits carry over. Loaded and validated by config-file.ts.
+ */
+import type { HttpRouterName } from '../match/router.js';
+
+export interface AdminKey {
+  name: string;
+  key: string;
+  role: 'admin' | 'viewer';
+}
+
+export interface PorticoConfig {
+  apisix: {
+    node_listen: { ip: string; port: number };
+    /**
+     * Peers (CIDRs) whose X-Forwarded-For chain is kept and appended to (a load
+     * balancer in front of Portico). From any other peer the header is
+     * overwritten with the socket address, so a client cannot forge the chain.
+     */
+    trusted_addresses: string[];
+    router: {
+      /**
+       * APISIX's route matcher: `radixtree_host_uri` ranks routes with hosts
+       * before host-less ones; `radixtree_uri` and `radixtree_uri_with_parameter`
+       * rank by path and priority alone and check hosts per route, the latter
+       * with `:name` parameters (see router.ts, routerOptionsFor).
+       */
+      http: HttpRouterName;
+      /** APISIX's SNI matcher; `radixtree_sni` is the only value APISIX (and Portico) accepts. */
+      ssl?: 'radixtree_sni';
+    };
+    /** Route (and plugins see `uri`) without one trailing `/`; the upstream still receives it. */
+    delete_uri_tail_slash: boolean;
+    /**
+     * Route on the path as a servlet container reads it: `;params` stripped from
+     * each segment, `/..;/`-style tricks refused with 400. The upstream still
+     * receives the path with its parameters.
+     */
+    normalize_uri_like_servlet: boolean;
+    /** Adds `Server: Portico/<version>`; false sends `Server: Portico`. */
+    enable_server_tokens: boolean;
+    data_encryption: {
+      /** Encrypt plugin fields listed in a plugin's `encrypt_fields` (e.g. kafka-proxy sasl.password). */
+      enable_encrypt_fields: boolean;
+      /** 16 or 32 character keys; the first encrypts, all are tried to decrypt. */
+      keyring: string[];
+    };
+    pubsub: {
+      /** Largest WebSocket frame accepted or sent, in bytes. */
+      max_frame_size: number;
+      /** Close a pub/sub session after this many seconds without a frame (0 = never). */
+      idle_timeout: number;
+    };
+  };
+  nginx_config: {
+    /** Data-plane worker processes; `auto` = number of cores, 1 = serve in the main process. */
+    worker_processes: number | 'auto';
+  };
+  deployment: {
+    /**
+     * Where routes and the rest live. APISIX's `role: traditional` with
+     * `role_traditional.config_provider: etcd` is read into this (config-file.ts).
+     */
+    config_provider: 'embedded' | 'etcd';
+    admin: {
+      enable_admin: boolean;
+      admin_key_required: boolean;
+      admin_key: AdminKey[];
+      /** CIDRs allowed to reach the Admin API (socket address only). */
+      allow_admin: string[];
+      admin_listen: { ip: string; port: number };
+      enable_admin_cors: boolean;
+      /** Largest admin request body in bytes (APISIX: 1.5 MiB). */
+      max_body_size: number;
+    };
+    embedded: { data_dir: string };
+    etcd: { host: string[]; prefix: string; timeout: number };
+  };
+  /** Enabled plugin names; order does not matter, priority decides. */
+  plugins: string[];
+  plugin_attr: Record<string, Record<string, unknown>>;
+}

@@ -1,0 +1,132 @@
+/**
+ * The plugin contract. One file per plugin in src/plugins/, default-exporting a
+ * PluginDefinition; the registry discovers them, so adding a plugin never
+ * touches the core. Phases run in descending `priority` (APISIX's numbers).
+ */
+import type { Logger } from 'pino';
+import type { PorticoConfig } from '../config/types.js';
+import type { RequestContext } from './ctx.js';
+import type { ConsumerConf } from '../model.js';
+
+import type { JsonSchema, SchemaType } from '../../schema/types.js';
+
+export type { JsonSchema, SchemaType };
+
+export type PhaseName = 'rewrite' | 'access' | 'before_proxy' | 'header_filter' | 'body_filter' | 'log';
+export const PHASES: readonly PhaseName[] = ['rewrite', 'access', 'before_proxy', 'header_filter', 'body_filter', 'log'];
+
+/** Returned from rewrite/access/before_proxy to end the request (APISIX's `return code, body`). */
+export interface PluginExit {
+  status: number;
+  /** An object is sent as JSON followed by "\n"; a string or Buffer as is. */
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+export type MaybePromise<T> = T | Promise<T>;
+
+/** What a plugin's init() is told about the process it starts in. */
+export interface PluginInitContext {
+  /** plugin_attr.<name> from config.yaml; {} when absent. */
+  readonly attr: Readonly<Record<string, unknown>>;
+  readonly config: PorticoConfig;
+  readonly logger: Logger;
+  /**
+   * `main`: the process that started the gateway (Admin API, config store).
+   * `worker`: a data-plane cluster worker.
+   */
+  readonly process: 'main' | 'worker';
+  /**
+   * Requests are served by forked workers, not by `main` (always, except with
+   * worker_processes 1 served in-process): what `main` reports, such as
+   * metrics, has to be gathered from them.
+   */
+  readonly dataPlaneInWorkers: boolean;
+  /**
+   * How many processes serve this node's requests (1 when served in-process).
+   * Above 1, state that APISIX keeps per node in shared memory (limit-count's
+   * counters) has to be shared through `main`.
+   */
+  readonly workers: number;
+}
+
+/** Undoes what init() did (APISIX's `destroy`); called when the gateway closes. */
+export type PluginCleanup = () => MaybePromise<void>;
+
+export interface PluginDefinition<Conf = Record<string, unknown>> {
+  name: string;
+  priority: number;
+  version?: string;
+  /** `auth` plugins identify consumers. */
+  type?: 'auth';
+  schema: JsonSchema;
+  consumer_schema?: JsonSchema;
+  metadata_schema?: JsonSchema;
+  /** Dotted paths stored encrypted when data encryption is on (APISIX `encrypt_fields`). */
+  encrypt_fields?: string[];
+  /** Checks beyond the JSON schema; return an error message or undefined. Runs at admin-write time. */
+  check?(conf: Conf, type: SchemaType): string | undefined;
+
+  /**
+   * Builds the per-conf runtime state once when config changes (compiled
+   * regexes, counters); the result is what phase functions receive as `conf`.
+   * Without it, phases receive the validated conf (defaults filled in).
+   */
+  compile?(conf: Conf): Conf;
+
+  /**
+   * Auth plugins: receives every consumer whenever the consumer set changes
+   * (and once at start, `[]` when there are none), so the plugin builds its
+   * credential lookup table at config-change time, never per request
+   * (APISIX's `consumer.plugin(name)` cache). Each consumer's `plugins` confs
+   * are already validated against `consumer_schema` with defaults filled and
+   * encrypted fields decrypted. The plugin replaces its table on each call;
+   * like APISIX's per-worker cache, the table is per process.
+   */
+  consumers?(consumers: readonly ConsumerConf[]): void;
+
+  rewrite?(conf: Conf, ctx: RequestContext): MaybePromise<PluginExit | void>;
+  access?(conf: Conf, ctx: RequestContext): MaybePromise<PluginExit | void>;
+  before_proxy?(conf: Conf, ctx: RequestContext): MaybePromise<PluginExit | void>;
+  /** Runs after the upstream's (or an exit's) status and headers are known; edit `ctx.response`. */
+  header_filter?(conf: Conf, ctx: RequestContext): void;
+  /**
+   * Sees the response body chunk by chunk; return a Buffer to replace the
+   * chunk (an empty Buffer drops it). `eof` is true on the last call, whose
+   * chunk may be empty.
+   */
+  body_filter?(conf: Conf, ctx: RequestContext, chunk: Buffer, eof: boolean): Buffer | void;
+  log?(conf: Conf, ctx: RequestContext): void;
+
+  /**
+   * Once per process, before the data plane serves, when the plugin is in the
+   * enabled list (APISIX's `init`): process-wide state such as metrics or an
+   * extra listener. Throwing stops start-up with that message.
+   */
+  init?(ctx: PluginInitContext): MaybePromise<PluginCleanup | void>;
+}
+
+/** Runs every enabled plugin's init() in priority order; resolves to one cleanup for all of them (reverse order). */
+export async function initPlugins(plugins: readonly PluginDefinition[], ctx: Omit<PluginInitContext, 'attr'>): Promise<() => Promise<void>> {
+  const cleanups: PluginCleanup[] = [];
+  const cleanup = async (): Promise<void> => {
+    for (const fn of cleanups.splice(0).reverse()) {
+      try {
+        await fn();
+      } catch (err) {
+        ctx.logger.error({ err }, 'plugin cleanup failed');
+      }
+    }
+  };
+  try {
+    for (const def of plugins) {
+      if (def.init === undefined) continue;
+      const done = await def.init({ ...ctx, attr: ctx.config.plugin_attr?.[def.name] ?? {} });
+      if (typeof done === 'function') cleanups.push(done);
+    }
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+  return cleanup;
+}

@@ -1,0 +1,13 @@
+/**
+ * Everything a plugin may use from the core, in one entry: the contract, the
+ * request context, templates, and the few matchers and helpers APISIX gives its
+ * plugins through `core.*`. Plugins import from here and nowhere else in core.
+ */
+export * from './contract.js';
+export * from './ctx.js';
+export * from './template.js';
+export type { ConsumerConf, RouteConf, ServiceConf, UpstreamConf } from '../model.js';
+export { compileIpMatcher, isValidIpOrCidr, type IpMatcher } from '../match/ip-match.js';
+export { compileExpr, type CompiledExpr, type ExprVars } from '../match/expr.js';
+export { isSecretRef } from '../secrets/refs.js';
+export { PORTICO_VERSION } from '../config/version.js';

@@ -1,0 +1,175 @@
+/**
+ * Discovers plugin modules in src/plugins/ (one default-exported
+ * PluginDefinition per file) and keeps the enabled ones, so adding a plugin
+ * never touches the core. Each plugin's schemas get APISIX's injected `_meta`
+ * property and are compiled once here, at load time.
+ */
+import { readdir } from 'node:fs/promises';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join } from 'node:path';
+import type { JsonSchema, PluginDefinition, SchemaType } from './contract.js';
+import { compileExpr } from '../match/expr.js';
+import { compileSchema, type CompiledSchema } from '../../schema/compile.js';
+import { injectMeta } from '../../schema/plugin-meta.js';
+
+interface LoadedPlugin {
+  def: PluginDefinition;
+  /** `schema` with `_meta` injected: what route/service/global-rule confs are checked against. */
+  schema: JsonSchema;
+  route: CompiledSchema;
+  consumer?: CompiledSchema;
+  metadata?: CompiledSchema;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isPluginDefinition(v: unknown): v is PluginDefinition {
+  return isObject(v) && typeof v.name === 'string' && typeof v.priority === 'number' && isObject(v.schema);
+}
+
+/** Running from source (vitest, tsx) the modules are .ts; compiled, they are .js. */
+function pluginFileFilter(): (file: string) => boolean {
+  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+  return (f) => f.endsWith(ext) && !f.endsWith('.d.ts') && !f.endsWith('.test.ts');
+}
+
+async function discover(dir: URL): Promise<PluginDefinition[]> {
+  const path = fileURLToPath(dir);
+  let files: string[];
+  try {
+    files = (await readdir(path)).filter(pluginFileFilter()).sort();
+  } catch (err) {
+    console.warn(`[plugin-registry] cannot read plugin directory ${path}: ${(err as Error).message}`);
+    return [];
+  }
+  const found: PluginDefinition[] = [];
+  for (const file of files) {
+    try {
+      const mod = (await import(pathToFileURL(join(path, file)).href)) as { default?: unknown };
+      if (isPluginDefinition(mod.default)) found.push(mod.default);
+    } catch (err) {
+      // One broken plugin file must not keep the gateway from starting.
+      console.warn(`[plugin-registry] failed to load ${file}: ${(err as Error).message}`);
+    }
+  }
+  return found;
+}
+
+function prepare(def: PluginDefinition): LoadedPlugin | string {
+  const schema = injectMeta(def.schema);
+  if (typeof schema === 'string') return schema;
+  try {
+    return {
+      def,
+      schema,
+      route: compileSchema(schema),
+      consumer: def.consumer_schema ? compileSchema(def.consumer_schema) : undefined,
+      metadata: def.metadata_schema ? compileSchema(def.metadata_schema) : undefined,
+    };
+  } catch (err) {
+    return `invalid schema: ${(err as Error).message}`;
+  }
+}
+
+export class PluginRegistry {
+  private readonly sorted: PluginDefinition[];
+
+  private constructor(private readonly byName: Map<string, LoadedPlugin>) {
+    this.sorted = [...byName.values()].map((p) => p.def).sort((a, b) => b.priority - a.priority);
+  }
+
+  /** Imports every module in src/plugins/ and keeps those named in `enabled`. */
+  static async load(enabled: readonly string[]): Promise<PluginRegistry> {
+    return PluginRegistry.fromDefinitions(await discover(new URL('../../plugins/', import.meta.url)), enabled);
+  }
+
+  /** Builds a registry from definitions at hand (tests, embedders); `enabled` filters them as load() does. */
+  static fromDefinitions(defs: readonly PluginDefinition[], enabled: readonly string[]): PluginRegistry {
+    const wanted = new Set(enabled);
+    const byName = new Map<string, LoadedPlugin>();
+    for (const def of defs) {
+      if (!wanted.has(def.name) || byName.has(def.name)) continue;
+      const loaded = prepare(def);
+      if (typeof loaded === 'string') {
+        console.warn(`[plugin-registry] skipping plugin [${def.name}]: ${loaded}`);
+        continue;
+      }
+      byName.set(def.name, loaded);
+    }
+    // One line for all of them: APISIX's full plugin list names about ninety Portico does not have.
+    const missing = [...wanted].filter((name) => !byName.has(name));
+    if (missing.length > 0) console.warn(`[plugin-registry] plugins enabled in the config but not provided by Portico, skipped: ${missing.join(', ')}`);
+    return new PluginRegistry(byName);
+  }
+
+  get(name: string): PluginDefinition | undefined {
+    return this.byName.get(name)?.def;
+  }
+
+  /** Enabled plugins, highest priority first (APISIX's /plugins/list order). */
+  list(): PluginDefinition[] {
+    return [...this.sorted];
+  }
+
+  /**
+   * Validates one plugin conf; resolves to APISIX's message
+   * (`unknown plugin [x]`, `failed to check the configuration of plugin x err: ...`) or undefined.
+   * Fills schema defaults into `conf` only when `withDefaults` is set (the data plane does; the Admin API stores what was sent).
+   */
+  checkConf(name: string, conf: unknown, type: SchemaType, withDefaults = false): string | undefined {
+    if (!isObject(conf)) return `invalid plugin conf ${JSON.stringify(conf) ?? 'null'} for plugin [${name}]`;
+    const plugin = this.byName.get(name);
+    if (!plugin) return `unknown plugin [${name}]`;
+
+    const err = this.checkSchema(plugin, conf, type, withDefaults);
+    // A disabled plugin never runs, so a conf that only fails here (say, an
+    // environment-specific value) must not make the whole object invalid.
+    if (err !== undefined && !(isObject(conf._meta) && conf._meta.disable === true)) {
+      return `failed to check the configuration of plugin ${name} err: ${err}`;
+    }
+
+    const meta = conf._meta;
+    if (isObject(meta) && meta.filter !== undefined) {
+      try {
+        compileExpr(meta.filter);
+      } catch (e) {
+        return `failed to validate the 'vars' expression: ${(e as Error).message}`;
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * The plugin's schema check plus its own check(); the raw message without
+   * the `failed to check...` prefix (what APISIX's `plugin.check_schema` returns).
+   */
+  checkSchemaOnly(name: string, conf: unknown, type: SchemaType = 'route'): string | undefined {
+    const plugin = this.byName.get(name);
+    if (!plugin) return `unknown plugin [${name}]`;
+    return this.checkSchema(plugin, conf, type, false);
+  }
+
+  private checkSchema(plugin: LoadedPlugin, conf: unknown, type: SchemaType, withDefaults: boolean): string | undefined {
+    let compiled: CompiledSchema | undefined;
+    if (type === 'consumer') compiled = plugin.consumer ?? plugin.route;
+    else if (type === 'metadata') compiled = plugin.metadata; // none declared: any object (APISIX injects an empty one)
+    else compiled = plugin.route;
+    // Like APISIX, the plugin's own check sees the conf with defaults filled;
+    // the Admin API's copy is thrown away so what is stored is what was sent.
+    const target = withDefaults ? conf : structuredClone(conf);
+    const err = compiled?.checkWithDefaults(target);
+    if (err !== undefined) return err;
+    return plugin.def.check?.(target as Record<string, unknown>, type);
+  }
+
+  /** The plugin's schema with the injected `_meta` property, as GET /apisix/admin/plugins/{name} serves it. */
+  schemaFor(name: string, type: SchemaType): Record<string, unknown> | undefined {
+    const plugin = this.byName.get(name);
+    if (!plugin) return undefined;
+    if (type === 'consumer') return plugin.def.consumer_schema;
+    if (type === 'metadata') return plugin.def.metadata_schema;
+    return plugin.schema;
+  }
+}
