@@ -5,6 +5,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { WebSocket } from 'ws';
 import type { RequestContext, ResponseState, UpstreamRequest, Vars } from '../plugin/ctx.js';
 import { Headers } from './headers.js';
 import { unmapIPv4 } from '../match/ip-match.js';
@@ -13,6 +15,29 @@ import type { PluginChain } from '../plugin/pipeline.js';
 import type { CompiledRoute, Snapshot } from '../snapshot/snapshot.js';
 import type { UpstreamRuntime, UpstreamTarget } from '../upstream/types.js';
 import { LazyVars } from './vars.js';
+
+/** Who ends a request: the data plane's flow (src/core/dataplane/flow.ts). */
+export interface RequestEnd {
+  /** The response closed, finished or cut off: stop the upstream exchange if the client left, then log. */
+  closed(ctx: RequestCtx): void;
+}
+
+/** The proxy exchange (src/core/proxy/exchange.ts), as far as ending a request needs it. */
+export interface ClientGoneListener {
+  clientClosed(): void;
+}
+
+/** An upgrade request's connection: no longer an HTTP exchange once a handler or a tunnel takes it. */
+export interface UpgradeState {
+  readonly socket: Duplex;
+  /** Bytes that arrived after the request head (a first WebSocket frame, or a body). */
+  readonly head: Buffer;
+  /**
+   * Completes a WebSocket handshake through @fastify/websocket and hands over the
+   * socket; undefined where the request cannot be a WebSocket one (not a GET).
+   */
+  readonly handshake: ((maxPayload: number | undefined) => Promise<WebSocket>) | undefined;
+}
 
 class UpstreamRequestState implements UpstreamRequest {
   host: string | undefined = undefined;
@@ -103,10 +128,13 @@ export class RequestCtx implements RequestContext {
   /** The runtime `target` was picked from. */
   runtime: UpstreamRuntime | undefined = undefined;
 
-  // Data plane bookkeeping (typed in dataplane.ts), declared here so every context has one shape.
-  plane: unknown = undefined;
-  exchange: unknown = undefined;
-  upgrade: unknown = undefined;
+  // Data plane bookkeeping, declared here so every context has one shape.
+  plane: RequestEnd | undefined = undefined;
+  /** The upstream exchange in flight, told when the client goes away. */
+  exchange: ClientGoneListener | undefined = undefined;
+  /** Set when the request came as an HTTP upgrade: the raw socket and what followed the head. */
+  upgrade: UpgradeState | undefined = undefined;
+  /** A scheme handler or a WebSocket tunnel owns the socket; the response object no longer speaks for it. */
   takenOver = false;
 
   // The request headers the proxy needs, read off rawHeaders once with the same duplicate rules as Node's

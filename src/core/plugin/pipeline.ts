@@ -99,11 +99,57 @@ export function runPhase(list: readonly ChainEntry[], phase: ExitPhase, ctx: Req
 
 /** header_filter / log: synchronous, return values ignored. Throws when a plugin throws. */
 export function runNotify(list: readonly ChainEntry[], phase: 'header_filter' | 'log', ctx: RequestContext): void {
+  for (let i = 0; i < list.length; i++) notifyOne(list[i]!, phase, ctx);
+}
+
+function notifyOne(entry: ChainEntry, phase: 'header_filter' | 'log', ctx: RequestContext): void {
+  if (entry.filter !== undefined && !entry.filter(ctx.var)) return;
+  entry.def[phase]!(entry.conf, ctx);
+}
+
+/** header_filter: global rules' plugins, then the route's. Throws when a plugin throws. */
+export function runHeaderFilter(global: PluginChain, chain: PluginChain | undefined, ctx: RequestContext): void {
+  runNotify(global.header_filter, 'header_filter', ctx);
+  if (chain !== undefined) runNotify(chain.header_filter, 'header_filter', ctx);
+}
+
+/**
+ * The log phase: global rules' plugins, then the route's. The request is
+ * already answered, so a plugin that throws is reported and the next one
+ * still runs (APISIX logs a failing log-phase plugin and goes on).
+ */
+export function runLog(global: PluginChain, chain: PluginChain | undefined, ctx: RequestContext, failed: (err: unknown, plugin: string) => void): void {
+  logEach(global.log, ctx, failed);
+  if (chain !== undefined) logEach(chain.log, ctx, failed);
+}
+
+function logEach(list: readonly ChainEntry[], ctx: RequestContext, failed: (err: unknown, plugin: string) => void): void {
   for (let i = 0; i < list.length; i++) {
     const entry = list[i]!;
-    if (entry.filter !== undefined && !entry.filter(ctx.var)) continue;
-    entry.def[phase]!(entry.conf, ctx);
+    try {
+      notifyOne(entry, 'log', ctx);
+    } catch (err) {
+      failed(err, entry.name);
+    }
   }
+}
+
+const combinedFilters = new WeakMap<PluginChain, { global: PluginChain; list: readonly ChainEntry[] }>();
+
+/**
+ * The body_filter plugins of a request: the global rules' first, then the
+ * route's (APISIX runs global plugins first in every phase). Built once per
+ * pair of chains (both are immutable and rebuilt on a config change), not per
+ * response.
+ */
+export function bodyFilters(global: PluginChain, chain: PluginChain | undefined): readonly ChainEntry[] {
+  if (chain === undefined || chain.body_filter.length === 0) return global.body_filter;
+  if (global.body_filter.length === 0) return chain.body_filter;
+  const cached = combinedFilters.get(chain);
+  if (cached !== undefined && cached.global === global) return cached.list;
+  const list = [...global.body_filter, ...chain.body_filter];
+  combinedFilters.set(chain, { global, list });
+  return list;
 }
 
 /** Passes one chunk through every body_filter plugin in order; returns what to write. */

@@ -30,7 +30,7 @@ import { ERRORS, sendError, type GatewayError } from '../errors.js';
 import { connectionTokens, Headers, isHopByHop, latin1 } from '../http/headers.js';
 import type { TimeoutConf } from '../model.js';
 import { encodePath } from '../http/normalize-path.js';
-import { runBodyFilter, runNotify, type ChainEntry } from '../plugin/pipeline.js';
+import { bodyFilters, runBodyFilter, runHeaderFilter, type ChainEntry } from '../plugin/pipeline.js';
 import type { RequestCtx } from '../http/request-context.js';
 import type { UpstreamOutcome, UpstreamRuntime, UpstreamTarget } from '../upstream/types.js';
 import type { Logger } from 'pino';
@@ -277,16 +277,14 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       const headers = new Headers(rawHeaders);
       ctx.setResponse(statusCode, headers);
       try {
-        runNotify(global.header_filter, 'header_filter', ctx);
-        runNotify(chain.header_filter, 'header_filter', ctx);
+        runHeaderFilter(global, chain, ctx);
       } catch (err) {
         this.env.logger.error({ err, route: ctx.route.id }, 'plugin failed in header_filter');
         this.fail(ERRORS.internal);
         this.abortFn?.(err as Error);
         return false;
       }
-      const g = global.body_filter;
-      this.filters = g.length === 0 ? chain.body_filter : chain.body_filter.length === 0 ? g : [...g, ...chain.body_filter];
+      this.filters = bodyFilters(global, chain);
       const response = ctx.response;
       status = response.status;
       out = response.headers.flatten([], headers.connectionTokens(), this.filters.length > 0 ? SERVER_AND_LENGTH : SERVER_ONLY);
