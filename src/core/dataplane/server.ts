@@ -180,7 +180,15 @@ class DataPlaneServer {
       },
     };
     app.route({ method: methods, url: '/*', ...plain, handler: unreachable });
-    app.setNotFoundHandler(plain, unreachable);
+    // find-my-way places every request-target under `/*` (absolute-form and `*` too) and every method Node
+    // parses is routed, so fastify's 404 route should never be reached; if it is, it enters the same flow,
+    // and no body parser may read the body on the way: it belongs to the upstream.
+    app.removeAllContentTypeParsers();
+    app.addContentTypeParser('*', (_request, _payload, done) => done(null));
+    app.setNotFoundHandler((request, reply) => {
+      reply.hijack();
+      this.onPlain(request, reply);
+    });
     void app.register(async (child) => {
       await child.register(fastifyWebsocket, {
         options: { WebSocket: SizedWebSocket as unknown as WsServerOptions['WebSocket'], maxPayload: this.opts.config.apisix.pubsub.max_frame_size },
