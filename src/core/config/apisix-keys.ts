@@ -1,8 +1,9 @@
 /**
  * APISIX's config.yaml key tree (conf/config.yaml.example, apisix/cli/schema.lua
- * and apisix/cli/config.lua), as data. config-file.ts accepts a key found here
- * that Portico does not implement and names it in one start-up warning; a key
- * found neither here nor in Portico's own schema is a typo and stops start-up.
+ * and apisix/cli/config.lua), as data. A key found here that Portico does not
+ * implement is accepted and named in one start-up warning (apisix-compat.ts);
+ * a key found neither here nor in Portico's own schema is a typo and stops
+ * start-up.
  *
  * `ANY` marks a leaf or a free-form map (plugin_attr.<plugin>, lua_shared_dict,
  * discovery.<kind>, snippets): nothing beneath it is checked.

@@ -1,6 +1,6 @@
 /**
  * The local configuration (conf/config.yaml), shaped like APISIX's config.yaml
- * so operators' habits carry over. Loaded and validated by config-file.ts.
+ * so operators' habits carry over. Loaded and validated by file.ts.
  */
 import type { HttpRouterName } from '../match/router.js';
 

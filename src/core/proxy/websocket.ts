@@ -17,7 +17,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { ERRORS, type GatewayError } from '../errors.js';
 import { encodePath } from '../http/normalize-path.js';
-import { upstreamHeaders } from './exchange.js';
+import { upstreamHeaders } from './upstream-request-headers.js';
 import type { RequestCtx } from '../http/request-context.js';
 import type { UpstreamRuntime, UpstreamTarget } from '../upstream/types.js';
 
