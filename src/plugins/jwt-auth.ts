@@ -14,7 +14,7 @@ import { createHmac, createPublicKey, timingSafeEqual, verify as cryptoVerify, c
 import type { PluginDefinition, PluginExit, SchemaType } from '../core/plugin/contract.js';
 import type { RequestContext } from '../core/plugin/ctx.js';
 import type { ConsumerConf } from '../core/plugin/index.js';
-import { isSecretRef } from '../core/plugin/index.js';
+import { isSecretRef, queryArg, withoutArg } from '../core/plugin/index.js';
 import {
   anonymousConsumerSchema,
   attachAnonymous,
@@ -22,9 +22,7 @@ import {
   decodeBase64Strict,
   exit401,
   indexConsumers,
-  queryArg,
   realmSchema,
-  withoutArg,
   type ConsumerIndex,
 } from './lib/auth-common.js';
 

@@ -7,15 +7,14 @@
 import type { PluginDefinition, PluginExit } from '../core/plugin/contract.js';
 import type { RequestContext } from '../core/plugin/ctx.js';
 import type { ConsumerConf } from '../core/plugin/index.js';
+import { queryArg, withoutArg } from '../core/plugin/index.js';
 import {
   anonymousConsumerSchema,
   attachAnonymous,
   attachConsumer,
   exit401 as authExit401,
   indexConsumers,
-  queryArg,
   realmSchema,
-  withoutArg,
   type ConsumerIndex,
 } from './lib/auth-common.js';
 

@@ -56,6 +56,28 @@ describe('key-auth', () => {
     expect(env.up.seen.at(-1)!.url).toBe('/ka3?a=1&b=2');
   });
 
+  it('reads a query key with a bad escape as nginx does, the same as the arg_* variable', async () => {
+    // ngx.req.get_uri_args (lua-nginx-module's ngx_http_lua_unescape_uri): `+` is a space, %XX is decoded,
+    // and a `%` not followed by two hex digits stays as written. One parser serves key-auth and arg_*.
+    await env.put('/apisix/admin/consumers', { username: 'esc1', plugins: { 'key-auth': { key: '%zz' } } });
+    await env.put('/apisix/admin/consumers', { username: 'esc2', plugins: { 'key-auth': { key: 'a b%zzA' } } });
+    await env.route('ka6', '/ka6', { 'key-auth': {} });
+    const bare = await send(`${env.gw.dataUrl}/ka6?apikey=%zz`);
+    expect(bare.status).toBe(200);
+    expect(env.up.seen.at(-1)!.headers['x-consumer-username']).toBe('esc1');
+    expect(env.up.seen.at(-1)!.url).toBe('/ka6?apikey=%zz');
+
+    // The route matches only when arg_apikey reads the same value key-auth authenticates with.
+    await env.route('ka7', '/ka7', { 'key-auth': { hide_credentials: true } }, { vars: [['arg_apikey', '==', 'a b%zzA']] });
+    const mixed = await send(`${env.gw.dataUrl}/ka7?x=1&apikey=a+b%zz%41&y=%zz`);
+    expect(mixed.status).toBe(200);
+    expect(env.up.seen.at(-1)!.headers['x-consumer-username']).toBe('esc2');
+    // Hidden from the upstream; the other arguments pass as the client wrote them.
+    expect(env.up.seen.at(-1)!.url).toBe('/ka7?x=1&y=%zz');
+    // Read as written (`a+b%zz%41`) the key is someone else's: nobody.
+    expect((await send(`${env.gw.dataUrl}/ka6?apikey=a%2Bb%25zz%2541`)).status).toBe(401);
+  });
+
   it('sees consumer changes live: a deleted consumer is refused, a re-keyed one uses the new key', async () => {
     await env.route('ka4', '/ka4', { 'key-auth': {} });
     await env.put('/apisix/admin/consumers', { username: 'temp', plugins: { 'key-auth': { key: 'temp-1' } } });

@@ -2,7 +2,8 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { normalizePath } from '../../src/core/http/normalize-path.js';
-import { LazyVars, nginxTime, parseCookies, parseQuery, type VarsSource } from '../../src/core/http/vars.js';
+import { LazyVars, nginxTime, parseCookies, type VarsSource } from '../../src/core/http/vars.js';
+import { parseQuery } from '../../src/core/http/query.js';
 
 // A real HTTP server builds LazyVars from each request and echoes the variables
 // named in the `x-want` header, so every value below came through a socket.

@@ -5,8 +5,8 @@
  * the first `arg_*` / `cookie_*` read.
  *
  * Semantics follow APISIX's core/ctx.lua over nginx variables:
- * - `arg_<name>`: first value of the query argument, `+` and %XX decoded, name
- *   case-sensitive; a bare `?a` reads as ''.
+ * - `arg_<name>`: first value of the query argument, decoded as nginx does
+ *   (query.ts), name case-sensitive; a bare `?a` reads as ''.
  * - `http_<name>`: request header, name lower-cased with `_` standing for `-`;
  *   repeated headers are joined with `, ` (as Node and recent nginx do).
  * - `cookie_<name>`: raw cookie value, first occurrence wins.
@@ -23,6 +23,7 @@ import type { Vars } from '../plugin/ctx.js';
 import type { Id } from '../model.js';
 import { unmapIPv4 } from '../match/ip-match.js';
 import { encodePath } from './normalize-path.js';
+import { parseQuery } from './query.js';
 
 /**
  * What the variables are computed from. `RequestContext` satisfies it; the data
@@ -198,36 +199,6 @@ function headerValue(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   if (v === undefined) return undefined;
   return typeof v === 'string' ? v : v.join(', ');
-}
-
-function decodeComponent(s: string): string {
-  if (s.indexOf('%') === -1 && s.indexOf('+') === -1) return s;
-  const plus = s.replace(/\+/g, ' ');
-  try {
-    return decodeURIComponent(plus);
-  } catch {
-    // ngx.unescape_uri leaves bad escapes as they are; do the same, byte by byte.
-    return plus.replace(/%([0-9a-fA-F]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16)));
-  }
-}
-
-/** First value per name, as APISIX's `arg_*` reads `get_uri_args()[name][1]`. */
-export function parseQuery(query: string): Map<string, string> {
-  const out = new Map<string, string>();
-  if (query === '') return out;
-  let start = 0;
-  while (start <= query.length) {
-    let end = query.indexOf('&', start);
-    if (end === -1) end = query.length;
-    if (end > start) {
-      const eq = query.indexOf('=', start);
-      const hasEq = eq !== -1 && eq < end;
-      const key = decodeComponent(query.slice(start, hasEq ? eq : end));
-      if (key !== '' && !out.has(key)) out.set(key, hasEq ? decodeComponent(query.slice(eq + 1, end)) : '');
-    }
-    start = end + 1;
-  }
-  return out;
 }
 
 export function parseCookies(header: string | undefined): Map<string, string> {

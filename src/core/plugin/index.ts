@@ -1,7 +1,7 @@
 /**
  * Everything a plugin may use from the core, in one entry: the contract, the
  * request context, templates, and the few matchers and helpers APISIX gives its
- * plugins through `core.*`. Plugins import from here and nowhere else in core.
+ * plugins through `core.*` (the query-string reader is `core.request.get_uri_args`). Plugins import from here and nowhere else in core.
  */
 export * from './contract.js';
 export * from './ctx.js';
@@ -10,4 +10,5 @@ export type { ConsumerConf, RouteConf, ServiceConf, UpstreamConf } from '../mode
 export { compileIpMatcher, isValidIpOrCidr, type IpMatcher } from '../match/ip-match.js';
 export { compileExpr, type CompiledExpr, type ExprVars } from '../match/expr.js';
 export { isSecretRef } from '../secrets/refs.js';
+export { decodeQueryComponent, parseQuery, queryArg, withoutArg } from '../http/query.js';
 export { PORTICO_VERSION } from '../config/version.js';

@@ -80,34 +80,3 @@ export function decodeBase64Strict(s: string): Buffer | undefined {
   if (!/^[A-Za-z0-9+/]*$/.test(body) || body.length % 4 === 1) return undefined;
   return Buffer.from(body, 'base64');
 }
-
-/** The value of `name` in a raw query string, decoded; undefined when absent. */
-export function queryArg(query: string, name: string): string | undefined {
-  if (query === '' || !query.includes(name)) return undefined;
-  for (const part of query.split('&')) {
-    const eq = part.indexOf('=');
-    const k = eq < 0 ? part : part.slice(0, eq);
-    if (decodeQueryComponent(k) === name) return eq < 0 ? '' : decodeQueryComponent(part.slice(eq + 1));
-  }
-  return undefined;
-}
-
-/** `query` without any `name` argument. */
-export function withoutArg(query: string, name: string): string {
-  return query
-    .split('&')
-    .filter((part) => {
-      const eq = part.indexOf('=');
-      return decodeQueryComponent(eq < 0 ? part : part.slice(0, eq)) !== name;
-    })
-    .join('&');
-}
-
-function decodeQueryComponent(s: string): string {
-  if (!s.includes('%') && !s.includes('+')) return s;
-  try {
-    return decodeURIComponent(s.replaceAll('+', ' '));
-  } catch {
-    return s;
-  }
-}
