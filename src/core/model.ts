@@ -1,6 +1,6 @@
 /**
  * The shapes of the objects Portico stores, as APISIX v3 stores them
- * (see ../shared/reference/apisix-notes.md §6). Values are what the client sent
+ * (apisix/schema_def.lua, docs/en/latest/admin-api.md). Values are what the client sent
  * plus `id`, `create_time` and `update_time`; defaults are filled in only by the
  * data plane when it compiles a snapshot, never persisted.
  */
@@ -25,6 +25,20 @@ export type ResourceName = (typeof RESOURCES)[number];
 export const KEY_PREFIX = '/apisix';
 export function resourceKey(resource: ResourceName, id: string): string {
   return `${KEY_PREFIX}/${resource}/${id}`;
+}
+
+/** Set by the Admin API on every write (seconds since the epoch), as APISIX does. */
+export interface StoredTimes {
+  create_time?: number;
+  update_time?: number;
+}
+
+/** The fields most stored objects share (APISIX's schema_def: id_schema, name_def, desc_def, labels_def). */
+export interface BaseConf extends StoredTimes {
+  id?: Id;
+  name?: string;
+  desc?: string;
+  labels?: Record<string, string>;
 }
 
 export type PluginConfMap = Record<string, Record<string, unknown>>;
@@ -71,13 +85,7 @@ export interface HealthCheckConf {
   };
 }
 
-export interface UpstreamConf {
-  id?: Id;
-  name?: string;
-  desc?: string;
-  labels?: Record<string, string>;
-  create_time?: number;
-  update_time?: number;
+export interface UpstreamConf extends BaseConf {
   /** Hash form `{"host:port": weight}` or array form. */
   nodes?: Record<string, number> | UpstreamNode[];
   retries?: number;
@@ -97,13 +105,7 @@ export interface UpstreamConf {
   service_name?: string;
 }
 
-export interface RouteConf {
-  id?: Id;
-  name?: string;
-  desc?: string;
-  labels?: Record<string, string>;
-  create_time?: number;
-  update_time?: number;
+export interface RouteConf extends BaseConf {
   uri?: string;
   uris?: string[];
   priority?: number;
@@ -127,13 +129,7 @@ export interface RouteConf {
   status?: 0 | 1;
 }
 
-export interface ServiceConf {
-  id?: Id;
-  name?: string;
-  desc?: string;
-  labels?: Record<string, string>;
-  create_time?: number;
-  update_time?: number;
+export interface ServiceConf extends BaseConf {
   plugins?: PluginConfMap;
   upstream?: UpstreamConf;
   upstream_id?: Id;
@@ -142,12 +138,9 @@ export interface ServiceConf {
   hosts?: string[];
 }
 
-export interface ConsumerConf {
+/** A consumer is named by `username`, not by an id or a name. */
+export interface ConsumerConf extends Omit<BaseConf, 'id' | 'name'> {
   username: string;
-  desc?: string;
-  labels?: Record<string, string>;
-  create_time?: number;
-  update_time?: number;
   group_id?: Id;
   plugins?: PluginConfMap;
   /**
@@ -159,28 +152,20 @@ export interface ConsumerConf {
   credential_id?: string;
 }
 
-export interface GlobalRuleConf {
+export interface GlobalRuleConf extends StoredTimes {
   id: Id;
-  create_time?: number;
-  update_time?: number;
   plugins: PluginConfMap;
 }
 
-export interface PluginConfigConf {
+export interface PluginConfigConf extends BaseConf {
   id: Id;
-  name?: string;
-  desc?: string;
-  labels?: Record<string, string>;
-  create_time?: number;
-  update_time?: number;
   plugins: PluginConfMap;
 }
 
 /** A consumer group holds what a plugin config holds; only its schema's `name` rule differs. */
 export type ConsumerGroupConf = PluginConfigConf;
 
-export interface SslConf {
-  id?: Id;
+export interface SslConf extends Omit<BaseConf, 'name' | 'desc'> {
   type?: 'server' | 'client';
   cert?: string;
   key?: string;
@@ -189,9 +174,6 @@ export interface SslConf {
   sni?: string;
   snis?: string[];
   status?: 0 | 1;
-  labels?: Record<string, string>;
-  create_time?: number;
-  update_time?: number;
   [extra: string]: unknown;
 }
 
