@@ -43,7 +43,7 @@ export function parseJsonBody(raw: string): AdminBody {
   try {
     return JSON.parse(raw) as unknown;
   } catch (err) {
-    throw new AdminError(400, { error_msg: `invalid request body: ${(err as Error).message}`, req_body: raw });
+    throw new AdminError('ADMIN_INVALID', { error_msg: `invalid request body: ${(err as Error).message}`, req_body: raw });
   }
 }
 

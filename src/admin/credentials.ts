@@ -81,7 +81,7 @@ export function createCredentialHandler(deps: CredentialDeps) {
     if (err !== undefined) throw adminError(err);
     // The key is one path segment under the consumer; the schema's second id form is a full sub path.
     if (!SEGMENT.test(id) || id === '.' || id === '..') throw adminError('invalid configuration: property "id" validation failed: object matches none of the required');
-    if ((await store.get(resourceKey('consumers', req.username))) === undefined) throw adminError('consumer not found', 404);
+    if ((await store.get(resourceKey('consumers', req.username))) === undefined) throw adminError('consumer not found', 'ADMIN_NOT_FOUND');
     return putStamped(store, codec, def, credentialsPrefix(req.username) + id, value);
   }
 
@@ -93,7 +93,7 @@ export function createCredentialHandler(deps: CredentialDeps) {
   }
 
   return async function handle(req: CredentialRequest): Promise<{ status: number; body: unknown }> {
-    if (!METHODS.has(req.method)) throw adminError(`not supported \`${req.method}\` method for credential`, 405);
+    if (!METHODS.has(req.method)) throw adminError(`not supported \`${req.method}\` method for credential`, 'ADMIN_METHOD_NOT_ALLOWED');
     switch (req.method) {
       case 'GET':
         return get(req);

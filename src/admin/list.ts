@@ -59,7 +59,7 @@ function paging(query: URLSearchParams): { page: number; size: number } | undefi
   const size = query.get('page_size');
   if (page === null || size === null) return undefined;
   const n = Number(size);
-  if (!Number.isInteger(n) || n < 10 || n > 500) throw new AdminError(400, 'page_size must be between 10 and 500');
+  if (!Number.isInteger(n) || n < 10 || n > 500) throw new AdminError('ADMIN_INVALID', 'page_size must be between 10 and 500');
   const p = Number(page);
   if (!Number.isInteger(p) || p < 1) throw adminError('invalid argument page: should be a positive integer');
   return { page: p, size: n };

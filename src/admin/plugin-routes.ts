@@ -31,7 +31,7 @@ export function registerPluginRoutes(app: FastifyInstance, opts: PluginRoutesOpt
   const pluginSchema = (name: string, query: Query): Record<string, unknown> => {
     const subsystem = subsystemOf(query);
     // Portico has no stream (L4) plugins yet, so every plugin is absent from that subsystem.
-    if (subsystem === 'stream' || !registry.get(name)) throw adminError(`plugin not found in subsystem ${subsystem}`, 404);
+    if (subsystem === 'stream' || !registry.get(name)) throw adminError(`plugin not found in subsystem ${subsystem}`, 'ADMIN_NOT_FOUND');
     const type: SchemaType = query.schema_type === 'consumer' ? 'consumer' : query.schema_type === 'metadata' ? 'metadata' : 'route';
     const schema = registry.schemaFor(name, type);
     if (!schema) throw adminError('not found schema');
@@ -42,14 +42,14 @@ export function registerPluginRoutes(app: FastifyInstance, opts: PluginRoutesOpt
 
   app.get('/apisix/admin/plugins/list', async (req) => {
     const subsystem = (req.query as Query).subsystem ?? 'http';
-    if (subsystem !== 'http' && subsystem !== 'stream') throw new AdminError(400, 'invalid subsystem passed');
+    if (subsystem !== 'http' && subsystem !== 'stream') throw new AdminError('ADMIN_INVALID', 'invalid subsystem passed');
     return subsystem === 'http' ? registry.list().map((p) => p.name) : [];
   });
 
   app.get('/apisix/admin/plugins', async (req) => {
     const query = req.query as Query;
     const subsystem = subsystemOf(query);
-    if (query.all !== 'true') throw adminError(`plugin not found in subsystem ${subsystem}`, 404);
+    if (query.all !== 'true') throw adminError(`plugin not found in subsystem ${subsystem}`, 'ADMIN_NOT_FOUND');
     const out: Record<string, unknown> = {};
     if (subsystem === 'stream') return out;
     for (const p of registry.list()) {
@@ -79,7 +79,7 @@ export function registerPluginRoutes(app: FastifyInstance, opts: PluginRoutesOpt
 
   app.post<{ Params: { resource: string } }>('/apisix/admin/schema/validate/:resource', async (req, reply) => {
     const resource = req.params.resource;
-    if (!(RESOURCES as readonly string[]).includes(resource)) throw adminError(`Unsupported resource type: ${resource}`, 404);
+    if (!(RESOURCES as readonly string[]).includes(resource)) throw adminError(`Unsupported resource type: ${resource}`, 'ADMIN_NOT_FOUND');
     if (req.body === undefined || req.body === null) throw adminError('missing configurations');
     const err = validateSchemaOnly(resource as ResourceName, req.body);
     if (err !== undefined) throw adminError(err);
@@ -94,7 +94,7 @@ export function registerPluginRoutes(app: FastifyInstance, opts: PluginRoutesOpt
     method: ['GET', 'POST', 'DELETE', 'PATCH'],
     url: '/apisix/admin/plugins/reload',
     handler: async (req) => {
-      throw adminError(`please use PUT method to reload the plugins, ${req.method} method is not allowed.`, 405);
+      throw adminError(`please use PUT method to reload the plugins, ${req.method} method is not allowed.`, 'ADMIN_METHOD_NOT_ALLOWED');
     },
   });
 }

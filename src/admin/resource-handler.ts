@@ -7,7 +7,7 @@
  */
 import type { ResourceName } from '../core/model.js';
 import type { PluginRegistry } from '../core/plugin/registry.js';
-import { CompareFailedError, type ConfigStore } from '../core/store/types.js';
+import type { ConfigStore } from '../core/store/types.js';
 import { checkResource, type CheckEnv } from './check.js';
 import type { AdminRole } from './auth.js';
 import { adminError, keyNotFound } from './errors.js';
@@ -216,12 +216,8 @@ export function createResourceHandler(deps: ResourceHandlerDeps) {
     }
     if (!present(merged.create_time)) merged.create_time = now();
     const { value } = await prepareWrite(def, urlId, merged, true);
-    try {
-      await store.put(key, codec.seal(def, value), { expectModRevision: old.modRevision });
-    } catch (err) {
-      if (err instanceof CompareFailedError) throw adminError('value changed before overwritten', 503);
-      throw err;
-    }
+    // A CompareFailedError (changed since our read) reaches the client as errors.ts maps it.
+    await store.put(key, codec.seal(def, value), { expectModRevision: old.modRevision });
     return { status: 200, body: { key, value } };
   }
 
@@ -240,18 +236,18 @@ export function createResourceHandler(deps: ResourceHandlerDeps) {
 
   return async function handle(req: ResourceRequest): Promise<ResourceResponse> {
     const [resource, rawId, ...subPath] = req.segments;
-    if (resource === undefined || resource === '') throw adminError('not found', 404);
-    if (resource === 'plugins' || resource === 'schema') throw adminError('not found', 404);
+    if (resource === undefined || resource === '') throw adminError('not found', 'ADMIN_NOT_FOUND');
+    if (resource === 'plugins' || resource === 'schema') throw adminError('not found', 'ADMIN_NOT_FOUND');
     // Portico has no L4 (stream) proxy: answer as APISIX does without apisix.stream_proxy, which tools such
     // as config dumpers recognise and skip, rather than a 404 they read as a broken Admin API.
-    if (resource === 'stream_routes') throw adminError('stream mode is disabled, can not add stream routes', 400);
+    if (resource === 'stream_routes') throw adminError('stream mode is disabled, can not add stream routes');
     const def = RESOURCE_DEFS.get(resource);
-    if (!def) throw adminError(`Unsupported resource type: ${resource}`, 404);
+    if (!def) throw adminError(`Unsupported resource type: ${resource}`, 'ADMIN_NOT_FOUND');
     if (def.name === 'consumers' && rawId && subPath[0] === 'credentials') {
       const credId = subPath[1];
       return credentials({ method: req.method, username: rawId, id: credId === undefined || credId === '' ? undefined : credId, query: req.query, body: req.body, role: req.role });
     }
-    if (!def.methods.has(req.method)) throw adminError(`not supported \`${req.method}\` method for ${def.kind}`, 405);
+    if (!def.methods.has(req.method)) throw adminError(`not supported \`${req.method}\` method for ${def.kind}`, 'ADMIN_METHOD_NOT_ALLOWED');
     const id = rawId === undefined || rawId === '' ? undefined : rawId;
     switch (req.method) {
       case 'GET':

@@ -9,11 +9,11 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import type { IncomingMessage } from 'node:http';
 import type { PorticoConfig } from '../core/config/types.js';
 import type { PluginRegistry } from '../core/plugin/registry.js';
-import { CompareFailedError, StoreUnavailableError, type ConfigStore } from '../core/store/types.js';
+import type { ConfigStore } from '../core/store/types.js';
 import { compileAllowList } from './allow-list.js';
 import { compileAuth, type AdminRole } from './auth.js';
 import { installBodyParser } from './body.js';
-import { AdminError, adminError } from './errors.js';
+import { AdminError, adminError, sendAdminError, toAdminError } from './errors.js';
 import { registerPluginRoutes } from './plugin-routes.js';
 import { createResourceHandler } from './resource-handler.js';
 import type { AdminMethod } from './resources.js';
@@ -102,7 +102,7 @@ export async function createAdminServer(opts: AdminServerOptions): Promise<Fasti
     reply.header('server', serverHeader);
     // The socket's peer only: forwarding headers are written by the client and prove nothing.
     if (!allowed(req.raw.socket.remoteAddress)) {
-      reply.code(403).send({ error_msg: 'access to the Admin API is not allowed from this address' });
+      sendAdminError(reply, adminError('access to the Admin API is not allowed from this address', 'ADMIN_FORBIDDEN'));
       return;
     }
     if (cors) reply.headers(CORS_HEADERS);
@@ -117,7 +117,7 @@ export async function createAdminServer(opts: AdminServerOptions): Promise<Fasti
     }
     const auth = authenticate({ method: req.method, query, headers: req.headers });
     if (!auth.ok) {
-      reply.code(401).send({ error_msg: 'failed to check token', description: auth.reason });
+      sendAdminError(reply, new AdminError('ADMIN_UNAUTHORIZED', { error_msg: 'failed to check token', description: auth.reason }));
       return;
     }
     roles.set(req.raw, auth.role);
@@ -130,22 +130,11 @@ export async function createAdminServer(opts: AdminServerOptions): Promise<Fasti
   app.setReplySerializer((payload) => JSON.stringify(payload) + '\n');
 
   app.setErrorHandler((err: FastifyError | Error, req, reply) => {
-    if (err instanceof AdminError) {
-      reply.code(err.status);
-      if (typeof err.body === 'string') reply.type('text/plain');
-      return reply.send(err.body);
-    }
-    if (err instanceof CompareFailedError) return reply.code(503).send({ error_msg: 'value changed before overwritten' });
-    if (err instanceof StoreUnavailableError) {
-      req.log.error({ err }, 'config store unavailable');
-      return reply.code(503).send({ error_msg: err.message });
-    }
-    const status = (err as FastifyError).statusCode;
-    if (status !== undefined && status >= 400 && status < 500) return reply.code(status).send({ error_msg: err.message });
-    req.log.error({ err }, 'admin request failed');
-    return reply.code(500).send({ error_msg: 'internal server error' });
+    const { error, fault } = toAdminError(err);
+    if (fault) req.log.error({ err }, error.code === 'ADMIN_STORE_UNAVAILABLE' ? 'config store unavailable' : 'admin request failed');
+    return sendAdminError(reply, error);
   });
-  app.setNotFoundHandler((_req, reply) => reply.code(404).send({ error_msg: 'not found' }));
+  app.setNotFoundHandler((_req, reply) => sendAdminError(reply, adminError('not found', 'ADMIN_NOT_FOUND')));
 
   registerPluginRoutes(app, { registry, reloadPlugins: opts.reloadPlugins });
 

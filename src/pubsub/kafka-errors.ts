@@ -1,8 +1,10 @@
 /**
- * Turns whatever the Kafka client throws into the short words APISIX's
- * lua-resty-kafka puts after `err: ` (apisix-notes §3.1), so pub/sub clients
- * written against APISIX see the same strings. Nothing here may echo broker
- * config: SASL passwords must never reach an ErrorResp or a log line.
+ * The Kafka backend's error catalogue: whatever the Kafka client throws
+ * becomes one KafkaBackendError carrying the short word lua-resty-kafka puts
+ * after `err: ` (which apisix/pubsub/kafka.lua passes on in its ErrorResp), so
+ * pub/sub clients written against APISIX see the same strings. Nothing here
+ * may echo broker config: SASL passwords must never reach an ErrorResp or a
+ * log line.
  */
 
 /** An error whose message is already the APISIX word (`not found topic`, `OFFSET_OUT_OF_RANGE`). */

@@ -16,7 +16,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { JsonSchema } from './types.js';
 import { hasSecretRef } from './secret-ref.js';
-import { formatErrors } from './errors.js';
+import { formatErrors } from './validation-messages.js';
 
 // ajv-formats is CommonJS; under NodeNext its default import is the module object.
 const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ??

@@ -4,7 +4,7 @@
  */
 import { isIPv6 } from 'node:net';
 import { CHASH_KEY_PATTERNS } from './upstream.js';
-import { luaQuote } from './errors.js';
+import { luaQuote } from './validation-messages.js';
 import { validateCertKey } from './pem.js';
 import type { CompiledSchema } from './compile.js';
 

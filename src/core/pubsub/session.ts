@@ -23,6 +23,7 @@ import {
   type PubSubResponseBody,
 } from './codec.js';
 import type { SchemeRequest } from './scheme-handler.js';
+import { pubsubUpgradeRequired } from '../errors.js';
 
 export interface PubSubLogger {
   debug(msg: string): void;
@@ -318,8 +319,8 @@ export async function openPubSub(request: SchemeRequest, opts: Partial<PubSubSes
   const err = handshakeError(request.ctx.req) ?? (request.isUpgrade ? undefined : 'not a websocket upgrade request');
   if (err !== undefined) {
     full.logger?.warn(`failed to initialize pubsub module, err: ${err}`);
-    // APISIX answers an empty 400; say what the client must do, keeping APISIX's words for the cause.
-    request.reject(400, { error_msg: `failed to initialize pubsub module: a WebSocket upgrade is required (${err})` });
+    const refused = pubsubUpgradeRequired(err);
+    request.reject(refused.status, refused.body);
     return undefined;
   }
   const ws = await request.accept({ maxPayload: full.maxFrameSize });

@@ -1,11 +1,11 @@
 /**
  * The ajv → APISIX message translator, driven through real compiled schemas:
- * every jsonschema message shape from apisix-notes §7.8, and the clearer
+ * every jsonschema message shape APISIX's t/admin/*.t tests expect, and the clearer
  * messages Portico gives where APISIX names nothing.
  */
 import { describe, expect, it } from 'vitest';
 import { compileSchema } from '../../src/schema/compile.js';
-import { luaQuote, luaType } from '../../src/schema/errors.js';
+import { luaQuote, luaType } from '../../src/schema/validation-messages.js';
 import { validateSchemaOnly } from '../../src/schema/index.js';
 
 const check = (schema: Record<string, unknown>, value: unknown) => compileSchema(schema).check(value);

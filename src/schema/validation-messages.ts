@@ -1,6 +1,7 @@
 /**
- * Turns ajv's first error into the message APISIX's jsonschema library would
- * give (apisix-notes §7.8), e.g.
+ * A message translator, not an error catalogue: turns ajv's first error into
+ * the message APISIX's jsonschema library (api7/jsonschema) would give, as
+ * APISIX's t/admin/*.t tests expect it, e.g.
  *   property "methods" validation failed: failed to validate item 1: matches none of the enum values
  * so clients and scripts written against APISIX see the same text.
  *
