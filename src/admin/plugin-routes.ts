@@ -1,5 +1,5 @@
 /**
- * The non-resource admin endpoints (§7.7): plugin list and schemas, core
+ * The non-resource admin endpoints (apisix/admin/plugins.lua, schema_validate): plugin list and schemas, core
  * schemas, schema-only validation, plugin reload, and HEAD /apisix/admin.
  * They are plain routes on the same instance, so the server's onRequest
  * hook (allow-list, token) covers them like everything else.

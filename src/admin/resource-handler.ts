@@ -1,7 +1,8 @@
 /**
  * The one generic handler behind /apisix/admin/<resource>/<id>/<sub/path>,
- * driven by the resource table: APISIX's id rules (§7.3), timestamps (§7.4),
- * v3 response shapes (§7.5), PATCH (§7.6) and DELETE reference checks.
+ * driven by the resource table: APISIX's id rules, timestamps, v3 response
+ * shapes, PATCH and DELETE reference checks (apisix/admin/init.lua and
+ * resource.lua, docs/en/latest/admin-api.md).
  * Values are validated as a deep copy and stored exactly as sent plus
  * id/create_time/update_time (defaults are never persisted).
  */

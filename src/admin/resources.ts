@@ -1,7 +1,7 @@
 /**
  * The table that drives the generic resource handler: one row per Admin API
  * resource with APISIX's kind (used in messages), how its key is formed, the
- * methods it allows (§7.2), what may reference it (refused DELETE), and the
+ * methods it allows (APISIX's admin-api.md), what may reference it (refused DELETE), and the
  * fields its list may be filtered on.
  */
 import type { ResourceName } from '../core/model.js';

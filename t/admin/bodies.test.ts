@@ -1,5 +1,5 @@
 /**
- * Bad request bodies (checklist: none change state or crash the process):
+ * Bad request bodies (none may change state or crash the process):
  * too big (declared and chunked), invalid JSON, wrong shape, empty; and the
  * form content type curl -d sends is read as JSON.
  */

@@ -1,6 +1,6 @@
 /**
- * CRUD for every resource through real HTTP, with APISIX v3's id rules
- * (§7.3), timestamps (§7.4) and response shapes (§7.5).
+ * CRUD for every resource through real HTTP, with APISIX v3's id rules,
+ * timestamps and response shapes (docs/en/latest/admin-api.md).
  */
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,5 +1,5 @@
 /**
- * Duplicate JSON keys in Admin API bodies (checklist 19, CVE-2022-25757):
+ * Duplicate JSON keys in Admin API bodies (CVE-2022-25757):
  * one value is validated, stored and served, the same one everywhere. The
  * stored document is re-serialised from the parsed object, so GET never shows
  * the losing value and the data plane routes by exactly what GET returns.

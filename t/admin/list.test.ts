@@ -1,5 +1,5 @@
 /**
- * Collection GETs (§7.5): v3 shape, name/label/uri/filter filters, total
+ * Collection GETs (APISIX v3's list responses): v3 shape, name/label/uri/filter filters, total
  * counted after filtering and before paging, paging by createdIndex.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

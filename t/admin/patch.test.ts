@@ -1,5 +1,5 @@
 /**
- * PATCH (§7.6, checklist 7): deep merge, null deletes, arrays replace,
+ * PATCH (APISIX's admin-api.md, apisix/admin/resource.lua): deep merge, null deletes, arrays replace,
  * sub-path replaces one attribute, trailing slash replaces the whole value,
  * merged values are validated, and a lost compare-and-set race is a 503.
  */

@@ -1,5 +1,5 @@
 /**
- * Plugin and schema endpoints (§7.7): list in priority order, plugin
+ * Plugin and schema endpoints (APISIX's apisix/admin/plugins.lua and /schema/validate): list in priority order, plugin
  * schemas, core schemas, schema-only validation that never persists, and
  * plugin reload.
  */

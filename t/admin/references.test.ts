@@ -1,5 +1,5 @@
 /**
- * Referential integrity (checklist 6): writes naming a missing upstream,
+ * Referential integrity (APISIX's admin-api.md on DELETE and `force`): writes naming a missing upstream,
  * service or plugin config are refused; DELETE of a referenced object is
  * refused naming the referrer, unless ?force=true (exactly).
  */

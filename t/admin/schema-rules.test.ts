@@ -1,6 +1,7 @@
 /**
- * Validation driven through HTTP with APISIX's messages (§9.4's admin cases,
- * checklist 4): every refused write changes nothing.
+ * Validation driven through HTTP with APISIX's messages (the cases of APISIX's
+ * t/admin/*.t; errors name the field, the JSON pointer and the missing or
+ * conflicting key): every refused write changes nothing.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAdmin, type AdminHarness } from './harness.js';

@@ -1,5 +1,6 @@
 /**
- * Request smuggling and header spoofing through real sockets (checklist 17 and 18).
+ * Request smuggling and header spoofing through real sockets: CL+TE, obfuscated
+ * and duplicate TE, bare LF, chunk extensions; hop-by-hop and X-Forwarded-* headers.
  *
  * Each smuggling case is written byte for byte on its own TCP connection to
  * the data plane. The upstream is a node:http server that records every

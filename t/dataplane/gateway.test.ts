@@ -1,7 +1,8 @@
 /**
  * The data plane inside a whole gateway (Admin API + embedded store + real
  * plugins): admin writes are served, encrypted plugin fields are decrypted
- * for the data plane, and the path-confusion corpus (checklist 16) can never
+ * for the data plane, and the path-confusion corpus (`//`, encoded dots and
+ * slashes, `;` params, encoded prefixes) can never
  * reach a protected route's upstream path by another route.
  */
 import { connect } from 'node:net';

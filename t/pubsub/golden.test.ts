@@ -1,6 +1,6 @@
 /**
- * The golden encodings of apisix-notes §1.4, produced by lua-protobuf 0.5.3
- * (APISIX's encoder): ours must encode to the same bytes and decode them back.
+ * Golden encodings of APISIX's pubsub.proto messages, produced by lua-protobuf
+ * 0.5.3 (APISIX's encoder): ours must encode to the same bytes and decode them back.
  */
 import { describe, expect, it } from 'vitest';
 import {

@@ -2,7 +2,7 @@
  * Kafka pub/sub end to end: routes made with the Admin API, a WebSocket client
  * speaking APISIX's protobuf protocol to the data plane, and librdkafka's mock
  * cluster (real Kafka protocol) behind it. Mirrors APISIX's t/pubsub/kafka.t
- * (apisix-notes §9.2) where the mock allows, and says so where it does not.
+ * where the mock allows, and says so where it does not.
  */
 import { createServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,7 +1,7 @@
 /**
- * Kafka upstream TLS on the wire (apisix-notes §3.1: any `upstream.tls` object
- * turns TLS on, `ssl_verify = tls.verify`, verify defaulting to false; §9.2
- * cases 5 and 6). librdkafka's mock broker has no TLS listener, so the broker
+ * Kafka upstream TLS on the wire (apisix/pubsub/kafka.lua: any `upstream.tls`
+ * object turns TLS on, `ssl_verify = tls.verify`, verify defaulting to false;
+ * APISIX's t/pubsub/kafka.t cases 5 and 6). librdkafka's mock broker has no TLS listener, so the broker
  * here is a Node TLS server with a self-signed certificate made by openssl for
  * this run. It records what the gateway's Kafka client sends: whether the
  * handshake completed and the decrypted Kafka request bytes. It answers

@@ -112,7 +112,7 @@ afterAll(async () => {
   for (const u of Object.values(ups)) await new Promise<void>((r) => u.server.close(() => r()));
 });
 
-describe('path-confusion corpus (checklist 16)', () => {
+describe('path-confusion corpus (//, encoded dots and slashes, ; params, encoded prefixes)', () => {
   // [raw target, expected upstream or status, path the upstream must receive]
   const corpus: Array<[string, string, string?]> = [
     ['/admin', 'admin', '/admin'],

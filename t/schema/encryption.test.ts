@@ -1,4 +1,8 @@
-/** APISIX-compatible field encryption (§4, §8.4): golden value, key rotation, path walking, copies. */
+/**
+ * APISIX-compatible field encryption (a plugin's encrypt_fields, encrypted after
+ * validation as apisix/plugin.lua does): golden value, key rotation, path
+ * walking, copies.
+ */
 import { describe, expect, it } from 'vitest';
 import { decryptPluginFields, decryptValue, encryptPluginFields, encryptValue, KeyringError } from '../../src/core/secrets/encryption.js';
 import { testRegistry } from './helpers.js';

@@ -1,5 +1,5 @@
 /**
- * kafka-proxy: APISIX t/plugin/kafka-proxy.t (§9.3). Case 1 through the
+ * kafka-proxy: APISIX t/plugin/kafka-proxy.t, both cases. Case 1 through the
  * registry's schema check; the access phase on a request context; case 2
  * (sasl.password stored encrypted, shown in plain by the Admin API) through
  * a real gateway over HTTP, reading the raw store.

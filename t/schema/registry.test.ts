@@ -1,4 +1,4 @@
-/** PluginRegistry: discovery of src/plugins/, `_meta` injection, APISIX's plugin-check messages (§8.4). */
+/** PluginRegistry: discovery of src/plugins/, `_meta` injection, APISIX's plugin-check messages (apisix/plugin.lua check_schema). */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { PluginRegistry } from '../../src/core/plugin/registry.js';
 import type { PluginDefinition } from '../../src/core/plugin/contract.js';

@@ -1,7 +1,8 @@
 /**
  * The upstream runtime seen from a client of the whole gateway: TLS
- * verification by default (checklist 20), keep-alive reuse (22) and health
- * checks taking nodes out and back (23).
+ * verification by default (a self-signed upstream is a 502 unless
+ * tls.verify is false), keep-alive reuse (N requests over at most pool-size
+ * upstream sockets) and health checks taking nodes out and back.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';

@@ -52,7 +52,7 @@ interface PassiveConf {
   timeouts: number;
 }
 
-/** APISIX's health_checker schema defaults (apisix-notes §6.2). */
+/** APISIX's health_checker schema defaults (apisix/schema_def.lua, `health_checker`). */
 function activeDefaults(a: NonNullable<HealthCheckConf['active']>): ActiveConf {
   const headers: Record<string, string> = {};
   for (const line of a.req_headers ?? []) {

@@ -7,7 +7,7 @@
  * Deliberate difference from APISIX: `tls.verify` defaults to true for https
  * (and grpcs) upstreams. APISIX defaults it to false and only applies it to
  * Kafka; a gateway that silently accepts any certificate turns a TLS upstream
- * into plain text for an attacker on the path (checklist item 20), so
+ * into plain text for an attacker on the path, so
  * operators must opt out with `tls.verify: false`.
  */
 import { createHash } from 'node:crypto';
