@@ -10,6 +10,7 @@ import { startDataPlane } from './core/process/launch.js';
 import { servesInWorkers, workerCount } from './core/process/worker-count.js';
 import { registerKafkaPubSub } from './pubsub/index.js';
 import { initPlugins } from './core/plugin/contract.js';
+import { PORTICO_VERSION } from './core/config/version.js';
 import { PluginRegistry } from './core/plugin/registry.js';
 import { resolveSecrets, type GeneratedSecret } from './core/secrets/generated-keys.js';
 import type { ConfigStore } from './core/store/types.js';
@@ -59,7 +60,13 @@ export async function startGateway(config: PorticoConfig, opts: StartOptions = {
     // Plugins' process-wide state (e.g. prometheus's metrics and export server) before anything serves.
     const inWorkers = servesInWorkers(config, opts.inProcess);
     closers.push(
-      await initPlugins(registry.list(), { config, logger, process: 'main', dataPlaneInWorkers: inWorkers, workers: inWorkers ? workerCount(config) : 1 }),
+      await initPlugins(registry.list(), config.plugin_attr, {
+        logger,
+        version: PORTICO_VERSION,
+        process: 'main',
+        dataPlaneInWorkers: inWorkers,
+        workers: inWorkers ? workerCount(config) : 1,
+      }),
     );
     let adminAddress: AddressInfo | undefined;
     if (config.deployment.admin.enable_admin) {

@@ -9,6 +9,7 @@ import type { DataPlane } from './core/dataplane/types.js';
 import { workerCount } from './core/process/worker-count.js';
 import { registerKafkaPubSub } from './pubsub/index.js';
 import { initPlugins } from './core/plugin/contract.js';
+import { PORTICO_VERSION } from './core/config/version.js';
 import { PluginRegistry } from './core/plugin/registry.js';
 import type { ConfigFeed } from './core/snapshot/snapshot.js';
 import type { ListResult, WatchListener } from './core/store/types.js';
@@ -67,7 +68,13 @@ async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<voi
     };
     const registry = await PluginRegistry.load(msg.config.plugins);
     // The process exits on close, which is all the cleanup a worker needs.
-    await initPlugins(registry.list(), { config: msg.config, logger, process: 'worker', dataPlaneInWorkers: true, workers: workerCount(msg.config) });
+    await initPlugins(registry.list(), msg.config.plugin_attr, {
+      logger,
+      version: PORTICO_VERSION,
+      process: 'worker',
+      dataPlaneInWorkers: true,
+      workers: workerCount(msg.config),
+    });
     // Messaging backends log through this process's logger (broker failures, dropped sessions).
     registerKafkaPubSub({ logger });
     dataPlane = await startServing({ config: msg.config, registry, store: feed, logger });

@@ -6,9 +6,7 @@
  * request costs a header parse, one Map lookup and one constant-time compare.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { PluginDefinition, PluginExit } from '../core/plugin/contract.js';
-import type { RequestContext } from '../core/plugin/ctx.js';
-import type { ConsumerConf } from '../core/plugin/index.js';
+import { definePlugin, type ConsumerConf, type PluginExit, type RequestContext } from '../core/plugin/index.js';
 import {
   anonymousConsumerSchema,
   attachAnonymous,
@@ -44,7 +42,10 @@ export interface BasicAuthConf {
   hide_credentials?: boolean;
   realm?: string;
   anonymous_consumer?: string;
-  rt?: { missing: PluginExit; badHeader: PluginExit; badUser: PluginExit };
+}
+
+interface BasicAuthCompiled extends BasicAuthConf {
+  readonly rt: { missing: PluginExit; badHeader: PluginExit; badUser: PluginExit };
 }
 
 // Replaced wholesale on each consumer change; requests in flight keep the tables they read.
@@ -67,7 +68,7 @@ function consumers(list: readonly ConsumerConf[]): void {
   digests = d;
 }
 
-function compile(conf: BasicAuthConf): BasicAuthConf {
+function compile(conf: BasicAuthConf): BasicAuthCompiled {
   const realm = conf.realm ?? 'basic';
   return {
     ...conf,
@@ -100,7 +101,7 @@ export function parseBasic(header: string): { username: string; password: Buffer
   return { username: clean(fields[0]!).toString('utf8'), password: clean(fields[1]!) };
 }
 
-function authenticate(rt: NonNullable<BasicAuthConf['rt']>, ctx: RequestContext): ConsumerConf | PluginExit {
+function authenticate(rt: BasicAuthCompiled['rt'], ctx: RequestContext): ConsumerConf | PluginExit {
   const header = ctx.upstreamRequest.headers.get('authorization');
   if (header === undefined) return rt.missing;
   const creds = parseBasic(header);
@@ -111,8 +112,8 @@ function authenticate(rt: NonNullable<BasicAuthConf['rt']>, ctx: RequestContext)
   return consumer;
 }
 
-function rewrite(conf: BasicAuthConf, ctx: RequestContext): PluginExit | void {
-  const rt = conf.rt ?? (conf.rt = compile(conf).rt!);
+function rewrite(conf: BasicAuthCompiled, ctx: RequestContext): PluginExit | void {
+  const rt = conf.rt;
   const found = authenticate(rt, ctx);
   if ('status' in found) {
     if (conf.anonymous_consumer === undefined) return found;
@@ -125,7 +126,7 @@ function rewrite(conf: BasicAuthConf, ctx: RequestContext): PluginExit | void {
   if (conf.hide_credentials) ctx.upstreamRequest.headers.remove('authorization');
 }
 
-const plugin: PluginDefinition<BasicAuthConf> = {
+export default definePlugin({
   name: 'basic-auth',
   priority: 2520,
   version: '0.1',
@@ -136,6 +137,4 @@ const plugin: PluginDefinition<BasicAuthConf> = {
   compile,
   consumers,
   rewrite,
-};
-
-export default plugin;
+});

@@ -11,9 +11,7 @@
  * `allow_origins_by_metadata` names entries of the cors plugin_metadata's
  * `allow_origins` map, so many routes share origin lists kept in one place.
  */
-import type { PluginDefinition, PluginExit } from '../core/plugin/contract.js';
-import type { RequestContext } from '../core/plugin/ctx.js';
-import { compilePcre } from '../core/plugin/template.js';
+import { compilePcre, definePlugin, type PluginExit, type RequestContext } from '../core/plugin/index.js';
 
 const ORIGINS_PATTERN = '^(\\*|\\*\\*|null|\\w+://[^,]+(,\\w+://[^,]+)*)$';
 
@@ -39,6 +37,11 @@ export const schema = {
     timing_allow_origins_by_regex: regexList,
   },
 };
+
+/** The cors plugin_metadata: named origin lists that routes pick with `allow_origins_by_metadata`. */
+interface CorsMetadata {
+  allow_origins?: Readonly<Record<string, string>>;
+}
 
 export const metadata_schema = {
   type: 'object',
@@ -74,10 +77,12 @@ export interface CorsConf {
   allow_origins_by_metadata?: string[];
   timing_allow_origins?: string;
   timing_allow_origins_by_regex?: string[];
-  rt?: Runtime;
 }
 
-const ORIGIN_KEY = 'cors_original_request_origin';
+interface CorsCompiled extends CorsConf {
+  readonly rt: Runtime;
+}
+
 const PREFLIGHT: PluginExit = Object.freeze({ status: 200 });
 
 function check(conf: CorsConf): string | undefined {
@@ -111,7 +116,7 @@ function originRule(origins: string | undefined, regexes: string[] | undefined):
   return { single: origins };
 }
 
-function compile(conf: CorsConf): CorsConf {
+function compile(conf: CorsConf): CorsCompiled {
   const methods = conf.allow_methods ?? '*';
   return {
     ...conf,
@@ -148,8 +153,7 @@ const metadataRules = new WeakMap<object, Map<string, OriginRule>>();
  */
 function byMetadata(names: readonly string[], ctx: RequestContext, reqOrigin: string | undefined): string | undefined {
   if (reqOrigin === undefined) return undefined;
-  const metadata = ctx.pluginMetadata('cors');
-  const map = metadata?.allow_origins as Record<string, string> | undefined;
+  const map = ctx.pluginMetadata<CorsMetadata>('cors')?.allow_origins;
   if (map === undefined || typeof map !== 'object') return undefined;
   let rules = metadataRules.get(map);
   if (rules === undefined) metadataRules.set(map, (rules = new Map()));
@@ -163,16 +167,15 @@ function byMetadata(names: readonly string[], ctx: RequestContext, reqOrigin: st
   return undefined;
 }
 
-function rewrite(conf: CorsConf, ctx: RequestContext): PluginExit | void {
-  // Kept before later plugins get a chance to change the request's Origin.
-  const origin = ctx.req.headers.origin;
-  if (origin !== undefined) ctx.data[ORIGIN_KEY] = origin;
+function rewrite(_conf: CorsCompiled, ctx: RequestContext): PluginExit | void {
   if (ctx.method === 'OPTIONS') return PREFLIGHT;
 }
 
-function header_filter(conf: CorsConf, ctx: RequestContext): void {
-  const rt = conf.rt ?? (conf.rt = compile(conf).rt!);
-  const reqOrigin = (ctx.data[ORIGIN_KEY] as string | undefined) ?? ctx.req.headers.origin;
+function header_filter(conf: CorsCompiled, ctx: RequestContext): void {
+  const rt = conf.rt;
+  // The Origin as the client sent it (APISIX keeps ctx.original_request_origin): plugin edits to the
+  // upstream request's headers never reach requestHeader().
+  const reqOrigin = ctx.requestHeader('origin');
   const headers = ctx.response.headers;
 
   if ((conf.allow_origins ?? '*') !== '*') headers.add('vary', 'Origin');
@@ -191,7 +194,7 @@ function header_filter(conf: CorsConf, ctx: RequestContext): void {
     if (conf.expose_headers) headers.set('access-control-expose-headers', conf.expose_headers);
     const allowHeaders = conf.allow_headers ?? '*';
     if (allowHeaders === '**') {
-      const requested = ctx.req.headers['access-control-request-headers'];
+      const requested = ctx.requestHeader('access-control-request-headers');
       if (requested !== undefined) headers.set('access-control-allow-headers', requested);
     } else {
       headers.set('access-control-allow-headers', allowHeaders);
@@ -205,7 +208,7 @@ function header_filter(conf: CorsConf, ctx: RequestContext): void {
   }
 }
 
-const plugin: PluginDefinition<CorsConf> = {
+export default definePlugin({
   name: 'cors',
   priority: 4000,
   version: '0.1',
@@ -215,6 +218,4 @@ const plugin: PluginDefinition<CorsConf> = {
   compile,
   rewrite,
   header_filter,
-};
-
-export default plugin;
+});

@@ -4,9 +4,7 @@
  * Only the peer address is used, never X-Forwarded-For / X-Real-IP, so a
  * client cannot talk its way past the list.
  */
-import type { PluginDefinition, PluginExit } from '../core/plugin/contract.js';
-import type { RequestContext } from '../core/plugin/ctx.js';
-import { compileIpMatcher, isValidIpOrCidr, type IpMatcher } from '../core/plugin/index.js';
+import { compileIpMatcher, definePlugin, isValidIpOrCidr, type IpMatcher, type PluginExit, type RequestContext } from '../core/plugin/index.js';
 
 export const schema = {
   type: 'object',
@@ -25,8 +23,10 @@ export interface IpRestrictionConf {
   response_code?: number;
   whitelist?: string[];
   blacklist?: string[];
-  /** Compiled state, filled by compile(). */
-  rt?: { allow?: IpMatcher; deny?: IpMatcher; exit: PluginExit };
+}
+
+interface IpRestrictionCompiled extends IpRestrictionConf {
+  readonly rt: { allow?: IpMatcher; deny?: IpMatcher; exit: PluginExit };
 }
 
 function check(conf: IpRestrictionConf): string | undefined {
@@ -36,7 +36,7 @@ function check(conf: IpRestrictionConf): string | undefined {
   return undefined;
 }
 
-function compile(conf: IpRestrictionConf): IpRestrictionConf {
+function compile(conf: IpRestrictionConf): IpRestrictionCompiled {
   return {
     ...conf,
     rt: {
@@ -51,8 +51,8 @@ function compile(conf: IpRestrictionConf): IpRestrictionConf {
   };
 }
 
-function access(conf: IpRestrictionConf, ctx: RequestContext): PluginExit | void {
-  const rt = conf.rt ?? (conf.rt = compile(conf).rt!);
+function access(conf: IpRestrictionCompiled, ctx: RequestContext): PluginExit | void {
+  const rt = conf.rt;
   const ip = ctx.remoteAddr;
   // As APISIX: the whitelist decides when both are present (schema forbids that anyway).
   let block = rt.deny ? rt.deny(ip) : false;
@@ -60,7 +60,7 @@ function access(conf: IpRestrictionConf, ctx: RequestContext): PluginExit | void
   if (block) return rt.exit;
 }
 
-const plugin: PluginDefinition<IpRestrictionConf> = {
+export default definePlugin({
   name: 'ip-restriction',
   priority: 3000,
   version: '0.1',
@@ -68,6 +68,4 @@ const plugin: PluginDefinition<IpRestrictionConf> = {
   check,
   compile,
   access,
-};
-
-export default plugin;
+});

@@ -11,10 +11,18 @@
  * `algorithm`, which closes alg `none` and HS-with-a-public-key confusion.
  */
 import { createHmac, createPublicKey, timingSafeEqual, verify as cryptoVerify, constants, type KeyObject } from 'node:crypto';
-import type { PluginDefinition, PluginExit, SchemaType } from '../core/plugin/contract.js';
-import type { RequestContext } from '../core/plugin/ctx.js';
-import type { ConsumerConf } from '../core/plugin/index.js';
-import { isSecretRef, queryArg, withoutArg } from '../core/plugin/index.js';
+import {
+  dataKey,
+  definePlugin,
+  isSecretRef,
+  queryArg,
+  withoutArg,
+  type ConsumerConf,
+  type PluginDefinition,
+  type PluginExit,
+  type RequestContext,
+  type SchemaType,
+} from '../core/plugin/index.js';
 import {
   anonymousConsumerSchema,
   attachAnonymous,
@@ -86,8 +94,14 @@ export interface JwtAuthConf {
   realm?: string;
   anonymous_consumer?: string;
   claims_to_verify?: Array<'exp' | 'nbf'>;
-  rt?: Runtime;
 }
+
+interface JwtAuthCompiled extends JwtAuthConf {
+  readonly rt: Runtime;
+}
+
+/** `store_in_ctx`: the verified token's payload, under APISIX's ctx name. */
+const JWT_AUTH_PAYLOAD = dataKey<Record<string, unknown>>('jwt_auth_payload');
 
 interface Runtime {
   header: string;
@@ -184,7 +198,7 @@ function consumers(list: readonly ConsumerConf[]): void {
   verifiers = v;
 }
 
-function compile(conf: JwtAuthConf): JwtAuthConf {
+function compile(conf: JwtAuthConf): JwtAuthCompiled {
   const realm = conf.realm ?? 'jwt';
   const e = (message: string) => exit401('Bearer', realm, message);
   return {
@@ -311,12 +325,12 @@ function authenticate(conf: JwtAuthConf, rt: Runtime, ctx: RequestContext): Cons
   if (sig === undefined || !v.check(jwt.signingInput, sig)) return rt.failed;
   if (!claimsValid(jwt.payload, conf.claims_to_verify, v.leeway, Math.floor(Date.now() / 1000))) return rt.failed;
 
-  if (conf.store_in_ctx) ctx.data.jwt_auth_payload = jwt.payload;
+  if (conf.store_in_ctx) ctx.setData(JWT_AUTH_PAYLOAD, jwt.payload);
   return consumer;
 }
 
-function rewrite(conf: JwtAuthConf, ctx: RequestContext): PluginExit | void {
-  const rt = conf.rt ?? (conf.rt = compile(conf).rt!);
+function rewrite(conf: JwtAuthCompiled, ctx: RequestContext): PluginExit | void {
+  const rt = conf.rt;
   const found = authenticate(conf, rt, ctx);
   if (!('status' in found)) {
     attachConsumer(ctx, found);
@@ -326,7 +340,7 @@ function rewrite(conf: JwtAuthConf, ctx: RequestContext): PluginExit | void {
   return attachAnonymous(ctx, index, conf.anonymous_consumer, rt.anonymousFailed);
 }
 
-const plugin: PluginDefinition<JwtAuthConf> = {
+export default definePlugin({
   name: 'jwt-auth',
   priority: 2510,
   version: '0.1',
@@ -338,6 +352,4 @@ const plugin: PluginDefinition<JwtAuthConf> = {
   compile,
   consumers,
   rewrite,
-};
-
-export default plugin;
+});

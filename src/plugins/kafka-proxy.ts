@@ -4,14 +4,14 @@
  * request context. It never ends the request; TLS comes from upstream.tls.
  * `mechanism` is a Portico addition (APISIX only speaks PLAIN).
  */
-import type { PluginDefinition } from '../core/plugin/contract.js';
+import { definePlugin, KAFKA_ENABLE_SASL, KAFKA_SASL_MECHANISM, KAFKA_SASL_PASSWORD, KAFKA_SASL_USERNAME } from '../core/plugin/index.js';
 
 export interface KafkaProxyConf {
   sasl?: { username: string; password: string; mechanism?: 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512' };
   [extra: string]: unknown;
 }
 
-const kafkaProxy: PluginDefinition<KafkaProxyConf> = {
+export default definePlugin<KafkaProxyConf>({
   name: 'kafka-proxy',
   priority: 508,
   version: '0.1',
@@ -34,12 +34,10 @@ const kafkaProxy: PluginDefinition<KafkaProxyConf> = {
   access(conf, ctx) {
     const sasl = conf.sasl;
     if (!sasl) return;
-    ctx.data.kafka_consumer_enable_sasl = true;
-    ctx.data.kafka_consumer_sasl_username = sasl.username;
-    ctx.data.kafka_consumer_sasl_password = sasl.password;
+    ctx.setData(KAFKA_ENABLE_SASL, true);
+    ctx.setData(KAFKA_SASL_USERNAME, sasl.username);
+    ctx.setData(KAFKA_SASL_PASSWORD, sasl.password);
     // Confs stored before `mechanism` existed, or checked without defaults, still mean PLAIN.
-    ctx.data.kafka_consumer_sasl_mechanism = sasl.mechanism ?? 'PLAIN';
+    ctx.setData(KAFKA_SASL_MECHANISM, sasl.mechanism ?? 'PLAIN');
   },
-};
-
-export default kafkaProxy;
+});

@@ -4,10 +4,7 @@
  * (apisix/plugins/key-auth.lua). The key → consumer table is built in
  * `consumers()` whenever consumers change, so a request costs one Map lookup.
  */
-import type { PluginDefinition, PluginExit } from '../core/plugin/contract.js';
-import type { RequestContext } from '../core/plugin/ctx.js';
-import type { ConsumerConf } from '../core/plugin/index.js';
-import { queryArg, withoutArg } from '../core/plugin/index.js';
+import { definePlugin, queryArg, withoutArg, type ConsumerConf, type PluginExit, type RequestContext } from '../core/plugin/index.js';
 import {
   anonymousConsumerSchema,
   attachAnonymous,
@@ -41,7 +38,10 @@ export interface KeyAuthConf {
   realm?: string;
   hide_credentials?: boolean;
   anonymous_consumer?: string;
-  rt?: { header: string; missing: PluginExit; invalid: PluginExit; anonymousFailed: PluginExit };
+}
+
+interface KeyAuthCompiled extends KeyAuthConf {
+  readonly rt: { header: string; missing: PluginExit; invalid: PluginExit; anonymousFailed: PluginExit };
 }
 
 // Replaced wholesale on each consumer change; requests in flight keep the tables they read.
@@ -53,7 +53,7 @@ function consumers(list: readonly ConsumerConf[]): void {
 
 const exit401 = (realm: string, message: string): PluginExit => authExit401('apikey', realm, message);
 
-function compile(conf: KeyAuthConf): KeyAuthConf {
+function compile(conf: KeyAuthConf): KeyAuthCompiled {
   const realm = conf.realm ?? 'key';
   return {
     ...conf,
@@ -66,8 +66,8 @@ function compile(conf: KeyAuthConf): KeyAuthConf {
   };
 }
 
-function rewrite(conf: KeyAuthConf, ctx: RequestContext): PluginExit | void {
-  const rt = conf.rt ?? (conf.rt = compile(conf).rt!);
+function rewrite(conf: KeyAuthCompiled, ctx: RequestContext): PluginExit | void {
+  const rt = conf.rt;
   const up = ctx.upstreamRequest;
   const queryName = conf.query ?? 'apikey';
   let fromHeader = true;
@@ -97,7 +97,7 @@ function rewrite(conf: KeyAuthConf, ctx: RequestContext): PluginExit | void {
   return attachAnonymous(ctx, index, conf.anonymous_consumer, rt.anonymousFailed);
 }
 
-const plugin: PluginDefinition<KeyAuthConf> = {
+export default definePlugin({
   name: 'key-auth',
   priority: 2500,
   version: '0.1',
@@ -108,6 +108,4 @@ const plugin: PluginDefinition<KeyAuthConf> = {
   compile,
   consumers,
   rewrite,
-};
-
-export default plugin;
+});

@@ -18,11 +18,23 @@
  * plugin priority decide: by default cors (4000) answers first and preflights
  * are free, as in APISIX, but giving limit-count a higher `_meta.priority`
  * (or running it as a global rule) makes preflights count too.
+ *
+ * The limit-count plugin_metadata renames the three quota headers
+ * (`limit_header`, `remaining_header`, `reset_header`), on 429s and on
+ * passed requests alike, as apisix/plugins/limit-count/init.lua does.
  */
 import { createHash } from 'node:crypto';
-import type { PluginCleanup, PluginDefinition, PluginExit, PluginInitContext } from '../core/plugin/contract.js';
-import type { RequestContext } from '../core/plugin/ctx.js';
-import { compileTemplate, renderTemplate, type Template } from '../core/plugin/template.js';
+import {
+  compileTemplate,
+  dataKey,
+  definePlugin,
+  renderTemplate,
+  type PluginCleanup,
+  type PluginExit,
+  type PluginInitContext,
+  type RequestContext,
+  type Template,
+} from '../core/plugin/index.js';
 import { LocalCounters, PrimaryCounters, serveWorkers, type Take } from './limit-count/counters.js';
 
 export const schema = {
@@ -44,14 +56,24 @@ export const schema = {
   required: ['count', 'time_window'],
 };
 
+const DEFAULT_LIMIT_HEADER = 'X-RateLimit-Limit';
+const DEFAULT_REMAINING_HEADER = 'X-RateLimit-Remaining';
+const DEFAULT_RESET_HEADER = 'X-RateLimit-Reset';
+
 export const metadata_schema = {
   type: 'object',
   properties: {
-    limit_header: { type: 'string', default: 'X-RateLimit-Limit' },
-    remaining_header: { type: 'string', default: 'X-RateLimit-Remaining' },
-    reset_header: { type: 'string', default: 'X-RateLimit-Reset' },
+    limit_header: { type: 'string', default: DEFAULT_LIMIT_HEADER },
+    remaining_header: { type: 'string', default: DEFAULT_REMAINING_HEADER },
+    reset_header: { type: 'string', default: DEFAULT_RESET_HEADER },
   },
 };
+
+interface LimitCountMetadata {
+  limit_header?: string;
+  remaining_header?: string;
+  reset_header?: string;
+}
 
 export interface LimitCountConf {
   count?: number | string;
@@ -66,7 +88,10 @@ export interface LimitCountConf {
   allow_degradation?: boolean;
   show_limit_quota_header?: boolean;
   sync_interval?: number;
-  rt?: Runtime;
+}
+
+interface LimitCountCompiled extends LimitCountConf {
+  readonly rt: Runtime;
 }
 
 interface Runtime {
@@ -85,11 +110,39 @@ const local = new LocalCounters();
 /** Set in a worker when the node has several: the primary holds the counters (counters.ts). */
 let shared: PrimaryCounters | undefined;
 
-const HEADER_LIMIT = 'x-ratelimit-limit';
-const HEADER_REMAINING = 'x-ratelimit-remaining';
-const HEADER_RESET = 'x-ratelimit-reset';
-const QUOTA_KEY = 'limit-count-quota';
-const COUNTED_KEY = 'limit-count-counted';
+/** The three quota header names, lower-case (Portico's header names are). */
+interface QuotaHeaders {
+  readonly limit: string;
+  readonly remaining: string;
+  readonly reset: string;
+}
+
+function quotaHeaders(meta: LimitCountMetadata): QuotaHeaders {
+  return {
+    limit: (meta.limit_header ?? DEFAULT_LIMIT_HEADER).toLowerCase(),
+    remaining: (meta.remaining_header ?? DEFAULT_REMAINING_HEADER).toLowerCase(),
+    reset: (meta.reset_header ?? DEFAULT_RESET_HEADER).toLowerCase(),
+  };
+}
+
+const DEFAULT_HEADERS = quotaHeaders({});
+/** Per metadata object: a metadata write replaces the object, so stale names are never used. */
+const headersByMetadata = new WeakMap<object, QuotaHeaders>();
+
+/** The header names the current limit-count plugin_metadata asks for (APISIX's plugin_metadata("limit-count")). */
+function headerNames(ctx: RequestContext): QuotaHeaders {
+  const meta = ctx.pluginMetadata<LimitCountMetadata>('limit-count');
+  if (meta === undefined) return DEFAULT_HEADERS;
+  let names = headersByMetadata.get(meta);
+  if (names === undefined) headersByMetadata.set(meta, (names = quotaHeaders(meta)));
+  return names;
+}
+
+/** The header names, then limit, remaining and reset, as set in access for header_filter to set again. */
+type Quota = readonly [QuotaHeaders, string, string, string];
+const QUOTA = dataKey<Quota>('limit-count-quota');
+/** The conf instances that already counted this request (in rewrite, for OPTIONS). */
+const COUNTED = dataKey<Set<Runtime>>('limit-count-counted');
 
 function check(conf: LimitCountConf): string | undefined {
   if (conf.policy !== undefined && conf.policy !== 'local') {
@@ -99,13 +152,12 @@ function check(conf: LimitCountConf): string | undefined {
   return undefined;
 }
 
-function compile(conf: LimitCountConf): LimitCountConf {
+function compile(conf: LimitCountConf): LimitCountCompiled {
   const keyType = conf.key_type ?? 'var';
   const numberOrTemplate = (v: number | string | undefined): number | Template =>
     typeof v === 'number' ? v : compileTemplate(String(v ?? ''));
-  const { rt: _old, ...plain } = conf;
   // A short digest keeps per-request key strings small.
-  const confId = createHash('sha1').update(JSON.stringify(plain)).digest('base64url').slice(0, 16);
+  const confId = createHash('sha1').update(JSON.stringify(conf)).digest('base64url').slice(0, 16);
   return {
     ...conf,
     rt: {
@@ -143,8 +195,8 @@ function limitKey(conf: LimitCountConf, rt: Runtime, ctx: RequestContext): strin
   return rt.perRoute ? `${ctx.route?.id ?? ''}\n${rt.prefix}\n${key}` : `${rt.prefix}\n${key}`;
 }
 
-function limit(conf: LimitCountConf, ctx: RequestContext): PluginExit | void | Promise<PluginExit | undefined> {
-  const rt = conf.rt ?? (conf.rt = compile(conf).rt!);
+function limit(conf: LimitCountCompiled, ctx: RequestContext): PluginExit | void | Promise<PluginExit | undefined> {
+  const rt = conf.rt;
   const count = resolveNumber(rt.count, ctx);
   const windowSec = resolveNumber(rt.window, ctx);
   if (count === undefined || windowSec === undefined) {
@@ -169,44 +221,47 @@ function outcome(conf: LimitCountConf, rt: Runtime, ctx: RequestContext, count: 
   const show = conf.show_limit_quota_header !== false;
   if (!t.allowed) {
     if (!show) return rt.rejected;
+    const names = headerNames(ctx);
     return {
       status: rt.rejected.status,
       body: rt.rejected.body,
-      headers: { [HEADER_LIMIT]: String(count), [HEADER_REMAINING]: '0', [HEADER_RESET]: String(reset) },
+      headers: { [names.limit]: String(count), [names.remaining]: '0', [names.reset]: String(reset) },
     };
   }
   if (show) {
-    const quota = [String(count), String(t.remaining), String(reset)];
-    ctx.data[QUOTA_KEY] = quota;
+    const quota: Quota = [headerNames(ctx), String(count), String(t.remaining), String(reset)];
+    ctx.setData(QUOTA, quota);
     setQuota(ctx, quota);
   }
   return undefined;
 }
 
-function setQuota(ctx: RequestContext, quota: string[]): void {
+function setQuota(ctx: RequestContext, quota: Quota): void {
   const h = ctx.response.headers;
-  h.set(HEADER_LIMIT, quota[0] as string);
-  h.set(HEADER_REMAINING, quota[1] as string);
-  h.set(HEADER_RESET, quota[2] as string);
+  const names = quota[0];
+  h.set(names.limit, quota[1]);
+  h.set(names.remaining, quota[2]);
+  h.set(names.reset, quota[3]);
 }
 
-function rewrite(conf: LimitCountConf, ctx: RequestContext): PluginExit | void | Promise<PluginExit | undefined> {
+function rewrite(conf: LimitCountCompiled, ctx: RequestContext): PluginExit | void | Promise<PluginExit | undefined> {
   if (ctx.method !== 'OPTIONS') return;
-  const rt = conf.rt ?? (conf.rt = compile(conf).rt!);
   // Per instance: a global-rule copy and the route's copy each count once.
-  ((ctx.data[COUNTED_KEY] ??= new Set<Runtime>()) as Set<Runtime>).add(rt);
+  let counted = ctx.getData(COUNTED);
+  if (counted === undefined) ctx.setData(COUNTED, (counted = new Set()));
+  counted.add(conf.rt);
   return limit(conf, ctx);
 }
 
-function access(conf: LimitCountConf, ctx: RequestContext): PluginExit | void | Promise<PluginExit | undefined> {
-  const counted = ctx.data[COUNTED_KEY] as Set<Runtime> | undefined;
-  if (counted !== undefined && conf.rt !== undefined && counted.has(conf.rt)) return;
+function access(conf: LimitCountCompiled, ctx: RequestContext): PluginExit | void | Promise<PluginExit | undefined> {
+  const counted = ctx.getData(COUNTED);
+  if (counted !== undefined && counted.has(conf.rt)) return;
   return limit(conf, ctx);
 }
 
 /** The quota headers set in access belong on the response the client finally gets. */
-function header_filter(_conf: LimitCountConf, ctx: RequestContext): void {
-  const quota = ctx.data[QUOTA_KEY] as string[] | undefined;
+function header_filter(_conf: LimitCountCompiled, ctx: RequestContext): void {
+  const quota = ctx.getData(QUOTA);
   if (quota !== undefined) setQuota(ctx, quota);
 }
 
@@ -222,7 +277,7 @@ function init(ctx: PluginInitContext): PluginCleanup | void {
   };
 }
 
-const plugin: PluginDefinition<LimitCountConf> = {
+export default definePlugin({
   name: 'limit-count',
   priority: 1002,
   version: '0.5',
@@ -234,6 +289,4 @@ const plugin: PluginDefinition<LimitCountConf> = {
   access,
   header_filter,
   init,
-};
-
-export default plugin;
+});

@@ -16,9 +16,7 @@
  * does not have: start-up stops and says so rather than hide the metrics.
  */
 import type { AddressInfo } from 'node:net';
-import type { RequestContext } from '../core/plugin/ctx.js';
-import { PORTICO_VERSION } from '../core/plugin/index.js';
-import type { PluginCleanup, PluginDefinition, PluginInitContext } from '../core/plugin/contract.js';
+import { definePlugin, type PluginCleanup, type PluginInitContext, type RequestContext } from '../core/plugin/index.js';
 import { DEFAULT_BUCKETS, HttpMetrics } from './prometheus/metrics.js';
 import { serveRegistryToPrimary, startExportServer, type ExportServer } from './prometheus/export-server.js';
 
@@ -96,7 +94,7 @@ async function init(ctx: PluginInitContext): Promise<PluginCleanup> {
   if (ignored.length > 0 && ctx.process === 'main') {
     ctx.logger.warn(`plugin_attr.prometheus: ${ignored.join(', ')} (extra labels, expiry) not supported by Portico, ignored`);
   }
-  metrics ??= new HttpMetrics({ prefix: attr.metric_prefix, buckets: attr.default_buckets, version: PORTICO_VERSION });
+  metrics ??= new HttpMetrics({ prefix: attr.metric_prefix, buckets: attr.default_buckets, version: ctx.version });
   const own = metrics;
   users++;
   let server: ExportServer | undefined;
@@ -125,7 +123,7 @@ async function init(ctx: PluginInitContext): Promise<PluginCleanup> {
   };
 }
 
-const plugin: PluginDefinition<PrometheusConf> = {
+export default definePlugin({
   name: 'prometheus',
   version: '0.2',
   priority: 500,
@@ -137,6 +135,4 @@ const plugin: PluginDefinition<PrometheusConf> = {
   log(conf: PrometheusConf, ctx: RequestContext): void {
     metrics?.record(conf, ctx);
   },
-};
-
-export default plugin;
+});

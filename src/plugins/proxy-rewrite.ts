@@ -6,9 +6,19 @@
  * actions run add, then set, then remove (the Lua code's order; the doc's
  * "add, remove, set" sentence disagrees with it).
  */
-import type { PluginDefinition, PluginExit } from '../core/plugin/contract.js';
-import type { RequestContext, Vars } from '../core/plugin/ctx.js';
-import { applyReplacement, compilePcre, compileReplacement, compileTemplate, renderTemplate, type Piece, type Template } from '../core/plugin/template.js';
+import {
+  applyReplacement,
+  compilePcre,
+  compileReplacement,
+  compileTemplate,
+  definePlugin,
+  renderTemplate,
+  type Piece,
+  type PluginExit,
+  type RequestContext,
+  type Template,
+  type Vars,
+} from '../core/plugin/index.js';
 
 const METHODS = ['GET', 'POST', 'PUT', 'HEAD', 'DELETE', 'OPTIONS', 'MKCOL', 'COPY', 'MOVE', 'PROPFIND', 'LOCK', 'UNLOCK', 'PATCH', 'TRACE'];
 
@@ -82,8 +92,10 @@ export interface ProxyRewriteConf {
   host?: string;
   headers?: { add?: Record<string, HeaderVal>; set?: Record<string, HeaderVal>; remove?: string[] } | Record<string, string | number>;
   use_real_request_uri_unsafe?: boolean;
-  /** Compiled state, filled by compile(). */
-  rt?: Runtime;
+}
+
+interface ProxyRewriteCompiled extends ProxyRewriteConf {
+  readonly rt: Runtime;
 }
 
 function isNewHeadersConf(h: Record<string, unknown>): boolean {
@@ -128,7 +140,7 @@ function compileHeaderMap(m: Record<string, HeaderVal> | undefined): Array<[stri
   ]);
 }
 
-function compile(conf: ProxyRewriteConf): ProxyRewriteConf {
+function compile(conf: ProxyRewriteConf): ProxyRewriteCompiled {
   const rt: Runtime = { add: [], set: [], remove: [] };
   if (conf.uri !== undefined) {
     // Split at the first `?` written in the conf itself: a `?` inside a variable's
@@ -178,8 +190,8 @@ function fromPieces(pieces: Piece[]): Template {
   return { constant: false, text: '', pieces: kept };
 }
 
-function rewrite(conf: ProxyRewriteConf, ctx: RequestContext): PluginExit | void {
-  const rt = conf.rt ?? (conf.rt = compile(conf).rt as Runtime);
+function rewrite(conf: ProxyRewriteCompiled, ctx: RequestContext): PluginExit | void {
+  const rt = conf.rt;
   const up = ctx.upstreamRequest;
   let captures: RegExpMatchArray | null = null;
 
@@ -191,7 +203,7 @@ function rewrite(conf: ProxyRewriteConf, ctx: RequestContext): PluginExit | void
     if (conf.use_real_request_uri_unsafe) {
       // The request target as the client sent it, unnormalised: the operator asked for it.
       // Decoded once because the proxy encodes `path` on the way out.
-      const raw = ctx.req.url ?? ctx.path;
+      const raw = ctx.var.get('request_uri') ?? ctx.path;
       const q = raw.indexOf('?');
       path = q < 0 ? raw : raw.slice(0, q);
       try {
@@ -253,7 +265,7 @@ function rewrite(conf: ProxyRewriteConf, ctx: RequestContext): PluginExit | void
   if (conf.method !== undefined) up.method = conf.method;
 }
 
-const plugin: PluginDefinition<ProxyRewriteConf> = {
+export default definePlugin({
   name: 'proxy-rewrite',
   priority: 1008,
   version: '0.1',
@@ -261,6 +273,4 @@ const plugin: PluginDefinition<ProxyRewriteConf> = {
   check,
   compile,
   rewrite,
-};
-
-export default plugin;
+});

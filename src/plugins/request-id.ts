@@ -5,8 +5,7 @@
  * chains of gateways.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { PluginDefinition } from '../core/plugin/contract.js';
-import type { RequestContext } from '../core/plugin/ctx.js';
+import { dataKey, definePlugin, type DataKey, type RequestContext } from '../core/plugin/index.js';
 
 const DEFAULT_CHARSET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIGKLMNOPQRSTUVWXYZ0123456789';
 
@@ -33,7 +32,11 @@ export interface RequestIdConf {
   include_in_response?: boolean;
   algorithm?: 'uuid' | 'nanoid' | 'range_id' | 'ksuid' | 'uuidv7';
   range_id?: { length?: number; char_set?: string };
-  rt?: { header: string; dataKey: string; generate: () => string };
+}
+
+interface RequestIdCompiled extends RequestIdConf {
+  /** `id` is where rewrite leaves the id for header_filter, one slot per header name. */
+  readonly rt: { header: string; id: DataKey<string>; generate: () => string };
 }
 
 // Standard nanoid alphabet: 64 characters, so 6 random bits pick one without bias.
@@ -82,7 +85,7 @@ function ksuid(): string {
   return out.padStart(27, '0');
 }
 
-function compile(conf: RequestIdConf): RequestIdConf {
+function compile(conf: RequestIdConf): RequestIdCompiled {
   const header = (conf.header_name ?? 'X-Request-Id').toLowerCase();
   let generate: () => string;
   switch (conf.algorithm) {
@@ -92,29 +95,29 @@ function compile(conf: RequestIdConf): RequestIdConf {
     case 'uuidv7': generate = uuidv7; break;
     default: generate = randomUUID;
   }
-  return { ...conf, rt: { header, dataKey: `request-id-${header}`, generate } };
+  return { ...conf, rt: { header, id: dataKey<string>(`request-id-${header}`), generate } };
 }
 
-function rewrite(conf: RequestIdConf, ctx: RequestContext): void {
-  const rt = conf.rt ?? (conf.rt = compile(conf).rt!);
+function rewrite(conf: RequestIdCompiled, ctx: RequestContext): void {
+  const rt = conf.rt;
   const headers = ctx.upstreamRequest.headers;
   let id = headers.get(rt.header);
   if (!id) {
     id = rt.generate();
     headers.set(rt.header, id);
   }
-  if (conf.include_in_response !== false) ctx.data[rt.dataKey] = id;
+  if (conf.include_in_response !== false) ctx.setData(rt.id, id);
 }
 
-function header_filter(conf: RequestIdConf, ctx: RequestContext): void {
+function header_filter(conf: RequestIdCompiled, ctx: RequestContext): void {
   if (conf.include_in_response === false) return;
-  const rt = conf.rt ?? (conf.rt = compile(conf).rt!);
-  const id = ctx.data[rt.dataKey];
+  const rt = conf.rt;
+  const id = ctx.getData(rt.id);
   // An id the upstream chose itself wins, as in APISIX.
-  if (typeof id === 'string' && !ctx.response.headers.get(rt.header)) ctx.response.headers.set(rt.header, id);
+  if (id !== undefined && !ctx.response.headers.get(rt.header)) ctx.response.headers.set(rt.header, id);
 }
 
-const plugin: PluginDefinition<RequestIdConf> = {
+export default definePlugin({
   name: 'request-id',
   priority: 12015,
   version: '0.1',
@@ -122,6 +125,4 @@ const plugin: PluginDefinition<RequestIdConf> = {
   compile,
   rewrite,
   header_filter,
-};
-
-export default plugin;
+});

@@ -10,10 +10,20 @@
  * emits the replacement at end of stream.
  */
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
-import type { PluginDefinition } from '../core/plugin/contract.js';
-import type { RequestContext } from '../core/plugin/ctx.js';
-import { compileExpr, type CompiledExpr, type ExprVars } from '../core/plugin/index.js';
-import { applyReplacement, compilePcre, compileReplacement, compileTemplate, renderTemplate, type Template } from '../core/plugin/template.js';
+import {
+  applyReplacement,
+  compileExpr,
+  compilePcre,
+  compileReplacement,
+  compileTemplate,
+  dataKey,
+  definePlugin,
+  renderTemplate,
+  type CompiledExpr,
+  type ExprVars,
+  type RequestContext,
+  type Template,
+} from '../core/plugin/index.js';
 
 const headerValue = { oneOf: [{ type: 'string' }, { type: 'number' }] };
 
@@ -91,12 +101,18 @@ export interface ResponseRewriteConf {
   status_code?: number;
   vars?: unknown[];
   filters?: Filter[];
-  rt?: Runtime;
 }
 
-const MATCHED_KEY = 'response_rewrite_matched';
-const BUFFER_KEY = 'response_rewrite_body';
-const ENCODING_KEY = 'response_rewrite_encoding';
+interface ResponseRewriteCompiled extends ResponseRewriteConf {
+  readonly rt: Runtime;
+}
+
+/** Set by header_filter when `vars` matched: body_filter rewrites only then. */
+const MATCHED = dataKey<Runtime>('response_rewrite_matched');
+const HELD = dataKey<Buffer[]>('response_rewrite_body');
+const HELD_SIZE = dataKey<number>('response_rewrite_body_size');
+/** The upstream's Content-Encoding, removed from the response but needed to read the body. */
+const ENCODING = dataKey<string | undefined>('response_rewrite_encoding');
 const EMPTY = Buffer.alloc(0);
 
 function isNewHeadersConf(h: Record<string, unknown>): boolean {
@@ -146,7 +162,7 @@ function check(conf: ResponseRewriteConf): string | undefined {
   return undefined;
 }
 
-function compile(conf: ResponseRewriteConf): ResponseRewriteConf {
+function compile(conf: ResponseRewriteConf): ResponseRewriteCompiled {
   const rt: Runtime = { add: [], set: [], remove: [] };
   if (conf.vars) rt.match = compileExpr(conf.vars);
   if (conf.body !== undefined) rt.body = Buffer.from(conf.body, conf.body_base64 ? 'base64' : 'utf8');
@@ -181,7 +197,8 @@ function compile(conf: ResponseRewriteConf): ResponseRewriteConf {
 class ResponseVars implements ExprVars {
   ctx: RequestContext | undefined;
   get(name: string): unknown {
-    const ctx = this.ctx as RequestContext;
+    const ctx = this.ctx;
+    if (ctx === undefined) return undefined;
     if (name === 'status' || name === 'upstream_status') return String(ctx.response.status);
     if (name.startsWith('upstream_http_')) return ctx.response.headers.get(name.slice(14).replace(/_/g, '-'));
     if (name.startsWith('sent_http_')) return ctx.response.headers.get(name.slice(10).replace(/_/g, '-'));
@@ -190,21 +207,21 @@ class ResponseVars implements ExprVars {
 }
 const responseVars = new ResponseVars();
 
-function header_filter(conf: ResponseRewriteConf, ctx: RequestContext): void {
-  const rt = conf.rt ?? (conf.rt = compile(conf).rt!);
+function header_filter(conf: ResponseRewriteCompiled, ctx: RequestContext): void {
+  const rt = conf.rt;
   if (rt.match) {
     responseVars.ctx = ctx;
     const ok = rt.match(responseVars);
     responseVars.ctx = undefined;
     if (!ok) return;
   }
-  ctx.data[MATCHED_KEY] = rt;
+  ctx.setData(MATCHED, rt);
 
   const res = ctx.response;
   if (conf.status_code !== undefined) res.status = conf.status_code;
   const headers = res.headers;
   if (rt.body || rt.filters) {
-    if (rt.filters) ctx.data[ENCODING_KEY] = headers.get('content-encoding');
+    if (rt.filters) ctx.setData(ENCODING, headers.get('content-encoding'));
     headers.remove('content-length');
     headers.remove('content-encoding');
     headers.remove('last-modified');
@@ -227,24 +244,24 @@ function decode(body: Buffer, encoding: string | undefined): Buffer | undefined 
   return undefined;
 }
 
-function body_filter(conf: ResponseRewriteConf, ctx: RequestContext, chunk: Buffer, eof: boolean): Buffer | void {
-  const rt = ctx.data[MATCHED_KEY] as Runtime | undefined;
+function body_filter(conf: ResponseRewriteCompiled, ctx: RequestContext, chunk: Buffer, eof: boolean): Buffer | void {
+  const rt = ctx.getData(MATCHED);
   if (rt === undefined) return;
 
   if (rt.filters) {
     // Hold the body (up to max_resp_body_size; the rest is cut, as APISIX does) and filter it at the end.
-    let held = ctx.data[BUFFER_KEY] as Buffer[] | undefined;
-    if (held === undefined) ctx.data[BUFFER_KEY] = held = [];
+    let held = ctx.getData(HELD);
+    if (held === undefined) ctx.setData(HELD, (held = []));
     const max = conf.max_resp_body_size ?? 67108864;
-    const size = (ctx.data[BUFFER_KEY + '_size'] as number | undefined) ?? 0;
+    const size = ctx.getData(HELD_SIZE) ?? 0;
     if (chunk.length > 0 && size < max) {
       const part = size + chunk.length > max ? chunk.subarray(0, max - size) : chunk;
       held.push(part);
-      ctx.data[BUFFER_KEY + '_size'] = size + part.length;
+      ctx.setData(HELD_SIZE, size + part.length);
     }
     if (!eof) return EMPTY;
     const raw = Buffer.concat(held);
-    const decoded = decode(raw, ctx.data[ENCODING_KEY] as string | undefined);
+    const decoded = decode(raw, ctx.getData(ENCODING));
     // An encoding we cannot read is passed on untouched (APISIX logs and gives up too).
     if (decoded === undefined) return raw;
     let text = decoded.toString('utf8');
@@ -262,7 +279,7 @@ function groupsOf(args: unknown[]): string[] {
   return args.slice(0, end - 2).map((a) => (a === undefined ? '' : String(a)));
 }
 
-const plugin: PluginDefinition<ResponseRewriteConf> = {
+export default definePlugin({
   name: 'response-rewrite',
   priority: 899,
   version: '0.1',
@@ -271,6 +288,4 @@ const plugin: PluginDefinition<ResponseRewriteConf> = {
   compile,
   header_filter,
   body_filter,
-};
-
-export default plugin;
+});

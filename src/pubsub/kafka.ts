@@ -4,6 +4,7 @@
  * cmd_kafka_list_offset and cmd_kafka_fetch from the upstream's brokers.
  */
 import type { RequestContext } from '../core/plugin/ctx.js';
+import { KAFKA_ENABLE_SASL, KAFKA_SASL_MECHANISM, KAFKA_SASL_PASSWORD, KAFKA_SASL_USERNAME } from '../core/plugin/ctx-names.js';
 import type { UpstreamConf } from '../core/model.js';
 import { openPubSub, type PubSubLogger, type PubSubSessionOptions } from '../core/pubsub/session.js';
 import { kafkaMessageWireSize, type KafkaMessage, type PubSubResponseBody } from '../core/pubsub/codec.js';
@@ -43,20 +44,19 @@ export function brokersOf(upstream: UpstreamConf | undefined): string[] {
   return Object.keys(nodes).map((k) => (/:\d+$/.test(k) ? k : `${k}:${DEFAULT_KAFKA_PORT}`));
 }
 
-/** Connection settings from the upstream and what kafka-proxy left in ctx.data; a string is a setup error. */
+/** Connection settings from the upstream and what kafka-proxy left in the request's data; a string is a setup error. */
 export function kafkaSettingsOf(ctx: RequestContext): KafkaSettings | string {
   const settings: KafkaSettings = { brokers: brokersOf(ctx.upstream) };
   const tls = ctx.upstream?.tls;
   // APISIX: any tls object turns TLS on; verify defaults to false.
   if (tls) settings.tls = { verify: tls.verify === true };
-  const d = ctx.data;
-  if (d.kafka_consumer_enable_sasl) {
-    const mech = typeof d.kafka_consumer_sasl_mechanism === 'string' ? d.kafka_consumer_sasl_mechanism.toUpperCase() : 'PLAIN';
+  if (ctx.getData(KAFKA_ENABLE_SASL)) {
+    const mech = ctx.getData(KAFKA_SASL_MECHANISM)?.toUpperCase() ?? 'PLAIN';
     if (!SASL_MECHANISMS.has(mech)) return `unsupported SASL mechanism: ${mech}`;
     settings.sasl = {
       mechanism: mech as SaslMechanism,
-      username: String(d.kafka_consumer_sasl_username ?? ''),
-      password: String(d.kafka_consumer_sasl_password ?? ''),
+      username: ctx.getData(KAFKA_SASL_USERNAME) ?? '',
+      password: ctx.getData(KAFKA_SASL_PASSWORD) ?? '',
     };
   }
   return settings;

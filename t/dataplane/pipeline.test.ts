@@ -82,7 +82,7 @@ const plugins: PluginDefinition[] = [
       fakeAuthConsumers = new Map(list.map((c) => [String((c.plugins!['fake-auth'] as { key: string }).key), c]));
     },
     rewrite: (_c, ctx) => {
-      const consumer = fakeAuthConsumers.get(String(ctx.req.headers['x-key'] ?? ''));
+      const consumer = fakeAuthConsumers.get(String(ctx.requestHeader('x-key') ?? ''));
       if (!consumer) return { status: 401, body: { message: 'Missing API key found in request' } };
       ctx.consumer = consumer;
     },

@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import type { PluginDefinition } from '../../src/core/plugin/contract.js';
+import { dataKey } from '../../src/core/plugin/ctx.js';
 import { registerSchemeHandler } from '../../src/core/pubsub/scheme-handler.js';
 import { registerKafkaPubSub } from '../../src/pubsub/index.js';
 import { send, startPlane, type Plane } from './helpers.js';
@@ -16,8 +17,9 @@ import { send, startPlane, type Plane } from './helpers.js';
 registerKafkaPubSub();
 
 const events: string[] = [];
+const TEST_MARKER = dataKey<string>('test_marker');
 registerSchemeHandler('portico-test', async (request) => {
-  events.push(`handler upgrade=${request.isUpgrade} sasl=${String(request.ctx.data.test_marker)}`);
+  events.push(`handler upgrade=${request.isUpgrade} sasl=${String(request.ctx.getData(TEST_MARKER))}`);
   if (!request.isUpgrade) {
     request.reject(400, { error_msg: 'websocket upgrade required' });
     return;
@@ -34,14 +36,14 @@ const plugins: PluginDefinition[] = [
     name: 'marker',
     priority: 508,
     schema: {},
-    access: (_c, ctx) => void (ctx.data.test_marker = 'set-in-access'),
+    access: (_c, ctx) => void ctx.setData(TEST_MARKER, 'set-in-access'),
     log: () => void events.push('log'),
   },
   {
     name: 'deny',
     priority: 2000,
     schema: {},
-    access: (_c, ctx) => (ctx.req.headers['x-deny'] ? { status: 401, body: { message: 'no' } } : undefined),
+    access: (_c, ctx) => (ctx.requestHeader('x-deny') ? { status: 401, body: { message: 'no' } } : undefined),
   },
 ];
 

@@ -15,7 +15,7 @@ const plugins: PluginDefinition[] = [
     name: 'deny-header',
     priority: 100,
     schema: {},
-    access: (_c, ctx) => (ctx.req.headers['x-deny'] ? { status: 403, body: { message: 'denied' } } : undefined),
+    access: (_c, ctx) => (ctx.requestHeader('x-deny') ? { status: 403, body: { message: 'denied' } } : undefined),
     log: (_c, ctx) => void logs.push(`log:${ctx.route.id}`),
   },
 ];

@@ -115,7 +115,7 @@ export async function connect(url: string, headers?: Record<string, string>): Pr
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer } from 'ws';
-import type { RequestContext } from '../../src/core/plugin/ctx.js';
+import type { DataKey } from '../../src/core/plugin/ctx.js';
 import type { SchemeHandler, SchemeRequest } from '../../src/core/pubsub/scheme-handler.js';
 
 export interface SchemeTestServer {
@@ -146,7 +146,15 @@ export async function startSchemeServer(
 
   const run = (req: IncomingMessage, res: ServerResponse | undefined, socket: Socket | undefined, head: Buffer | undefined): void => {
     let used = false;
-    const ctx = { req, method: req.method ?? 'GET', path: req.url ?? '/', data: {} } as unknown as RequestContext;
+    const data: Record<string, unknown> = {};
+    const ctx = {
+      req,
+      method: req.method ?? 'GET',
+      path: req.url ?? '/',
+      requestHeader: (name: string) => req.headers[name] as string | undefined,
+      getData: (key: DataKey<unknown>) => data[key.name],
+      setData: (key: DataKey<unknown>, value: unknown) => void (data[key.name] = value),
+    } as unknown as SchemeRequest['ctx'];
     const request: SchemeRequest = {
       ctx,
       isUpgrade: socket !== undefined,

@@ -42,7 +42,7 @@ describe('examples/kafka-tail.ts', () => {
   beforeAll(async () => {
     kafka = fakeKafka({ demo: Array.from({ length: 5 }, (_, i) => ({ key: `k${i}`, value: `hello ${i}` })) });
     srv = await startSchemeServer(async (request) => {
-      seenHeaders.push(request.ctx.req.headers['x-token'] as string | undefined);
+      seenHeaders.push(request.ctx.requestHeader('x-token'));
       return kafka.handler(request);
     });
   });

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import kafkaProxy from '../../src/plugins/kafka-proxy.js';
-import type { RequestContext } from '../../src/core/plugin/ctx.js';
+import type { DataKey, RequestContext } from '../../src/core/plugin/ctx.js';
 import { resourceKey } from '../../src/core/model.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { testRegistry } from './helpers.js';
@@ -35,7 +35,15 @@ describe('check_schema (kafka-proxy.t TEST 1)', () => {
 });
 
 describe('access phase', () => {
-  const ctxWith = (): RequestContext => ({ data: {} }) as unknown as RequestContext;
+  /** A context whose per-request data is the plain object `data`, keyed by the data keys' names. */
+  const ctxWith = (): RequestContext & { data: Record<string, unknown> } => {
+    const data: Record<string, unknown> = {};
+    return {
+      data,
+      getData: (key: DataKey<unknown>) => data[key.name],
+      setData: (key: DataKey<unknown>, value: unknown) => void (data[key.name] = value),
+    } as unknown as RequestContext & { data: Record<string, unknown> };
+  };
 
   it('writes the SASL settings into the request context and never ends the request', async () => {
     const ctx = ctxWith();

@@ -7,14 +7,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
-import type { RequestContext, ResponseState, UpstreamRequest, Vars } from '../plugin/ctx.js';
+import type { DataKey, RequestContext, RequestMeasures, ResponseState, UpstreamRequest, Vars } from '../plugin/ctx.js';
 import { Headers } from './headers.js';
 import { unmapIPv4 } from '../match/ip-match.js';
 import type { ConsumerConf, RouteConf, ServiceConf, UpstreamConf } from '../model.js';
 import type { PluginChain } from '../plugin/pipeline.js';
 import type { CompiledRoute, Snapshot } from '../snapshot/snapshot.js';
 import type { UpstreamRuntime, UpstreamTarget } from '../upstream/types.js';
-import { LazyVars } from './vars.js';
+import { headerValue, LazyVars } from './vars.js';
+import { measuresOf } from './measures.js';
 
 /** Who ends a request: the data plane's flow (src/core/dataplane/flow.ts). */
 export interface RequestEnd {
@@ -206,8 +207,21 @@ export class RequestCtx implements RequestContext {
     return (this._var ??= new LazyVars(this));
   }
 
-  get data(): Record<string, unknown> {
-    return (this._data ??= {});
+  requestHeader(name: string): string | undefined {
+    return headerValue(this.req, name);
+  }
+
+  getData<T>(key: DataKey<T>): T | undefined {
+    // The key's type is the only way a value gets into its slot (setData).
+    return this._data?.[key.name] as T | undefined;
+  }
+
+  setData<T>(key: DataKey<T>, value: T): void {
+    (this._data ??= {})[key.name] = value;
+  }
+
+  get measures(): RequestMeasures | undefined {
+    return measuresOf(this.req);
   }
 
   get upstreamRequest(): UpstreamRequestState {
@@ -236,8 +250,9 @@ export class RequestCtx implements RequestContext {
     return this._upstreamHeaders !== undefined ? this._upstreamStatus : 200;
   }
 
-  pluginMetadata(name: string): Readonly<Record<string, unknown>> | undefined {
-    return this.snapshot.pluginMetadata.get(name);
+  pluginMetadata<M extends object = Readonly<Record<string, unknown>>>(name: string): Readonly<M> | undefined {
+    // The Admin API checked the stored object against the plugin's metadata_schema, which `M` describes.
+    return this.snapshot.pluginMetadata.get(name) as Readonly<M> | undefined;
   }
 
   hasResponse(): boolean {

@@ -195,7 +195,8 @@ function headerNameOf(varName: string): string {
   return varName.slice(5).toLowerCase().replace(/_/g, '-');
 }
 
-function headerValue(req: IncomingMessage, name: string): string | undefined {
+/** A request header as Node parsed it; repeats joined with ", ". */
+export function headerValue(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   if (v === undefined) return undefined;
   return typeof v === 'string' ? v : v.join(', ');

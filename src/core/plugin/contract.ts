@@ -1,10 +1,10 @@
 /**
- * The plugin contract. One file per plugin in src/plugins/, default-exporting a
- * PluginDefinition; the registry discovers them, so adding a plugin never
- * touches the core. Phases run in descending `priority` (APISIX's numbers).
+ * The plugin contract. One file per plugin in src/plugins/ (or a folder whose
+ * `index.ts` is the plugin), default-exporting `definePlugin({...})`; the
+ * registry discovers them, so adding a plugin never touches the core. Phases
+ * run in descending `priority` (APISIX's numbers).
  */
 import type { Logger } from 'pino';
-import type { PorticoConfig } from '../config/types.js';
 import type { RequestContext } from './ctx.js';
 import type { ConsumerConf } from '../model.js';
 
@@ -25,12 +25,13 @@ export interface PluginExit {
 
 export type MaybePromise<T> = T | Promise<T>;
 
-/** What a plugin's init() is told about the process it starts in. */
+/** What a plugin's init() is told about the process it starts in: what plugins need, not the whole config. */
 export interface PluginInitContext {
   /** plugin_attr.<name> from config.yaml; {} when absent. */
   readonly attr: Readonly<Record<string, unknown>>;
-  readonly config: PorticoConfig;
   readonly logger: Logger;
+  /** Portico's version (APISIX's `core.version.VERSION`), e.g. for metrics labels. */
+  readonly version: string;
   /**
    * `main`: the process that started the gateway (Admin API, config store).
    * `worker`: a data-plane cluster worker.
@@ -53,7 +54,13 @@ export interface PluginInitContext {
 /** Undoes what init() did (APISIX's `destroy`); called when the gateway closes. */
 export type PluginCleanup = () => MaybePromise<void>;
 
-export interface PluginDefinition<Conf = Record<string, unknown>> {
+/**
+ * `Conf` is the conf as validated (schema defaults filled in): what `check`
+ * and `compile` receive. `Compiled` is what `compile` returns and every phase
+ * function receives, built once per config change; without `compile` the
+ * phases get the validated conf itself, so leave `Compiled` at `Conf` then.
+ */
+export interface PluginDefinition<Conf = Record<string, unknown>, Compiled = Conf> {
   name: string;
   priority: number;
   version?: string;
@@ -71,8 +78,9 @@ export interface PluginDefinition<Conf = Record<string, unknown>> {
    * Builds the per-conf runtime state once when config changes (compiled
    * regexes, counters); the result is what phase functions receive as `conf`.
    * Without it, phases receive the validated conf (defaults filled in).
+   * Throwing skips the object that holds the conf, as an invalid conf does.
    */
-  compile?(conf: Conf): Conf;
+  compile?(conf: Conf): Compiled;
 
   /**
    * Auth plugins: receives every consumer whenever the consumer set changes
@@ -85,18 +93,18 @@ export interface PluginDefinition<Conf = Record<string, unknown>> {
    */
   consumers?(consumers: readonly ConsumerConf[]): void;
 
-  rewrite?(conf: Conf, ctx: RequestContext): MaybePromise<PluginExit | void>;
-  access?(conf: Conf, ctx: RequestContext): MaybePromise<PluginExit | void>;
-  before_proxy?(conf: Conf, ctx: RequestContext): MaybePromise<PluginExit | void>;
+  rewrite?(conf: Compiled, ctx: RequestContext): MaybePromise<PluginExit | void>;
+  access?(conf: Compiled, ctx: RequestContext): MaybePromise<PluginExit | void>;
+  before_proxy?(conf: Compiled, ctx: RequestContext): MaybePromise<PluginExit | void>;
   /** Runs after the upstream's (or an exit's) status and headers are known; edit `ctx.response`. */
-  header_filter?(conf: Conf, ctx: RequestContext): void;
+  header_filter?(conf: Compiled, ctx: RequestContext): void;
   /**
    * Sees the response body chunk by chunk; return a Buffer to replace the
    * chunk (an empty Buffer drops it). `eof` is true on the last call, whose
    * chunk may be empty.
    */
-  body_filter?(conf: Conf, ctx: RequestContext, chunk: Buffer, eof: boolean): Buffer | void;
-  log?(conf: Conf, ctx: RequestContext): void;
+  body_filter?(conf: Compiled, ctx: RequestContext, chunk: Buffer, eof: boolean): Buffer | void;
+  log?(conf: Compiled, ctx: RequestContext): void;
 
   /**
    * Once per process, before the data plane serves, when the plugin is in the
@@ -106,8 +114,30 @@ export interface PluginDefinition<Conf = Record<string, unknown>> {
   init?(ctx: PluginInitContext): MaybePromise<PluginCleanup | void>;
 }
 
-/** Runs every enabled plugin's init() in priority order; resolves to one cleanup for all of them (reverse order). */
-export async function initPlugins(plugins: readonly PluginDefinition[], ctx: Omit<PluginInitContext, 'attr'>): Promise<() => Promise<void>> {
+/**
+ * A plugin as the core holds it, its conf types unknown: the core only hands
+ * each phase what the same plugin's `compile` returned.
+ */
+export type AnyPlugin = PluginDefinition<never, unknown>;
+
+/**
+ * Declares a plugin; the identity, there to infer `Conf` (from `check` or
+ * `compile`) and `Compiled` (from what `compile` returns) so every phase
+ * function is checked against them.
+ */
+export function definePlugin<Conf = Record<string, unknown>, Compiled = Conf>(def: PluginDefinition<Conf, Compiled>): PluginDefinition<Conf, Compiled> {
+  return def;
+}
+
+/**
+ * Runs every enabled plugin's init() in priority order, each with its own
+ * `plugin_attr` entry; resolves to one cleanup for all of them (reverse order).
+ */
+export async function initPlugins(
+  plugins: readonly AnyPlugin[],
+  pluginAttr: Readonly<Record<string, Readonly<Record<string, unknown>>>> | undefined,
+  ctx: Omit<PluginInitContext, 'attr'>,
+): Promise<() => Promise<void>> {
   const cleanups: PluginCleanup[] = [];
   const cleanup = async (): Promise<void> => {
     for (const fn of cleanups.splice(0).reverse()) {
@@ -121,7 +151,7 @@ export async function initPlugins(plugins: readonly PluginDefinition[], ctx: Omi
   try {
     for (const def of plugins) {
       if (def.init === undefined) continue;
-      const done = await def.init({ ...ctx, attr: ctx.config.plugin_attr?.[def.name] ?? {} });
+      const done = await def.init({ ...ctx, attr: pluginAttr?.[def.name] ?? {} });
       if (typeof done === 'function') cleanups.push(done);
     }
   } catch (err) {

@@ -1,10 +1,10 @@
 /**
  * The one object a request carries through the pipeline, and the only way
  * plugins reach the core. Keep it narrow: what a plugin may read or change is
- * here and nowhere else. The data plane (src/core/request-context.ts)
- * implements it; variables are computed lazily on first read.
+ * here and nowhere else (no Node objects: the data plane under it may change).
+ * The data plane (src/core/http/request-context.ts) implements it; variables
+ * are computed lazily on first read.
  */
-import type { IncomingMessage } from 'node:http';
 import type { ConsumerConf, RouteConf, ServiceConf, UpstreamConf } from '../model.js';
 
 /** Header names are lower-case everywhere. */
@@ -43,8 +43,36 @@ export interface ResponseState {
   readonly headers: HeaderEdits;
 }
 
+/**
+ * Names one piece of per-request data and the type of its value. Make one per
+ * piece at module scope; two keys with the same name share the slot (that is
+ * how a plugin hands a value to another part of the gateway under APISIX's
+ * ctx names, e.g. kafka-proxy's SASL settings).
+ */
+export interface DataKey<T> {
+  readonly name: string;
+  /** Never set: carries `T` so `getData`/`setData` are typed by the key. */
+  readonly type?: T;
+}
+
+export function dataKey<T>(name: string): DataKey<T> {
+  return { name };
+}
+
+/**
+ * Client-side figures of one request, as nginx's `$request_time` start,
+ * `$request_length` and `$bytes_sent` measure them (see
+ * src/core/http/measures.ts for how). Bytes count from the start of this
+ * request on its connection, headers included, up to the moment of reading.
+ */
+export interface RequestMeasures {
+  /** `performance.now()` when the request's head had been read. */
+  readonly startedAt: number;
+  readonly bytesRead: number;
+  readonly bytesWritten: number;
+}
+
 export interface RequestContext {
-  readonly req: IncomingMessage;
   /** Client's method, upper-case. */
   readonly method: string;
   /** Normalised path that routing matched (percent-decoded once, dot segments and `//` resolved). */
@@ -55,6 +83,12 @@ export interface RequestContext {
   /** Request host without port, lower-case. */
   readonly host: string;
   readonly var: Vars;
+  /**
+   * A request header as the client sent it (name lower-case; repeats joined
+   * with ", " as Node does). Plugin edits go to `upstreamRequest.headers` and
+   * never show here.
+   */
+  requestHeader(name: string): string | undefined;
 
   /** The matched route after the plugin_config and service merge. */
   readonly route: RouteConf & { id: string };
@@ -71,12 +105,17 @@ export interface RequestContext {
   consumer?: ConsumerConf;
 
   /**
-   * Free-form per-request data for plugins. APISIX keeps plugin outputs on the
-   * request ctx; the same names are used here, e.g. `kafka-proxy` writes
-   * `kafka_consumer_enable_sasl`, `kafka_consumer_sasl_username`,
-   * `kafka_consumer_sasl_password`, `kafka_consumer_sasl_mechanism`.
+   * Per-request data for plugins, typed by its key (APISIX keeps plugin
+   * outputs on the request ctx; the same names are used here).
    */
-  readonly data: Record<string, unknown>;
+  getData<T>(key: DataKey<T>): T | undefined;
+  setData<T>(key: DataKey<T>, value: T): void;
+
+  /**
+   * Defined once `measureRequests()` (src/core/http/measures.ts) is on and
+   * was on when this request started; read it in the log phase.
+   */
+  readonly measures: RequestMeasures | undefined;
 
   readonly upstreamRequest: UpstreamRequest;
   /** Filled before header_filter; header_filter plugins may change it. */
@@ -88,6 +127,10 @@ export interface RequestContext {
    */
   readonly responseStatus: number;
 
-  /** The plugin_metadata object of plugin `name` (APISIX's plugin.plugin_metadata), as the current config has it. */
-  pluginMetadata(name: string): Readonly<Record<string, unknown>> | undefined;
+  /**
+   * The plugin_metadata object of plugin `name` (APISIX's plugin.plugin_metadata), as the current config has it.
+   * `M` is the shape the plugin's `metadata_schema` admits (the Admin API checked it on write); fields with a
+   * schema default may be absent, so read them with the default as fallback.
+   */
+  pluginMetadata<M extends object = Readonly<Record<string, unknown>>>(name: string): Readonly<M> | undefined;
 }

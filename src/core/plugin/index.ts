@@ -5,10 +5,11 @@
  */
 export * from './contract.js';
 export * from './ctx.js';
+export * from './ctx-names.js';
 export * from './template.js';
 export type { ConsumerConf, RouteConf, ServiceConf, UpstreamConf } from '../model.js';
 export { compileIpMatcher, isValidIpOrCidr, type IpMatcher } from '../match/ip-match.js';
 export { compileExpr, type CompiledExpr, type ExprVars } from '../match/expr.js';
 export { isSecretRef } from '../secrets/refs.js';
 export { decodeQueryComponent, parseQuery, queryArg, withoutArg } from '../http/query.js';
-export { PORTICO_VERSION } from '../config/version.js';
+export { measureRequests } from '../http/measures.js';

@@ -5,13 +5,13 @@
  * plugins runs without a single microtask.
  */
 import type { RequestContext, Vars } from './ctx.js';
-import type { PhaseName, PluginDefinition, PluginExit } from './contract.js';
+import type { AnyPlugin, PhaseName, PluginExit } from './contract.js';
 
 export interface ChainEntry {
   readonly name: string;
-  readonly def: PluginDefinition;
-  /** What the phases receive: the validated conf, through the plugin's compile(). */
-  readonly conf: Record<string, unknown>;
+  readonly def: AnyPlugin;
+  /** What the phases receive: what the plugin's compile() returned for the validated conf (or that conf). */
+  readonly conf: unknown;
   readonly priority: number;
   /** `_meta.filter`, compiled; false skips the plugin for this request. */
   readonly filter: ((vars: Vars) => boolean) | undefined;

@@ -7,13 +7,13 @@
 import { readdir } from 'node:fs/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { join } from 'node:path';
-import type { JsonSchema, PluginDefinition, SchemaType } from './contract.js';
+import type { AnyPlugin, JsonSchema, SchemaType } from './contract.js';
 import { compileExpr } from '../match/expr.js';
 import { compileSchema, type CompiledSchema } from '../../schema/compile.js';
 import { injectMeta } from '../../schema/plugin-meta.js';
 
 interface LoadedPlugin {
-  def: PluginDefinition;
+  def: AnyPlugin;
   /** `schema` with `_meta` injected: what route/service/global-rule confs are checked against. */
   schema: JsonSchema;
   route: CompiledSchema;
@@ -25,7 +25,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function isPluginDefinition(v: unknown): v is PluginDefinition {
+function isAnyPlugin(v: unknown): v is AnyPlugin {
   return isObject(v) && typeof v.name === 'string' && typeof v.priority === 'number' && isObject(v.schema);
 }
 
@@ -35,7 +35,7 @@ function pluginFileFilter(): (file: string) => boolean {
   return (f) => f.endsWith(ext) && !f.endsWith('.d.ts') && !f.endsWith('.test.ts');
 }
 
-async function discover(dir: URL): Promise<PluginDefinition[]> {
+async function discover(dir: URL): Promise<AnyPlugin[]> {
   const path = fileURLToPath(dir);
   let files: string[];
   try {
@@ -44,11 +44,11 @@ async function discover(dir: URL): Promise<PluginDefinition[]> {
     console.warn(`[plugin-registry] cannot read plugin directory ${path}: ${(err as Error).message}`);
     return [];
   }
-  const found: PluginDefinition[] = [];
+  const found: AnyPlugin[] = [];
   for (const file of files) {
     try {
       const mod = (await import(pathToFileURL(join(path, file)).href)) as { default?: unknown };
-      if (isPluginDefinition(mod.default)) found.push(mod.default);
+      if (isAnyPlugin(mod.default)) found.push(mod.default);
     } catch (err) {
       // One broken plugin file must not keep the gateway from starting.
       console.warn(`[plugin-registry] failed to load ${file}: ${(err as Error).message}`);
@@ -57,7 +57,7 @@ async function discover(dir: URL): Promise<PluginDefinition[]> {
   return found;
 }
 
-function prepare(def: PluginDefinition): LoadedPlugin | string {
+function prepare(def: AnyPlugin): LoadedPlugin | string {
   const schema = injectMeta(def.schema);
   if (typeof schema === 'string') return schema;
   try {
@@ -74,7 +74,7 @@ function prepare(def: PluginDefinition): LoadedPlugin | string {
 }
 
 export class PluginRegistry {
-  private readonly sorted: PluginDefinition[];
+  private readonly sorted: AnyPlugin[];
 
   private constructor(private readonly byName: Map<string, LoadedPlugin>) {
     this.sorted = [...byName.values()].map((p) => p.def).sort((a, b) => b.priority - a.priority);
@@ -86,7 +86,7 @@ export class PluginRegistry {
   }
 
   /** Builds a registry from definitions at hand (tests, embedders); `enabled` filters them as load() does. */
-  static fromDefinitions(defs: readonly PluginDefinition[], enabled: readonly string[]): PluginRegistry {
+  static fromDefinitions(defs: readonly AnyPlugin[], enabled: readonly string[]): PluginRegistry {
     const wanted = new Set(enabled);
     const byName = new Map<string, LoadedPlugin>();
     for (const def of defs) {
@@ -104,12 +104,12 @@ export class PluginRegistry {
     return new PluginRegistry(byName);
   }
 
-  get(name: string): PluginDefinition | undefined {
+  get(name: string): AnyPlugin | undefined {
     return this.byName.get(name)?.def;
   }
 
   /** Enabled plugins, highest priority first (APISIX's /plugins/list order). */
-  list(): PluginDefinition[] {
+  list(): AnyPlugin[] {
     return [...this.sorted];
   }
 
@@ -161,7 +161,8 @@ export class PluginRegistry {
     const target = withDefaults ? conf : structuredClone(conf);
     const err = compiled?.checkWithDefaults(target);
     if (err !== undefined) return err;
-    return plugin.def.check?.(target as Record<string, unknown>, type);
+    // The conf passed the plugin's schema, which is what its `Conf` type describes.
+    return plugin.def.check?.(target as never, type);
   }
 
   /** The plugin's schema with the injected `_meta` property, as GET /apisix/admin/plugins/{name} serves it. */

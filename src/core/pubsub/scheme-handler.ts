@@ -4,11 +4,13 @@
  * itself here; the data plane looks the scheme up after rewrite/access and
  * global rules ran and before any balancer is chosen.
  */
+import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
 import type { RequestContext } from '../plugin/ctx.js';
 
 export interface SchemeRequest {
-  readonly ctx: RequestContext;
+  /** The plugins' context, plus the raw request the WebSocket handshake is checked on (plugins never see it). */
+  readonly ctx: RequestContext & { readonly req: IncomingMessage };
   /** The client asked for a WebSocket upgrade (Upgrade: websocket, Connection: upgrade, GET, HTTP/1.1). */
   readonly isUpgrade: boolean;
   /**

@@ -418,8 +418,11 @@ export class ConfigSnapshot {
     }
   }
 
-  /** Compiles a plugins map into chain entries; an invalid conf skips the whole object, as APISIX's sync does. */
-  private compilePlugins(plugins: PluginConfMap | undefined, type: SchemaType, fromConsumer = false): ChainEntry[] {
+  /**
+   * Compiles a plugins map into chain entries; an invalid conf skips the whole object, as APISIX's sync does.
+   * `validated` collects each conf as validated (before the plugin's compile), for auth plugins' consumer tables.
+   */
+  private compilePlugins(plugins: PluginConfMap | undefined, type: SchemaType, fromConsumer = false, validated?: PluginConfMap): ChainEntry[] {
     const out: ChainEntry[] = [];
     if (!plugins) return out;
     const { registry, logger } = this.opts;
@@ -445,7 +448,9 @@ export class ConfigSnapshot {
       const err = registry.checkConf(name, conf, type, true);
       if (err !== undefined) throw new SkipObject(err);
       conf = resolveSecretRefs(conf, name, logger);
-      const compiled = def.compile ? def.compile(conf) : conf;
+      if (validated !== undefined) validated[name] = conf;
+      // The conf passed the plugin's schema, which is what its `Conf` type describes.
+      const compiled = def.compile ? def.compile(conf as never) : conf;
       let filter: ((vars: Vars) => boolean) | undefined;
       if (Array.isArray(meta?.filter) && meta.filter.length > 0) {
         const expr = compileExpr(meta.filter);
@@ -479,10 +484,9 @@ export class ConfigSnapshot {
 
   private compileConsumer(conf: ConsumerConf, revKey: string, group: CompiledConsumerGroup | undefined, groupMissing: boolean): CompiledConsumer {
     if (typeof conf.username !== 'string') throw new SkipObject('consumer without username');
-    const own = this.compilePlugins(conf.plugins, 'consumer', true);
     // Auth plugins read the validated confs (defaults filled, decrypted), not the stored ones; never the group's.
     const plugins: PluginConfMap = {};
-    for (const e of own) plugins[e.name] = e.conf;
+    const own = this.compilePlugins(conf.plugins, 'consumer', true, plugins);
     let entries: readonly ChainEntry[] = own;
     if (group !== undefined && group.entries.length > 0) {
       // APISIX's merge_consumer_route: the group's plugins, then the consumer's over them.
@@ -495,9 +499,8 @@ export class ConfigSnapshot {
   }
 
   private compileCredential(owner: CompiledConsumer, id: string, value: Record<string, unknown>, revKey: string): CompiledCredential {
-    const entries = this.compilePlugins(value.plugins as PluginConfMap | undefined, 'consumer', true);
     const plugins: PluginConfMap = {};
-    for (const e of entries) plugins[e.name] = e.conf;
+    this.compilePlugins(value.plugins as PluginConfMap | undefined, 'consumer', true, plugins);
     // The consumer's own plugins still merge by username (consumers map); `plugins` here is what the auth plugin matches on.
     return { revKey, conf: { ...owner.conf, plugins, credential_id: id } };
   }

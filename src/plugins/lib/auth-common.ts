@@ -2,11 +2,9 @@
  * What APISIX's auth plugins share (apisix/consumer.lua): the per-plugin
  * lookup table built when consumers change, the anonymous-consumer table,
  * attach_consumer's upstream headers, and the 401 with its challenge. Not a
- * plugin: the registry skips modules without a PluginDefinition default export.
+ * plugin: the registry never loads src/plugins/lib/.
  */
-import type { PluginExit } from '../../core/plugin/contract.js';
-import type { RequestContext } from '../../core/plugin/ctx.js';
-import type { ConsumerConf } from '../../core/plugin/index.js';
+import type { ConsumerConf, PluginExit, RequestContext } from '../../core/plugin/index.js';
 
 /** APISIX's schema_def.get_realm_schema: printable ASCII without `"` and `\`, so it is safe inside the quoted challenge. */
 export function realmSchema(defaultRealm: string): Record<string, unknown> {

@@ -3,17 +3,12 @@
  * (apisix/plugins/prometheus/exporter.lua), recorded per request in the log
  * phase and read by the export server.
  *
- * Where the numbers come from, without touching the core:
- * - Request start, request bytes and response bytes: Node's
- *   `http.server.request.start` / `http.server.response.finish` diagnostics
- *   channels, published synchronously for every HTTP request in the process.
- *   At request start the request gets the time and the socket's byte counters
- *   stamped on it; egress is `socket.bytesWritten` now minus then (status line,
- *   headers, framing and body: nginx's `$bytes_sent`); ingress is
- *   `socket.bytesRead` now minus where the previous response on that
- *   connection finished (request line, headers and body: `$request_length`).
- *   An upgraded (WebSocket) connection is never stamped, so its whole socket
- *   counts, which is the session's traffic.
+ * Where the numbers come from:
+ * - Request start, request bytes and response bytes: the request context's
+ *   `measures` (src/core/http/measures.ts, turned on with `measureRequests()`):
+ *   egress is nginx's `$bytes_sent` (status line, headers, framing and body),
+ *   ingress `$request_length` (request line, headers and body). An upgraded
+ *   (WebSocket) request is never measured, so it records no latency or bytes.
  * - Upstream latency: from this plugin's before_proxy (just before the
  *   request is sent) to the log phase, i.e. until the last byte reached the
  *   client, as nginx's `$upstream_response_time` runs to the upstream's last
@@ -27,31 +22,18 @@
  * prom-client children; a new label set builds its children once.
  */
 import dc from 'node:diagnostics_channel';
-import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { RequestContext } from '../../core/plugin/ctx.js';
-import type { RouteConf } from '../../core/plugin/index.js';
+import { dataKey, measureRequests, type RequestContext, type RouteConf } from '../../core/plugin/index.js';
 
 /** APISIX's DEFAULT_BUCKETS, in milliseconds. */
 export const DEFAULT_BUCKETS: readonly number[] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000];
 
-const kStart = Symbol('prometheus.start');
-const kWritten = Symbol('prometheus.written');
-const kRead = Symbol('prometheus.read');
-const kUpstreamStart = Symbol('prometheus.upstreamStart');
-const kLogged = Symbol('prometheus.logged');
-const kReadMark = Symbol('prometheus.readMark');
-
-type StampedRequest = IncomingMessage & {
-  [kStart]?: number;
-  [kWritten]?: number;
-  [kRead]?: number;
-  [kUpstreamStart]?: number;
-  [kLogged]?: boolean;
-};
-type MarkedSocket = Socket & { [kReadMark]?: number };
+/** `performance.now()` when before_proxy ran: the upstream attempt started. */
+const UPSTREAM_START = dataKey<number>('prometheus-upstream-start');
+/** Set once the request was recorded: a global rule and its route may both run the log phase. */
+const LOGGED = dataKey<boolean>('prometheus-logged');
 
 interface CounterChild {
   inc(value?: number): void;
@@ -76,16 +58,8 @@ class ServerStats {
   requests = 0;
   accepted = 0;
   active = 0;
-  private readonly onStart = (msg: unknown): void => {
-    const { request, socket } = msg as { request: StampedRequest; socket: MarkedSocket };
+  private readonly onStart = (): void => {
     this.requests++;
-    request[kStart] = performance.now();
-    request[kWritten] = socket.bytesWritten;
-    request[kRead] = socket[kReadMark] ?? 0;
-  };
-  private readonly onFinish = (msg: unknown): void => {
-    const socket = (msg as { socket: MarkedSocket | null }).socket;
-    if (socket) socket[kReadMark] = socket.bytesRead;
   };
   private readonly onSocket = (msg: unknown): void => {
     const socket = (msg as { socket: Socket }).socket;
@@ -97,15 +71,18 @@ class ServerStats {
     this.active--;
   };
 
+  private releaseMeasures: (() => void) | undefined;
+
   subscribe(): void {
+    this.releaseMeasures = measureRequests();
     dc.subscribe('http.server.request.start', this.onStart);
-    dc.subscribe('http.server.response.finish', this.onFinish);
     dc.subscribe('net.server.socket', this.onSocket);
   }
 
   unsubscribe(): void {
+    this.releaseMeasures?.();
+    this.releaseMeasures = undefined;
     dc.unsubscribe('http.server.request.start', this.onStart);
-    dc.unsubscribe('http.server.response.finish', this.onFinish);
     dc.unsubscribe('net.server.socket', this.onSocket);
   }
 }
@@ -198,14 +175,13 @@ export class HttpMetrics {
 
   /** before_proxy: the upstream attempt starts now. */
   static markUpstream(ctx: RequestContext): void {
-    (ctx.req as StampedRequest)[kUpstreamStart] = performance.now();
+    ctx.setData(UPSTREAM_START, performance.now());
   }
 
   /** The log phase. A request is recorded once, even when a global rule and its route both enable the plugin. */
   record(conf: PrometheusConfView, ctx: RequestContext): void {
-    const req = ctx.req as StampedRequest;
-    if (req[kLogged] === true) return;
-    req[kLogged] = true;
+    if (ctx.getData(LOGGED) === true) return;
+    ctx.setData(LOGGED, true);
     if (!this.subscribed) {
       this.subscribed = true;
       this.stats.subscribe();
@@ -225,24 +201,20 @@ export class HttpMetrics {
     }
     status.inc();
 
-    const now = performance.now();
-    const start = req[kStart];
-    if (start !== undefined) {
-      const latency = now - start;
+    // A request that started before measuring was on has no marks to count from.
+    const measures = ctx.measures;
+    if (measures !== undefined) {
+      const now = performance.now();
+      const latency = now - measures.startedAt;
       series.request.observe(latency);
-      const upstreamStart = req[kUpstreamStart];
+      const upstreamStart = ctx.getData(UPSTREAM_START);
       if (upstreamStart !== undefined) {
         const upstream = now - upstreamStart;
         series.upstream.observe(upstream);
         series.apisix.observe(latency > upstream ? latency - upstream : 0);
       } else series.apisix.observe(latency);
-    }
-
-    const socket = req.socket as Socket | null;
-    // A request that started before the channels were subscribed has no byte marks to count from.
-    if (socket && start !== undefined) {
-      series.ingress.inc(socket.bytesRead - (req[kRead] ?? 0));
-      series.egress.inc(socket.bytesWritten - (req[kWritten] ?? 0));
+      series.ingress.inc(measures.bytesRead);
+      series.egress.inc(measures.bytesWritten);
     }
   }
 
