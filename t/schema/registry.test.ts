@@ -1,4 +1,5 @@
 /** PluginRegistry: discovery of src/plugins/, `_meta` injection, APISIX's plugin-check messages (apisix/plugin.lua check_schema). */
+import { readdirSync } from 'node:fs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { PluginRegistry } from '../../src/core/plugin/registry.js';
 import type { PluginDefinition } from '../../src/core/plugin/contract.js';
@@ -34,6 +35,17 @@ describe('load()', () => {
     expect(r.checkConf('kafka-proxy', { sasl: {} }, 'route')).toBe(
       'failed to check the configuration of plugin kafka-proxy err: property "sasl" validation failed: property "username" is required',
     );
+  });
+
+  it('every top-level file of src/plugins/ is a plugin, and only those are loaded (helpers live in folders)', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    const dir = new URL('../../src/plugins/', import.meta.url);
+    const entries = readdirSync(dir, { withFileTypes: true });
+    const files = entries.filter((e) => e.isFile() && e.name.endsWith('.ts')).map((e) => e.name.replace(/\.ts$/, ''));
+    expect(entries.some((e) => e.isDirectory() && e.name === 'lib')).toBe(true);
+    const r = await PluginRegistry.load([...files, 'auth-common', 'counters', 'metrics', 'export-server']);
+    expect(r.list().map((p) => p.name).sort()).toEqual(files.sort());
+    expect(warn.mock.calls.flat().join('\n')).not.toContain('does not default-export a plugin');
   });
 
   it('loads nothing for an empty list', async () => {

@@ -1,7 +1,9 @@
 /**
  * Discovers plugin modules in src/plugins/ (one default-exported
- * PluginDefinition per file) and keeps the enabled ones, so adding a plugin
- * never touches the core. Each plugin's schemas get APISIX's injected `_meta`
+ * PluginDefinition per top-level file) and keeps the enabled ones, so adding
+ * a plugin never touches the core. Only the top-level files are plugins:
+ * folders (src/plugins/lib/ for shared helpers, `<plugin>/` for the rest of a
+ * multi-file plugin) are never loaded by discovery. Each plugin's schemas get APISIX's injected `_meta`
  * property and are compiled once here, at load time.
  */
 import { readdir } from 'node:fs/promises';
@@ -25,7 +27,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function isAnyPlugin(v: unknown): v is AnyPlugin {
+function isPluginDefinition(v: unknown): v is AnyPlugin {
   return isObject(v) && typeof v.name === 'string' && typeof v.priority === 'number' && isObject(v.schema);
 }
 
@@ -39,7 +41,11 @@ async function discover(dir: URL): Promise<AnyPlugin[]> {
   const path = fileURLToPath(dir);
   let files: string[];
   try {
-    files = (await readdir(path)).filter(pluginFileFilter()).sort();
+    const isPluginFile = pluginFileFilter();
+    files = (await readdir(path, { withFileTypes: true }))
+      .filter((e) => e.isFile() && isPluginFile(e.name))
+      .map((e) => e.name)
+      .sort();
   } catch (err) {
     console.warn(`[plugin-registry] cannot read plugin directory ${path}: ${(err as Error).message}`);
     return [];
@@ -48,7 +54,8 @@ async function discover(dir: URL): Promise<AnyPlugin[]> {
   for (const file of files) {
     try {
       const mod = (await import(pathToFileURL(join(path, file)).href)) as { default?: unknown };
-      if (isAnyPlugin(mod.default)) found.push(mod.default);
+      if (isPluginDefinition(mod.default)) found.push(mod.default);
+      else console.warn(`[plugin-registry] ${file} does not default-export a plugin; helpers belong in src/plugins/lib/ or the plugin's folder`);
     } catch (err) {
       // One broken plugin file must not keep the gateway from starting.
       console.warn(`[plugin-registry] failed to load ${file}: ${(err as Error).message}`);
