@@ -218,21 +218,44 @@ describe('deployment.role', () => {
     expect(loadYaml(both).config.deployment.config_provider).toBe('etcd');
   });
 
-  test('data_plane, control_plane and standalone roles are refused, naming the key and what Portico supports', () => {
-    for (const role of ['data_plane', 'control_plane', 'standalone']) {
+  test('control_plane and standalone roles are refused, naming the key and what Portico supports', () => {
+    for (const role of ['control_plane', 'standalone']) {
       const section = role === 'standalone' ? '' : `  role_${role}:\n    config_provider: etcd\n`;
       expect(() => loadYaml(`deployment:\n  role: ${role}\n${section}`)).toThrow(
-        new RegExp(`"deployment\\.role: ${role}" is not supported: Portico runs APISIX's traditional role only`),
+        new RegExp(`"deployment\\.role: ${role}" is not supported: Portico runs APISIX's traditional role .* or its data_plane role from a standalone file`),
       );
     }
   });
 
-  test('yaml and json standalone providers are refused, naming the key and what Portico supports', () => {
-    for (const provider of ['yaml', 'json']) {
-      expect(() => loadYaml(`deployment:\n  role: traditional\n  role_traditional:\n    config_provider: ${provider}\n`)).toThrow(
-        new RegExp(`"deployment\\.role_traditional\\.config_provider: ${provider}" is not supported: Portico supports etcd.*embedded`),
+  test('a data_plane fed by etcd or xDS is refused: a Portico data plane reads a standalone file', () => {
+    for (const provider of ['etcd', 'xds']) {
+      expect(() => loadYaml(`deployment:\n  role: data_plane\n  role_data_plane:\n    config_provider: ${provider}\n`)).toThrow(
+        new RegExp(`"deployment\\.role_data_plane\\.config_provider: ${provider}" is not supported: a Portico data plane reads a standalone file`),
       );
     }
+  });
+
+  test('data_plane with yaml or json is the file-driven standalone mode: Admin API off, conf/apisix.<format> or $PORTICO_STANDALONE_FILE', () => {
+    for (const provider of ['yaml', 'json'] as const) {
+      const { config } = loadYaml(`deployment:\n  role: data_plane\n  role_data_plane:\n    config_provider: ${provider}\n`);
+      expect(config.deployment.config_provider).toBe(provider);
+      expect(config.deployment.role).toBe('data_plane');
+      expect(config.deployment.admin.enable_admin).toBe(false);
+      expect(config.deployment.standalone_file).toMatch(new RegExp(`conf/apisix\\.${provider}$`));
+    }
+    const file = writeTempConfig('deployment:\n  role: data_plane\n  role_data_plane:\n    config_provider: yaml\n');
+    const config = load({ path: file, env: { PORTICO_STANDALONE_FILE: '/srv/gitops/portico.yaml' } }).config;
+    expect(config.deployment.standalone_file).toBe('/srv/gitops/portico.yaml');
+  });
+
+  test('traditional with yaml is the API-driven standalone mode; json there is refused, as in APISIX', () => {
+    const { config } = loadYaml('deployment:\n  role: traditional\n  role_traditional:\n    config_provider: yaml\n');
+    expect(config.deployment.config_provider).toBe('yaml');
+    expect(config.deployment.admin.enable_admin).toBe(true);
+    expect(config.deployment.standalone_file).toBeUndefined();
+    expect(() => loadYaml('deployment:\n  role: traditional\n  role_traditional:\n    config_provider: json\n')).toThrow(
+      /"deployment\.role_traditional\.config_provider: json" is not supported: Portico supports etcd or yaml here.*embedded/,
+    );
   });
 
   test("Portico's config_provider and APISIX's role form disagreeing is refused, naming both", () => {
@@ -252,7 +275,7 @@ describe('deployment.role', () => {
   test('a role error stops the process with exit 1', async () => {
     const gp = startGatewayProcess(['--config', writeTempConfig('deployment:\n  role: data_plane\n')]);
     expect((await gp.exited).code).toBe(1);
-    expect(gp.output()).toMatch(/failed to start: .*"deployment\.role: data_plane" is not supported/);
+    expect(gp.output()).toMatch(/failed to start: .*"deployment\.role: data_plane" needs "deployment\.role_data_plane\.config_provider": yaml or json/);
   });
 });
 

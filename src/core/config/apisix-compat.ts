@@ -3,13 +3,14 @@
  * Portico does not use (apisix-keys.ts) are dropped and reported, so the
  * caller names them in one start-up warning; keys Portico cannot honour when
  * set (APISIX_REFUSED_WHEN_SET) stop start-up; `deployment.role` /
- * `role_traditional.config_provider` pick the store; APISIX's shorthand shapes
+ * `role_<role>.config_provider` pick the store (role.ts); APISIX's shorthand shapes
  * (`node_listen: 9080`, a keyring string, numeric admin keys) are rewritten;
  * and a key neither knows is a typo, reported with the closest known one.
  */
 import { ANY, APISIX_CONFIG_KEYS, APISIX_KEY_ALIASES, APISIX_REFUSED_WHEN_SET, type KeyTree } from './apisix-keys.js';
 import { isPlainObject } from './plain-object.js';
 import { ConfigError } from './project-root.js';
+import { resolveRole } from './role.js';
 
 /**
  * Rewrites an APISIX-shaped document in place into what Portico's schema
@@ -30,7 +31,7 @@ export interface SchemaNode {
 }
 
 /** APISIX keys Portico maps itself (resolveRole, resolveAliases) rather than ignoring. */
-const HONOURED_APISIX_KEYS = new Set(['deployment.role', 'deployment.role_traditional', ...Object.keys(APISIX_KEY_ALIASES)]);
+const HONOURED_APISIX_KEYS = new Set(['deployment.role_traditional', 'deployment.role_data_plane', ...Object.keys(APISIX_KEY_ALIASES)]);
 
 /**
  * Walks `doc` against Portico's schema and APISIX's key tree: APISIX-only keys
@@ -147,39 +148,3 @@ function walkTo(doc: Record<string, unknown>, path: string[], create: boolean): 
   return node;
 }
 
-/**
- * APISIX's `deployment.role: traditional` with `role_traditional.config_provider`
- * (etcd when left out, as in APISIX) becomes Portico's `deployment.config_provider`.
- * What Portico cannot serve (the data_plane/control_plane split, yaml/json
- * standalone files) or a contradiction with `config_provider` stops start-up.
- */
-function resolveRole(doc: Record<string, unknown>, file: string): void {
-  const dep = doc.deployment;
-  if (!isPlainObject(dep) || (dep.role === undefined && dep.role_traditional === undefined)) return;
-  const role = dep.role ?? 'traditional';
-  if (role !== 'traditional') {
-    throw new ConfigError(
-      `${file}: "deployment.role: ${String(role)}" is not supported: Portico runs APISIX's traditional role only ` +
-        '(one process serving the Admin API and the data plane); set deployment.role: traditional',
-    );
-  }
-  const rt = dep.role_traditional ?? {};
-  if (!isPlainObject(rt)) throw new ConfigError(`${file}: "deployment.role_traditional" must be a mapping`);
-  const provider = rt.config_provider ?? 'etcd';
-  if (provider !== 'etcd') {
-    throw new ConfigError(
-      `${file}: "deployment.role_traditional.config_provider: ${String(provider)}" is not supported: Portico supports etcd ` +
-        "here (APISIX's yaml/json standalone files are not read), or its own embedded store with " +
-        'deployment.config_provider: embedded and no deployment.role',
-    );
-  }
-  if (dep.config_provider !== undefined && dep.config_provider !== provider) {
-    throw new ConfigError(
-      `${file}: "deployment.config_provider: ${String(dep.config_provider)}" and ` +
-        `"deployment.role_traditional.config_provider: ${provider}" disagree; keep one of them`,
-    );
-  }
-  delete dep.role;
-  delete dep.role_traditional;
-  dep.config_provider = provider;
-}

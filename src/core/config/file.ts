@@ -15,6 +15,7 @@ import { parse as parseYaml } from 'yaml';
 import { adaptApisixConfig, type SchemaNode } from './apisix-compat.js';
 import { isPlainObject } from './plain-object.js';
 import { ConfigError, PROJECT_ROOT } from './project-root.js';
+import { applyRole } from './role.js';
 import { configSchema, describeConfigError, validateConfig } from './schema.js';
 import type { PorticoConfig } from './types.js';
 
@@ -32,7 +33,8 @@ export function substituteEnv(text: string, env: NodeJS.ProcessEnv, file: string
     .join('\n');
 }
 
-function substituteLine(text: string, env: NodeJS.ProcessEnv, file: string): string {
+/** `${{VAR}}` in one line of text (or one string value). */
+export function substituteLine(text: string, env: NodeJS.ProcessEnv, file: string): string {
   return text.replace(/\$\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?::=\s*([^}]*?))?\s*\}\}/g, (_m, name: string, def?: string) => {
     const value = env[name];
     if (value !== undefined) return value;
@@ -116,6 +118,7 @@ export function loadConfig(opts: LoadOptions = {}): PorticoConfig {
     config.deployment.admin.admin_key = [{ name: 'admin', key: env.PORTICO_ADMIN_KEY, role: 'admin' }, ...keys];
   }
   if (env.PORTICO_DATA_DIR) config.deployment.embedded.data_dir = env.PORTICO_DATA_DIR;
+  applyRole(config, env);
   const dataDir = config.deployment.embedded.data_dir;
   if (!isAbsolute(dataDir)) config.deployment.embedded.data_dir = resolve(dataDir);
   if (ignored.length > 0) {

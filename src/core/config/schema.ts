@@ -64,7 +64,8 @@ export const configSchema = {
       type: 'object',
       additionalProperties: false,
       properties: {
-        config_provider: { enum: ['embedded', 'etcd'] },
+        config_provider: { enum: ['embedded', 'etcd', 'yaml', 'json'] },
+        role: { enum: ['traditional', 'data_plane'] },
         admin: {
           type: 'object',
           additionalProperties: false,

@@ -60,9 +60,15 @@ export interface PorticoConfig {
   deployment: {
     /**
      * Where routes and the rest live. APISIX's `role: traditional` with
-     * `role_traditional.config_provider: etcd` is read into this (config-file.ts).
+     * `role_traditional.config_provider: etcd` is read into this (config/role.ts).
+     * `yaml`/`json`: APISIX's standalone modes, the whole configuration in one
+     * document (a file for a data_plane, PUT /apisix/admin/configs for traditional).
      */
-    config_provider: 'embedded' | 'etcd';
+    config_provider: 'embedded' | 'etcd' | 'yaml' | 'json';
+    /** APISIX's deployment.role; `data_plane` serves `standalone_file` with the Admin API off. */
+    role?: 'traditional' | 'data_plane';
+    /** The file a data_plane serves: $PORTICO_STANDALONE_FILE or conf/apisix.yaml (set by the loader). */
+    standalone_file?: string;
     admin: {
       enable_admin: boolean;
       admin_key_required: boolean;

@@ -36,7 +36,8 @@ export function resolveSecrets(config: PorticoConfig): GeneratedSecret[] {
     }
   }
   const enc = config.apisix.data_encryption;
-  const needKeys = admin.admin_key_required && admin.admin_key.some((k) => !k.key);
+  // A node without an Admin API (a standalone data plane) needs no admin keys.
+  const needKeys = admin.enable_admin && admin.admin_key_required && admin.admin_key.some((k) => !k.key);
   const needKeyring = enc.enable_encrypt_fields && enc.keyring.length === 0;
   if (!needKeys && !needKeyring) return [];
 
@@ -76,4 +77,13 @@ export function resolveSecrets(config: PorticoConfig): GeneratedSecret[] {
     renameSync(tmp, file);
   }
   return generated;
+}
+
+/** The keyring generated into `dataDir` at a first start, if any (for tools reading that data dir). */
+export function storedKeyring(dataDir: string): string | undefined {
+  try {
+    return (JSON.parse(readFileSync(join(dataDir, 'secrets.json'), 'utf8')) as StoredSecrets).keyring;
+  } catch {
+    return undefined;
+  }
 }
