@@ -14,6 +14,9 @@ import { PORTICO_VERSION } from './core/config/version.js';
 import { PluginRegistry } from './core/plugin/registry.js';
 import { resolveSecrets, type GeneratedSecret } from './core/secrets/generated-keys.js';
 import type { ConfigStore } from './core/store/types.js';
+import { StandaloneStore } from './core/store/standalone.js';
+import type { DocumentValidator } from './core/store/standalone-doc.js';
+import { validateConfiguration } from './admin/config-validate.js';
 
 export interface Gateway {
   readonly config: PorticoConfig;
@@ -40,8 +43,16 @@ export interface StartOptions {
  * are large, and a node that never uses one should not carry it (start-up time,
  * memory, and a smaller heap for the request path to share).
  */
-async function openStore(config: PorticoConfig): Promise<ConfigStore> {
-  if (config.deployment.config_provider === 'etcd') {
+async function openStore(config: PorticoConfig, registry: PluginRegistry, logger: Logger): Promise<ConfigStore> {
+  const { config_provider: provider, role } = config.deployment;
+  if (provider === 'yaml' || provider === 'json') {
+    if (role !== 'data_plane') return new StandaloneStore();
+    const { openStandaloneFile } = await import('./core/store/standalone-file.js');
+    // The file is checked as the Admin API checks a write; the core is handed the check, not the admin module.
+    const validate: DocumentValidator = (doc) => validateConfiguration(doc, registry);
+    return openStandaloneFile({ file: config.deployment.standalone_file!, format: provider, validate, logger });
+  }
+  if (provider === 'etcd') {
     const { EtcdStore } = await import('./core/store/etcd.js');
     const { host, prefix, timeout } = config.deployment.etcd;
     return new EtcdStore({ hosts: host, prefix, timeout });
@@ -53,8 +64,8 @@ async function openStore(config: PorticoConfig): Promise<ConfigStore> {
 export async function startGateway(config: PorticoConfig, opts: StartOptions = {}): Promise<Gateway> {
   const logger = opts.logger ?? pino({ level: 'info' });
   const generated = resolveSecrets(config);
-  const store = opts.store ?? (await openStore(config));
   const registry = await PluginRegistry.load(config.plugins);
+  const store = opts.store ?? (await openStore(config, registry, logger));
   const closers: Array<() => Promise<void>> = [];
   try {
     // Plugins' process-wide state (e.g. prometheus's metrics and export server) before anything serves.
@@ -70,7 +81,8 @@ export async function startGateway(config: PorticoConfig, opts: StartOptions = {
     );
     let adminAddress: AddressInfo | undefined;
     if (config.deployment.admin.enable_admin) {
-      const admin = await createAdminServer({ config, store, registry, logger });
+      const standalone = store instanceof StandaloneStore ? store : undefined;
+      const admin = await createAdminServer({ config, store, registry, logger, standalone });
       const { ip, port } = config.deployment.admin.admin_listen;
       await admin.listen({ host: ip, port });
       adminAddress = admin.server.address() as AddressInfo;

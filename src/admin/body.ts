@@ -47,14 +47,18 @@ export function parseJsonBody(raw: string): AdminBody {
   }
 }
 
-/** Replaces fastify's parsers with one that treats every body as JSON, within `max` bytes. */
-export function installBodyParser(app: FastifyInstance, max: number): void {
+/**
+ * Replaces fastify's parsers with one that treats every body as JSON, within
+ * `max` bytes; bodies of URLs `raw` accepts are handed over as text (wrapped by
+ * `wrap`) for their route to parse (/configs takes YAML too).
+ */
+export function installBodyParser(app: FastifyInstance, max: number, raw?: { accepts(url: string): boolean; wrap(text: string): unknown }): void {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (request, payload, done) => {
     readBody(payload as IncomingMessage, max).then(
-      (raw) => {
+      (text) => {
         try {
-          done(null, parseJsonBody(raw));
+          done(null, raw?.accepts(request.url) ? raw.wrap(text) : parseJsonBody(text));
         } catch (err) {
           done(err as Error, undefined);
         }

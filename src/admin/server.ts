@@ -18,6 +18,8 @@ import { registerPluginRoutes } from './plugin-routes.js';
 import { createResourceHandler } from './resource-handler.js';
 import type { AdminMethod } from './resources.js';
 import { createCodec } from './stored-value.js';
+import { CONFIGS_PATH, RawBody, registerConfigRoutes } from './configs.js';
+import type { StandaloneStore } from '../core/store/standalone.js';
 import { serverHeader as serverHeaderOf } from '../core/config/version.js';
 
 export interface AdminServerOptions {
@@ -27,6 +29,11 @@ export interface AdminServerOptions {
   logger?: FastifyBaseLogger | boolean;
   /** Called by PUT /apisix/admin/plugins/reload before it answers `done`. */
   reloadPlugins?: () => Promise<void>;
+  /**
+   * API-driven standalone mode: the in-memory store PUT /configs replaces. The
+   * Admin API then serves /configs only, as APISIX's does in this mode.
+   */
+  standalone?: StandaloneStore;
 }
 
 export interface AdminRoute {
@@ -125,7 +132,7 @@ export async function createAdminServer(opts: AdminServerOptions): Promise<Fasti
     done();
   });
 
-  installBodyParser(app, admin.max_body_size);
+  installBodyParser(app, admin.max_body_size, { accepts: (url) => url.startsWith(CONFIGS_PATH), wrap: (text) => new RawBody(text) });
   // APISIX ends every JSON body with a newline (cjson + "\n"); scripts diff against that.
   app.setReplySerializer((payload) => JSON.stringify(payload) + '\n');
 
@@ -136,6 +143,12 @@ export async function createAdminServer(opts: AdminServerOptions): Promise<Fasti
   });
   app.setNotFoundHandler((_req, reply) => sendAdminError(reply, adminError('not found', 'ADMIN_NOT_FOUND')));
 
+  registerConfigRoutes(app, { registry, standalone: opts.standalone });
+  if (opts.standalone) {
+    app.head(PREFIX, async (_req, reply) => reply.code(200).send());
+    await app.ready();
+    return app;
+  }
   registerPluginRoutes(app, { registry, reloadPlugins: opts.reloadPlugins });
 
   const handle = createResourceHandler({ store, registry, codec: createCodec(config, registry) });
