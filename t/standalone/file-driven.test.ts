@@ -71,8 +71,8 @@ plugin_attr:
     export_addr: { ip: 127.0.0.1, port: 0 }
 `);
   gp = startGatewayProcess(['--config', config], { PORTICO_STANDALONE_FILE: file, UP_PORT: String(up.port) });
-  port = Number((await gp.waitFor(/data plane listening on http:\/\/[^:]+:(\d+)/))[1]);
-});
+  port = Number((await gp.waitFor(/data plane listening on http:\/\/[^:]+:(\d+)/, 90_000))[1]);
+}, 120_000);
 
 afterAll(async () => {
   gp?.proc.kill('SIGTERM');
@@ -132,7 +132,8 @@ describe('file-driven standalone mode', () => {
   });
 });
 
-describe('start-up', () => {
+// Each test starts a gateway process: slow on a loaded machine.
+describe('start-up', { timeout: 120_000 }, () => {
   test('a file that fails validation stops start-up with exit 1 and its reasons', async () => {
     const bad = join(dir, 'bad.yaml');
     writeFileSync(bad, 'routes:\n  - id: r1\n    uri: 5\n#END\n');
@@ -148,7 +149,7 @@ describe('start-up', () => {
     const config = writeTempConfig(`apisix:\n  node_listen: { ip: 127.0.0.1, port: 0 }\ndeployment:\n  role: data_plane\n  role_data_plane:\n    config_provider: json\n  embedded:\n    data_dir: ${join(dir, 'data3')}\nplugin_attr:\n  prometheus:\n    export_addr: { ip: 127.0.0.1, port: 0 }\n`);
     const p = startGatewayProcess(['--config', config], { PORTICO_STANDALONE_FILE: json });
     try {
-      const jsonPort = Number((await p.waitFor(/data plane listening on http:\/\/[^:]+:(\d+)/))[1]);
+      const jsonPort = Number((await p.waitFor(/data plane listening on http:\/\/[^:]+:(\d+)/, 90_000))[1]);
       const res = await fetch(`http://127.0.0.1:${jsonPort}/json`);
       expect(res.status).toBe(200);
     } finally {

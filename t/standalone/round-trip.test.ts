@@ -75,7 +75,8 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-describe('dump, validate, apply, dump', () => {
+// Each step runs the CLI as a process (a few seconds each on a loaded machine).
+describe('dump, validate, apply, dump', { timeout: 180_000 }, () => {
   const a = join(dir, 'a.yaml');
 
   test('dump from the Admin API writes a standalone file: every resource, credentials as <username>/credentials/<id>, no timestamps', async () => {
