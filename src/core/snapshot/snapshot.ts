@@ -11,16 +11,18 @@
  * an untouched route keeps its chain, an untouched upstream keeps its pools
  * and health state, and a reload of identical data swaps nothing at all.
  *
- * This file holds the store mirror and the order of compilation; each kind of
- * object compiles in its own file: plugins.ts (plugin confs, global rules),
- * consumers.ts, routes.ts, upstreams.ts (and retiring their runtimes).
+ * This file feeds the store mirror (mirror.ts) and holds the order of
+ * compilation; each kind of object compiles in its own file: plugins.ts
+ * (plugin confs, global rules), consumers.ts, routes.ts, upstreams.ts (and
+ * retiring their runtimes).
  */
 import type { Logger } from 'pino';
 import type { PorticoConfig } from '../config/types.js';
 import type { ConsumerConf, RouteConf, UpstreamConf, PluginConfMap } from '../model.js';
 import { KEY_PREFIX } from '../model.js';
 import { EMPTY_CHAIN } from '../plugin/pipeline.js';
-import type { StoreItem, WatchEvent, Watcher } from '../store/types.js';
+import type { WatchEvent, Watcher } from '../store/types.js';
+import { StoreMirror, type MirroredItem } from './mirror.js';
 import type { UpstreamRuntime } from '../upstream/types.js';
 import { compileIpMatcher } from '../match/ip-match.js';
 import { ConfigError } from '../config/project-root.js';
@@ -37,16 +39,12 @@ export { consumerChain } from './routes.js';
 
 // ---- the store mirror ----------------------------------------------------
 
-interface RawItem {
-  readonly value: Record<string, unknown>;
-  readonly modRevision: number;
-}
+type RawItem = MirroredItem;
+type RawTable = ReadonlyMap<string, RawItem>;
 
-type RawTables = Record<
-  'routes' | 'services' | 'upstreams' | 'consumers' | 'consumer_groups' | 'global_rules' | 'plugin_configs' | 'plugin_metadata',
-  Map<string, RawItem>
->;
-const KEPT = new Set<keyof RawTables>(['routes', 'services', 'upstreams', 'consumers', 'consumer_groups', 'global_rules', 'plugin_configs', 'plugin_metadata']);
+/** The tables the data plane compiles from; the rest of the store (ssls, protos, ...) is not mirrored here. */
+const KEPT = ['routes', 'services', 'upstreams', 'consumers', 'consumer_groups', 'global_rules', 'plugin_configs', 'plugin_metadata'] as const;
+type RawTables = Record<(typeof KEPT)[number], RawTable>;
 const PREFIX = KEY_PREFIX + '/';
 
 export interface SnapshotOptions {
@@ -59,17 +57,9 @@ export interface SnapshotOptions {
 
 export class ConfigSnapshot {
   current: Snapshot;
-  private readonly raw: RawTables = {
-    routes: new Map(),
-    services: new Map(),
-    upstreams: new Map(),
-    consumers: new Map(),
-    consumer_groups: new Map(),
-    global_rules: new Map(),
-    plugin_configs: new Map(),
-    plugin_metadata: new Map(),
-  };
-  private revision = 0;
+  private readonly mirror: StoreMirror;
+  /** The mirror's tables, looked up once. */
+  private readonly raw: RawTables;
   /** Store revision the last compile saw, whether or not anything changed. */
   appliedRevision = 0;
   private scheduled = false;
@@ -86,6 +76,8 @@ export class ConfigSnapshot {
   constructor(private readonly opts: SnapshotOptions) {
     this.retiring = new RetiringUpstreams(opts.logger);
     this.plugins = new PluginConfCompiler(opts.registry, opts.logger, opts.config.apisix.data_encryption?.keyring ?? []);
+    this.mirror = new StoreMirror({ tables: KEPT, onIgnored: (key) => opts.logger.warn({ key }, 'config: ignoring a non-object value') });
+    this.raw = Object.fromEntries(KEPT.map((name) => [name, this.mirror.table(name)])) as RawTables;
     const trusted = opts.config.apisix.trusted_addresses ?? [];
     try {
       this.trustedPeer = trusted.length === 0 ? () => false : compileIpMatcher(trusted);
@@ -110,8 +102,7 @@ export class ConfigSnapshot {
   /** Lists everything under /apisix/, compiles, then follows changes from the next revision. */
   async start(feed: ConfigFeed): Promise<void> {
     const listing = await feed.list(PREFIX);
-    for (const item of listing.items) this.put(item.key, item.value, item.modRevision);
-    this.revision = listing.revision;
+    this.mirror.reset(listing.items, listing.revision);
     this.compile();
     if (this.closed) return;
     this.watcher = feed.watch(PREFIX, listing.revision + 1, (events, revision) => this.apply(events, revision));
@@ -119,12 +110,10 @@ export class ConfigSnapshot {
 
   /** Applies one batch of watch events; compilation runs once for all batches of this tick. */
   apply(events: readonly WatchEvent[], revision: number): void {
+    this.mirror.apply(events, revision);
     for (const ev of events) {
-      if (ev.type === 'put') this.put(ev.key, ev.value, ev.modRevision);
-      else if (ev.type === 'delete') this.remove(ev.key);
-      else this.reset(ev.items);
+      if (ev.type === 'reset') this.opts.logger.warn({ objects: ev.items.length }, 'config: store watch resynchronised from a full listing');
     }
-    if (revision > this.revision) this.revision = revision;
     if (!this.scheduled && !this.closed) {
       this.scheduled = true;
       setImmediate(() => {
@@ -141,44 +130,12 @@ export class ConfigSnapshot {
     await Promise.all([...all].map((r) => r.close().catch(() => undefined)));
   }
 
-  private table(key: string): { table: Map<string, RawItem>; id: string } | undefined {
-    if (!key.startsWith(PREFIX)) return undefined;
-    const slash = key.indexOf('/', PREFIX.length);
-    if (slash < 0) return undefined;
-    const name = key.slice(PREFIX.length, slash) as keyof RawTables;
-    if (!KEPT.has(name)) return undefined;
-    return { table: this.raw[name], id: key.slice(slash + 1) };
-  }
-
-  /** A full resync: objects missing from `items` are gone; unchanged ones keep their compiled state. */
-  private reset(items: readonly StoreItem[]): void {
-    for (const table of Object.values(this.raw) as Array<Map<string, RawItem>>) table.clear();
-    for (const item of items) this.put(item.key, item.value, item.modRevision);
-    this.opts.logger.warn({ objects: items.length }, 'config: store watch resynchronised from a full listing');
-  }
-
-  private put(key: string, value: unknown, modRevision: number): void {
-    const t = this.table(key);
-    if (!t) return;
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      this.opts.logger.warn({ key }, 'config: ignoring a non-object value');
-      t.table.delete(t.id);
-      return;
-    }
-    t.table.set(t.id, { value: value as Record<string, unknown>, modRevision });
-  }
-
-  private remove(key: string): void {
-    const t = this.table(key);
-    if (t) t.table.delete(t.id);
-  }
-
   // ---- compilation -------------------------------------------------------
 
   /** Rebuilds the snapshot, reusing every compiled object whose inputs did not change. */
   compile(): void {
     const prev = this.current;
-    this.appliedRevision = this.revision;
+    this.appliedRevision = this.mirror.revision;
     const { logger } = this.opts;
     const plugins = this.plugins;
     let changed = false;
@@ -304,7 +261,7 @@ export class ConfigSnapshot {
     }
     const next: Snapshot = {
       trustedPeer: this.trustedPeer,
-      revision: this.revision,
+      revision: this.mirror.revision,
       version: prev.version + 1,
       router,
       routes: routes.compiled,
