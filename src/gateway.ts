@@ -8,6 +8,8 @@ import { createAdminServer } from './admin/server.js';
 import type { PorticoConfig } from './core/config/types.js';
 import { startDataPlane } from './core/process/launch.js';
 import { servesInWorkers, workerCount } from './core/process/worker-count.js';
+import { Channel } from './core/process/channel.js';
+import { sharedStateHub } from './core/process/shared-state.js';
 import { registerKafkaPubSub } from './pubsub/index.js';
 import { initPlugins } from './core/plugin/contract.js';
 import { PORTICO_VERSION } from './core/config/version.js';
@@ -67,16 +69,22 @@ export async function startGateway(config: PorticoConfig, opts: StartOptions = {
   const registry = await PluginRegistry.load(config.plugins);
   const store = opts.store ?? (await openStore(config, registry, logger));
   const closers: Array<() => Promise<void>> = [];
+  // The workers join it as they start; closed last, settling whatever is still asked.
+  const channel = new Channel({ onProblem: (problem, err) => logger.warn({ err }, problem) });
+  const closeChannel = async (): Promise<void> => channel.close();
   try {
     // Plugins' process-wide state (e.g. prometheus's metrics and export server) before anything serves.
     const inWorkers = servesInWorkers(config, opts.inProcess);
+    const workers = inWorkers ? workerCount(config) : 1;
+    const shared = sharedStateHub({ channel, role: 'main', workers });
     closers.push(
       await initPlugins(registry.list(), config.plugin_attr, {
         logger,
         version: PORTICO_VERSION,
         process: 'main',
         dataPlaneInWorkers: inWorkers,
-        workers: inWorkers ? workerCount(config) : 1,
+        workers,
+        shared,
       }),
     );
     let adminAddress: AddressInfo | undefined;
@@ -90,8 +98,9 @@ export async function startGateway(config: PorticoConfig, opts: StartOptions = {
     }
     // In-process serving: messaging backends log through this process's logger (workers register their own).
     if (!inWorkers) registerKafkaPubSub({ logger });
-    const data = await startDataPlane({ config, registry, store, logger, inProcess: opts.inProcess });
+    const data = await startDataPlane({ config, registry, store, logger, inProcess: opts.inProcess }, channel);
     closers.unshift(() => data.close());
+    closers.push(closeChannel);
     return {
       config,
       store,
@@ -107,6 +116,7 @@ export async function startGateway(config: PorticoConfig, opts: StartOptions = {
     };
   } catch (err) {
     for (const close of closers) await close().catch(() => undefined);
+    channel.close();
     if (!opts.store) await store.close();
     throw err;
   }

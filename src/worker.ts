@@ -1,31 +1,38 @@
 /**
- * Entry point of a data-plane worker process (see workers.ts): waits for the
- * primary's init message, serves from an IPC-fed config, drains on `close`.
+ * Entry point of a data-plane worker process (see core/process/workers.ts):
+ * waits for the primary's init message, serves from an IPC-fed config, drains
+ * on `close`. Everything it says to the primary goes over the IPC channel.
  */
 import cluster from 'node:cluster';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { startServing } from './core/dataplane/server.js';
 import type { DataPlane } from './core/dataplane/types.js';
 import { workerCount } from './core/process/worker-count.js';
+import { connectToPrimary } from './core/process/worker-link.js';
+import { TO_PRIMARY, TO_WORKER, type PrimaryMessage, type WorkerMessage } from './core/process/protocol.js';
+import { sharedStateHub } from './core/process/shared-state.js';
 import { registerKafkaPubSub } from './pubsub/index.js';
 import { initPlugins } from './core/plugin/contract.js';
 import { PORTICO_VERSION } from './core/config/version.js';
 import { PluginRegistry } from './core/plugin/registry.js';
 import type { ConfigFeed } from './core/snapshot/snapshot.js';
 import type { ListResult, WatchListener } from './core/store/types.js';
-import type { PrimaryMessage, WorkerMessage } from './core/process/workers.js';
 
 if (!cluster.isWorker) throw new Error('worker-entry runs only as a cluster worker');
 
+/** Set by init; the channel reports through it (before init there is nothing to report). */
+let logger: Logger | undefined;
+const { channel, primary } = connectToPrimary({ onProblem: (problem, err) => logger?.warn({ err }, problem) });
+
 function send(msg: WorkerMessage): void {
-  process.send?.(msg);
+  channel.notify(primary, TO_PRIMARY, msg);
 }
 
 let listener: WatchListener | undefined;
 let dataPlane: DataPlane | undefined;
 const pending: Array<Extract<PrimaryMessage, { type: 'events' }>> = [];
 
-process.on('message', (msg: PrimaryMessage) => {
+channel.on(TO_WORKER, (msg) => {
   if (msg.type === 'init') void init(msg);
   else if (msg.type === 'events') {
     if (listener) listener(msg.events, msg.revision);
@@ -52,7 +59,7 @@ send({ type: 'ready' });
 
 async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<void> {
   try {
-    const logger = pino({ level: msg.logLevel });
+    logger = pino({ level: msg.logLevel });
     const listing: ListResult = { items: msg.items, revision: msg.revision };
     const feed: ConfigFeed = {
       list: async () => listing,
@@ -67,13 +74,15 @@ async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<voi
       },
     };
     const registry = await PluginRegistry.load(msg.config.plugins);
+    const workers = workerCount(msg.config);
     // The process exits on close, which is all the cleanup a worker needs.
     await initPlugins(registry.list(), msg.config.plugin_attr, {
       logger,
       version: PORTICO_VERSION,
       process: 'worker',
       dataPlaneInWorkers: true,
-      workers: workerCount(msg.config),
+      workers,
+      shared: sharedStateHub({ channel, role: 'worker', workers, primary }),
     });
     // Messaging backends log through this process's logger (broker failures, dropped sessions).
     registerKafkaPubSub({ logger });

@@ -29,13 +29,14 @@ import {
   dataKey,
   definePlugin,
   renderTemplate,
+  type OwnedState,
   type PluginCleanup,
   type PluginExit,
   type PluginInitContext,
   type RequestContext,
   type Template,
 } from '../core/plugin/index.js';
-import { LocalCounters, PrimaryCounters, serveWorkers, type Take } from './limit-count/counters.js';
+import { LocalCounters, takeFrom, type Take, type TakeRequest } from './limit-count/counters.js';
 
 export const schema = {
   type: 'object',
@@ -105,10 +106,13 @@ interface Runtime {
   failed: PluginExit;
 }
 
-/** The counters when this process serves all of the node's requests. */
+/** This process's counters: the node's when it serves all requests, or holds them for its workers. */
 const local = new LocalCounters();
-/** Set in a worker when the node has several: the primary holds the counters (counters.ts). */
-let shared: PrimaryCounters | undefined;
+const takeLocal = takeFrom(local);
+/** A primary that does not answer within this is a counter failure (500, or allowed with allow_degradation). */
+const ANSWER_MS = 1_000;
+/** Where takes go: set by init to the node's shared counters; this process's own until then. */
+let counters: Pick<OwnedState<TakeRequest, Take>, 'call'> = { call: takeLocal };
 
 /** The three quota header names, lower-case (Portico's header names are). */
 interface QuotaHeaders {
@@ -205,14 +209,15 @@ function limit(conf: LimitCountCompiled, ctx: RequestContext): PluginExit | void
 
   const key = limitKey(conf, rt, ctx);
   const now = Date.now();
-  if (shared !== undefined) {
-    return shared.take(key, count, windowSec * 1000).then(
-      (t) => outcome(conf, rt, ctx, count, t, now),
+  const t = counters.call({ key, count, windowMs: windowSec * 1000 });
+  if (t instanceof Promise) {
+    return t.then(
+      (taken) => outcome(conf, rt, ctx, count, taken, now),
       // APISIX's answer when its counter store fails: 500, or let the request through with allow_degradation.
       () => (conf.allow_degradation ? undefined : rt.failed),
     );
   }
-  return outcome(conf, rt, ctx, count, local.take(key, count, windowSec * 1000, now), now);
+  return outcome(conf, rt, ctx, count, t, now);
 }
 
 /** The exit or the quota headers for one take; `now` is when the request was counted. */
@@ -265,15 +270,13 @@ function header_filter(_conf: LimitCountCompiled, ctx: RequestContext): void {
   if (quota !== undefined) setQuota(ctx, quota);
 }
 
-/** With several workers per node, the primary counts for all of them, as APISIX's shared dict does for nginx's. */
-function init(ctx: PluginInitContext): PluginCleanup | void {
-  if (ctx.workers <= 1) return;
-  if (ctx.process === 'main') return serveWorkers();
-  const counters = new PrimaryCounters();
-  shared = counters;
+/** The counters are per node, as APISIX's shared dict is for nginx's workers: with several workers the primary holds them. */
+function init(ctx: PluginInitContext): PluginCleanup {
+  const owned = ctx.shared.owned<TakeRequest, Take>('counters', takeLocal, ANSWER_MS);
+  counters = owned;
   return () => {
-    counters.close();
-    if (shared === counters) shared = undefined;
+    owned.close();
+    if (counters === owned) counters = { call: takeLocal };
   };
 }
 

@@ -18,7 +18,7 @@
 import type { AddressInfo } from 'node:net';
 import { definePlugin, type PluginCleanup, type PluginInitContext, type RequestContext } from '../core/plugin/index.js';
 import { DEFAULT_BUCKETS, HttpMetrics } from './prometheus/metrics.js';
-import { serveRegistryToPrimary, startExportServer, type ExportServer } from './prometheus/export-server.js';
+import { startExportServer, WORKER_ANSWER_MS, type ExportServer, type MetricsJson } from './prometheus/export-server.js';
 
 export interface PrometheusConf {
   prefer_name?: boolean;
@@ -98,11 +98,13 @@ async function init(ctx: PluginInitContext): Promise<PluginCleanup> {
   const own = metrics;
   users++;
   let server: ExportServer | undefined;
-  if (ctx.process === 'worker') serveRegistryToPrimary(own.registry);
-  else {
+  // Each worker's registry, answered to (in a worker) or collected by (in main) the export server.
+  const registries = ctx.shared.gathered<MetricsJson>('metrics', () => own.registry.getMetricsAsJSON(), WORKER_ANSWER_MS);
+  if (ctx.process === 'main') {
     const { ip, port } = attr.export_addr;
+    const gather = ctx.dataPlaneInWorkers ? () => registries.collect() : undefined;
     try {
-      server = await startExportServer({ ip, port, uri: attr.export_uri, registry: own.registry, cluster: ctx.dataPlaneInWorkers, logger: ctx.logger });
+      server = await startExportServer({ ip, port, uri: attr.export_uri, registry: own.registry, gather, logger: ctx.logger });
       lastExport = server;
       const a = server.address;
       ctx.logger.info({ address: a.address, port: a.port, uri: attr.export_uri }, 'prometheus export server listening');
@@ -112,6 +114,7 @@ async function init(ctx: PluginInitContext): Promise<PluginCleanup> {
     }
   }
   return async () => {
+    registries.close();
     if (server !== undefined) {
       if (lastExport === server) lastExport = undefined;
       await server.close();

@@ -7,6 +7,7 @@
 import type { Logger } from 'pino';
 import type { RequestContext } from './ctx.js';
 import type { ConsumerConf } from '../model.js';
+import type { NodeShared, SharedStateHub } from '../process/shared-state.js';
 
 import type { JsonSchema, SchemaType } from '../../schema/types.js';
 
@@ -49,6 +50,8 @@ export interface PluginInitContext {
    * counters) has to be shared through `main`.
    */
   readonly workers: number;
+  /** Per-node state shared by this node's processes (APISIX's shared dicts), in this plugin's namespace. */
+  readonly shared: NodeShared;
 }
 
 /** Undoes what init() did (APISIX's `destroy`); called when the gateway closes. */
@@ -136,7 +139,7 @@ export function definePlugin<Conf = Record<string, unknown>, Compiled = Conf>(de
 export async function initPlugins(
   plugins: readonly AnyPlugin[],
   pluginAttr: Readonly<Record<string, Readonly<Record<string, unknown>>>> | undefined,
-  ctx: Omit<PluginInitContext, 'attr'>,
+  ctx: Omit<PluginInitContext, 'attr' | 'shared'> & { shared: SharedStateHub },
 ): Promise<() => Promise<void>> {
   const cleanups: PluginCleanup[] = [];
   const cleanup = async (): Promise<void> => {
@@ -151,7 +154,7 @@ export async function initPlugins(
   try {
     for (const def of plugins) {
       if (def.init === undefined) continue;
-      const done = await def.init({ ...ctx, attr: pluginAttr?.[def.name] ?? {} });
+      const done = await def.init({ ...ctx, attr: pluginAttr?.[def.name] ?? {}, shared: ctx.shared.forPlugin(def.name) });
       if (typeof done === 'function') cleanups.push(done);
     }
   } catch (err) {

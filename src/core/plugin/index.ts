@@ -13,3 +13,4 @@ export { compileExpr, type CompiledExpr, type ExprVars } from '../match/expr.js'
 export { isSecretRef } from '../secrets/refs.js';
 export { decodeQueryComponent, parseQuery, queryArg, withoutArg } from '../http/query.js';
 export { measureRequests } from '../http/measures.js';
+export type { GatheredState, NodeShared, OwnedState } from '../process/shared-state.js';

@@ -9,11 +9,13 @@
 import { startServing } from '../dataplane/server.js';
 import type { DataPlane, DataPlaneOptions } from '../dataplane/types.js';
 import { servesInWorkers } from './worker-count.js';
+import { Channel } from './channel.js';
 
-export async function startDataPlane(opts: DataPlaneOptions): Promise<DataPlane> {
+/** `channel`: the gateway's IPC channel, which its workers join (the plugins' shared state rides on it). */
+export async function startDataPlane(opts: DataPlaneOptions, channel: Channel = new Channel()): Promise<DataPlane> {
   if (servesInWorkers(opts.config, opts.inProcess)) {
     const { startWorkers } = await import('./workers.js');
-    return startWorkers(opts);
+    return startWorkers(opts, channel);
   }
   return startServing(opts);
 }

@@ -4,7 +4,12 @@
  *
  * How it works:
  * - The primary (the process that called startDataPlane) owns the config
- *   store: it lists /apisix/ once and watches it, keeping the raw objects.
+ *   store: it lists /apisix/ once and watches it, keeping the raw objects
+ *   (the same store mirror the snapshot keeps).
+ * - Everything the primary and its workers say to each other goes over the
+ *   one IPC channel (channel.ts): the process protocol (protocol.ts) and the
+ *   plugins' shared state, each in its own namespace. Each worker is a peer
+ *   of the gateway's channel from the moment it listens until it exits.
  * - Each worker is forked with the config and that listing (over IPC), builds
  *   its own compiled snapshot from it, and then applies every watch batch the
  *   primary forwards, so all workers converge on the same revision. Workers
@@ -16,6 +21,8 @@
  *   all workers serve the same ephemeral port.
  * - A worker that dies is forked again with the current state. close() asks
  *   every worker to drain and exit, and kills the ones that do not.
+ * - startWorkers resolves once every worker reported listening: its own
+ *   listener accepts, with the config it was sent compiled.
  * - From .ts sources (vitest, tsx) workers run with `--import tsx`.
  */
 import cluster, { type Worker } from 'node:cluster';
@@ -26,24 +33,25 @@ import type { DataPlane, DataPlaneOptions } from '../dataplane/types.js';
 import { workerCount } from './worker-count.js';
 import type { PorticoConfig } from '../config/types.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
-import type { StoreItem, WatchEvent } from '../store/types.js';
+import { StoreMirror } from '../snapshot/mirror.js';
 import { KEY_PREFIX } from '../model.js';
-
-export type PrimaryMessage =
-  | { type: 'init'; config: PorticoConfig; items: StoreItem[]; revision: number; logLevel: string }
-  | { type: 'events'; events: WatchEvent[]; revision: number }
-  | { type: 'close' };
-
-export type WorkerMessage =
-  /** The worker's message listener is attached (cluster's 'online' comes before its modules loaded). */
-  | { type: 'ready' }
-  | { type: 'listening'; address: AddressInfo }
-  | { type: 'applied'; revision: number; version: number }
-  | { type: 'failed'; error: string };
+import type { Channel, Peer } from './channel.js';
+import { TO_PRIMARY, TO_WORKER, type PrimaryMessage } from './protocol.js';
 
 const EXIT_GRACE_MS = 7_000;
 
-export async function startWorkers(opts: DataPlaneOptions): Promise<DataPlane> {
+/** One forked worker, as the primary tracks it. */
+interface Forked {
+  readonly worker: Worker;
+  readonly peer: Peer;
+  listening: boolean;
+  /** Latest store revision it reported applying (it starts from the listing it was sent). */
+  applied: number | undefined;
+  /** Settles its fork() when it listens or fails. */
+  started(err: Error | undefined, address?: AddressInfo): void;
+}
+
+export async function startWorkers(opts: DataPlaneOptions, channel: Channel): Promise<DataPlane> {
   const n = workerCount(opts.config);
   const logger = opts.logger ?? pino({ level: 'info' });
   const isTs = import.meta.url.endsWith('.ts');
@@ -55,18 +63,14 @@ export async function startWorkers(opts: DataPlaneOptions): Promise<DataPlane> {
   });
 
   // The primary's raw view, so a respawned worker starts from the present.
-  const items = new Map<string, StoreItem>();
+  const mirror = new StoreMirror();
   const listing = await opts.store.list(KEY_PREFIX + '/');
-  for (const item of listing.items) items.set(item.key, item);
-  let revision = listing.revision;
-  const workers = new Set<Worker>();
+  mirror.reset(listing.items, listing.revision);
+  const workers = new Map<Peer, Forked>();
   let closing = false;
   let firstAddress: AddressInfo | undefined;
-  // Workers start from the listing: that revision counts as applied.
-  /** Latest revision each worker reported applying (tests and readiness). */
-  const applied = new Map<Worker, number>();
+  let listedAt = mirror.revision;
 
-  let listedAt = revision;
   // node:cluster closes a shared listening handle with its last worker, so a worker forked after the only
   // one died would bind port 0 afresh and serve on a port nobody was told: later workers get the resolved one.
   const workerConfig = (): PorticoConfig =>
@@ -76,32 +80,39 @@ export async function startWorkers(opts: DataPlaneOptions): Promise<DataPlane> {
   const initMessage = (): PrimaryMessage => ({
     type: 'init',
     config: workerConfig(),
-    items: [...items.values()],
-    revision: (listedAt = revision),
+    items: mirror.items(),
+    revision: (listedAt = mirror.revision),
     logLevel: logger.level,
+  });
+
+  const stopListening = channel.on(TO_PRIMARY, (msg, peer) => {
+    const w = workers.get(peer);
+    if (w === undefined) return;
+    if (msg.type === 'ready') channel.notify(peer, TO_WORKER, initMessage());
+    else if (msg.type === 'listening') {
+      w.listening = true;
+      w.applied ??= listedAt;
+      // From now on it answers plugins' requests (a worker still starting has no handlers yet).
+      channel.addPeer(peer);
+      w.started(undefined, msg.address);
+    } else if (msg.type === 'applied') w.applied = msg.revision;
+    else if (msg.type === 'failed') w.started(new Error(`data-plane worker failed to start: ${msg.error}`));
   });
 
   const fork = (): Promise<AddressInfo> =>
     new Promise((resolve, reject) => {
       const worker = cluster.fork();
-      workers.add(worker);
-      let listening = false;
+      const peer: Peer = { name: `worker ${worker.id}`, send: (msg) => void worker.send(msg) };
+      const w: Forked = { worker, peer, listening: false, applied: undefined, started: (err, address) => (err ? reject(err) : resolve(address!)) };
+      workers.set(peer, w);
       // A send to a worker that just died (its channel not yet seen closed) fails with EPIPE, emitted here;
       // unheard, it would take the primary down with it. The 'exit' below replaces the worker.
       worker.on('error', (err: Error) => logger.warn({ err }, 'data-plane worker channel error'));
-      worker.on('message', (msg: WorkerMessage) => {
-        if (msg.type === 'ready') worker.send(initMessage());
-        else if (msg.type === 'listening') {
-          listening = true;
-          if (!applied.has(worker)) applied.set(worker, listedAt);
-          resolve(msg.address);
-        } else if (msg.type === 'applied') applied.set(worker, msg.revision);
-        else if (msg.type === 'failed') reject(new Error(`data-plane worker failed to start: ${msg.error}`));
-      });
+      worker.on('message', (msg: unknown) => void channel.receive(msg, peer));
       worker.once('exit', (code, signal) => {
-        workers.delete(worker);
-        applied.delete(worker);
-        if (!listening) reject(new Error(`data-plane worker exited before listening (code ${code}, signal ${signal})`));
+        workers.delete(peer);
+        channel.removePeer(peer);
+        if (!w.listening) reject(new Error(`data-plane worker exited before listening (code ${code}, signal ${signal})`));
         else if (!closing) {
           logger.error({ code, signal }, 'data-plane worker died; starting a new one');
           fork().catch((err: unknown) => logger.error({ err }, 'could not restart a data-plane worker'));
@@ -110,37 +121,30 @@ export async function startWorkers(opts: DataPlaneOptions): Promise<DataPlane> {
     });
 
   const watcher = opts.store.watch(KEY_PREFIX + '/', listing.revision + 1, (events, rev) => {
-    for (const ev of events) {
-      if (ev.type === 'put') items.set(ev.key, { key: ev.key, value: ev.value, createRevision: ev.createRevision, modRevision: ev.modRevision });
-      else if (ev.type === 'delete') items.delete(ev.key);
-      else {
-        items.clear();
-        for (const item of ev.items) items.set(item.key, item);
-      }
-    }
-    if (rev > revision) revision = rev;
+    mirror.apply(events, rev);
     const msg: PrimaryMessage = { type: 'events', events, revision: rev };
-    for (const w of workers) if (w.isConnected()) w.send(msg);
+    for (const w of workers.values()) if (w.worker.isConnected()) channel.notify(w.peer, TO_WORKER, msg);
   });
 
   const close = async (): Promise<void> => {
     closing = true;
     watcher.close();
     await Promise.all(
-      [...workers].map(
-        (w) =>
+      [...workers.values()].map(
+        ({ worker, peer }) =>
           new Promise<void>((resolve) => {
-            if (w.isDead()) return resolve();
-            const timer = setTimeout(() => w.process.kill('SIGKILL'), EXIT_GRACE_MS);
-            w.once('exit', () => {
+            if (worker.isDead()) return resolve();
+            const timer = setTimeout(() => worker.process.kill('SIGKILL'), EXIT_GRACE_MS);
+            worker.once('exit', () => {
               clearTimeout(timer);
               resolve();
             });
-            if (w.isConnected()) w.send({ type: 'close' } satisfies PrimaryMessage);
-            else w.process.kill('SIGTERM');
+            if (worker.isConnected()) channel.notify(peer, TO_WORKER, { type: 'close' });
+            else worker.process.kill('SIGTERM');
           }),
       ),
     );
+    stopListening();
   };
 
   try {
@@ -157,6 +161,13 @@ export async function startWorkers(opts: DataPlaneOptions): Promise<DataPlane> {
     snapshot(): Snapshot {
       throw new Error('the snapshot lives in the worker processes');
     },
-    appliedRevision: () => (applied.size < workers.size ? 0 : Math.min(...applied.values())),
+    appliedRevision() {
+      let min = Infinity;
+      for (const w of workers.values()) {
+        if (w.applied === undefined) return 0;
+        min = Math.min(min, w.applied);
+      }
+      return min;
+    },
   };
 }

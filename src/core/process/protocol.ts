@@ -1,0 +1,25 @@
+/**
+ * The process protocol: what the primary and a data-plane worker tell each
+ * other to start, follow the store and stop (workers.ts and src/worker.ts),
+ * as two topics of the IPC channel (channel.ts).
+ */
+import type { AddressInfo } from 'node:net';
+import type { PorticoConfig } from '../config/types.js';
+import type { StoreItem, WatchEvent } from '../store/types.js';
+import { topic } from './channel.js';
+
+export type PrimaryMessage =
+  | { type: 'init'; config: PorticoConfig; items: StoreItem[]; revision: number; logLevel: string }
+  | { type: 'events'; events: WatchEvent[]; revision: number }
+  | { type: 'close' };
+
+export type WorkerMessage =
+  /** The worker's message listener is attached (cluster's 'online' comes before its modules loaded). */
+  | { type: 'ready' }
+  /** Serving: the listener accepts, with the config it was sent. */
+  | { type: 'listening'; address: AddressInfo }
+  | { type: 'applied'; revision: number; version: number }
+  | { type: 'failed'; error: string };
+
+export const TO_WORKER = topic<PrimaryMessage>('process:primary');
+export const TO_PRIMARY = topic<WorkerMessage>('process:worker');
