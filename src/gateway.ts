@@ -1,6 +1,11 @@
 /**
- * Wires one gateway node: config store, plugin registry, Admin API and data
- * plane. main.ts and the tests both start Portico through here.
+ * Wires one gateway node: config store, plugin registry, the IPC channel to
+ * the data-plane workers, Admin API and data plane. main.ts and the tests
+ * both start Portico through here.
+ *
+ * Start-up order is what a caller may rely on: plugins' process-wide state,
+ * then the data plane (resolved once every worker accepts), then the Admin
+ * API, so a node whose Admin API answers already serves requests.
  */
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
@@ -32,7 +37,18 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
+export type ListenerName = 'data plane' | 'Admin API';
+
+/** Told as start-up goes, so a caller can say each thing when it is true. */
+export interface StartReporter {
+  /** Keys generated at this start (first start only), before anything listens. */
+  generated?(secrets: readonly GeneratedSecret[]): void;
+  /** The listener accepts connections (the data plane: every worker does). */
+  listening?(what: ListenerName, address: AddressInfo): void;
+}
+
 export interface StartOptions {
+  report?: StartReporter;
   logger?: Logger;
   /** Use this store instead of opening the configured one (tests). */
   store?: ConfigStore;
@@ -66,6 +82,7 @@ async function openStore(config: PorticoConfig, registry: PluginRegistry, logger
 export async function startGateway(config: PorticoConfig, opts: StartOptions = {}): Promise<Gateway> {
   const logger = opts.logger ?? pino({ level: 'info' });
   const generated = resolveSecrets(config);
+  if (generated.length > 0) opts.report?.generated?.(generated);
   const registry = await PluginRegistry.load(config.plugins);
   const store = opts.store ?? (await openStore(config, registry, logger));
   const closers: Array<() => Promise<void>> = [];
@@ -87,6 +104,11 @@ export async function startGateway(config: PorticoConfig, opts: StartOptions = {
         shared,
       }),
     );
+    // In-process serving: messaging backends log through this process's logger (workers register their own).
+    if (!inWorkers) registerKafkaPubSub({ logger });
+    const data = await startDataPlane({ config, registry, store, logger, inProcess: opts.inProcess }, channel);
+    closers.unshift(() => data.close());
+    opts.report?.listening?.('data plane', data.address);
     let adminAddress: AddressInfo | undefined;
     if (config.deployment.admin.enable_admin) {
       const standalone = store instanceof StandaloneStore ? store : undefined;
@@ -95,11 +117,8 @@ export async function startGateway(config: PorticoConfig, opts: StartOptions = {
       await admin.listen({ host: ip, port });
       adminAddress = admin.server.address() as AddressInfo;
       closers.push(() => admin.close());
+      opts.report?.listening?.('Admin API', adminAddress);
     }
-    // In-process serving: messaging backends log through this process's logger (workers register their own).
-    if (!inWorkers) registerKafkaPubSub({ logger });
-    const data = await startDataPlane({ config, registry, store, logger, inProcess: opts.inProcess }, channel);
-    closers.unshift(() => data.close());
     closers.push(closeChannel);
     return {
       config,

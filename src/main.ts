@@ -32,8 +32,21 @@ async function main(): Promise<void> {
   let gateway;
   let config: PorticoConfig | undefined;
   try {
-    config = loadConfig({ path: args.config });
-    gateway = await startGateway(config, { logger });
+    const loaded = (config = loadConfig({ path: args.config }));
+    // Each line is printed when it becomes true: the data plane once every worker accepts, then the Admin API.
+    gateway = await startGateway(config, {
+      logger,
+      report: {
+        generated(secrets) {
+          const dir = loaded.deployment.embedded.data_dir;
+          for (const s of secrets) process.stdout.write(`Generated ${s.what}: ${s.value} (stored in ${dir}; shown once)\n`);
+        },
+        listening(what, a) {
+          const suffix = what === 'Admin API' ? '/apisix/admin' : '';
+          process.stdout.write(`Portico ${what} listening on http://${fmt(a.address)}:${a.port}${suffix}\n`);
+        },
+      },
+    });
   } catch (err) {
     // A store that cannot be reached is the operator's to fix, not a bug: say which and where, without a stack.
     const msg =
@@ -44,14 +57,6 @@ async function main(): Promise<void> {
           : ((err as Error).stack ?? String(err));
     process.stderr.write(`portico: failed to start: ${msg}\n`);
     process.exit(1);
-  }
-  for (const s of gateway.generated) {
-    process.stdout.write(`Generated ${s.what}: ${s.value} (stored in ${gateway.config.deployment.embedded.data_dir}; shown once)\n`);
-  }
-  const { adminAddress, dataAddress } = gateway;
-  process.stdout.write(`Portico data plane listening on http://${fmt(dataAddress.address)}:${dataAddress.port}\n`);
-  if (adminAddress) {
-    process.stdout.write(`Portico Admin API listening on http://${fmt(adminAddress.address)}:${adminAddress.port}/apisix/admin\n`);
   }
   let stopping = false;
   const stop = (signal: string) => {
