@@ -18,7 +18,7 @@ import { PluginRegistry } from './core/plugin/registry.js';
 import type { ConfigFeed } from './core/snapshot/snapshot.js';
 import type { ListResult, WatchListener } from './core/store/types.js';
 
-if (!cluster.isWorker) throw new Error('worker-entry runs only as a cluster worker');
+if (!cluster.isWorker) throw new Error('src/worker.ts runs only as a cluster worker');
 
 /** Set by init; the channel reports through it (before init there is nothing to report). */
 let logger: Logger | undefined;
