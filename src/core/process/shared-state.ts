@@ -25,7 +25,7 @@ export interface OwnedState<Req, Res> {
    * lost channel, rejects.
    */
   call(req: Req): MaybePromise<Res>;
-  /** Stops answering (in the owner) and fails calls in flight. */
+  /** Stops answering (in the owner); calls in flight are settled when the channel closes. */
   close(): void;
 }
 
