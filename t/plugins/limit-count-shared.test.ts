@@ -96,7 +96,8 @@ describe('limit-count plugin with a silent primary', () => {
     } as unknown as PluginInitContext);
     try {
       const compiled = limitCount.compile!(conf);
-      const ctx = { method: 'GET', remoteAddr: '127.0.0.1', route: { id: 'r1' }, data: {}, var: { get: () => '127.0.0.1' } } as unknown as RequestContext;
+      // Only what access() reads before it asks for a take; the take never comes back.
+      const ctx = { method: 'GET', remoteAddr: '127.0.0.1', route: { id: 'r1' }, getData: () => undefined, var: { get: () => '127.0.0.1' } } as unknown as RequestContext;
       const started = Date.now();
       const result = await limitCount.access!(compiled, ctx);
       return { result, ms: Date.now() - started };
