@@ -27,6 +27,8 @@ export const SEQ = 'x-seq';
 function makeAjv(useDefaults: boolean): Ajv {
   const ajv = new Ajv({
     allErrors: false,
+    // strict: false below would also turn this off, and ajv would then pass Infinity as a number.
+    strictNumbers: true,
     // APISIX's schemas are written for a draft-4-ish validator (uniqueItems on
     // a string item, type beside anyOf); strict mode would reject them.
     strict: false,
@@ -119,7 +121,38 @@ export interface CompiledSchema {
   checkWithDefaults(value: unknown): string | undefined;
 }
 
+/** Lua's tostring() of a non-finite number, which is how APISIX would print it. */
+function luaNumber(n: number): string {
+  return Number.isNaN(n) ? 'nan' : n > 0 ? 'inf' : '-inf';
+}
+
+/**
+ * The first non-finite number anywhere in `value`, as an APISIX-style message
+ * naming its place; undefined when there is none. JSON reads `1e309` as
+ * Infinity and writes it back as `null`, so such a value would be stored as
+ * something else than was checked: it is refused wherever it stands, in a
+ * field the schema types or in one it leaves open (`metadata`, `vars`).
+ */
+export function nonFiniteNumber(value: unknown): string | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) ? undefined : `expected a finite number, got ${luaNumber(value)}`;
+  if (typeof value !== 'object' || value === null) return undefined;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const err = nonFiniteNumber(value[i]);
+      if (err !== undefined) return `failed to validate item ${i + 1}: ${err}`;
+    }
+    return undefined;
+  }
+  for (const [k, v] of Object.entries(value)) {
+    const err = nonFiniteNumber(v);
+    if (err !== undefined) return `property "${k}" validation failed: ${err}`;
+  }
+  return undefined;
+}
+
 function run(validate: ValidateFunction, ordered: unknown, value: unknown): string | undefined {
+  const bad = nonFiniteNumber(value);
+  if (bad !== undefined) return bad;
   if (validate(value)) return undefined;
   return formatErrors((validate.errors ?? []) as ErrorObject[], ordered, value);
 }
