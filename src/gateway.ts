@@ -24,7 +24,7 @@ export interface Gateway {
   readonly registry: PluginRegistry;
   readonly adminAddress?: AddressInfo;
   readonly dataAddress: AddressInfo;
-  /** Keys generated at this start (first start only): print them once. */
+  /** Keys generated at this start (first start only): say once where they are kept. */
   readonly generated: GeneratedSecret[];
   /** Stops accepting, lets in-flight requests finish, closes the store. */
   close(): Promise<void>;

@@ -45,9 +45,8 @@ async function main(): Promise<void> {
     process.stderr.write(`portico: failed to start: ${msg}\n`);
     process.exit(1);
   }
-  for (const s of gateway.generated) {
-    process.stdout.write(`Generated ${s.what}: ${s.value} (stored in ${gateway.config.deployment.embedded.data_dir}; shown once)\n`);
-  }
+  // Where, never the key: standard output ends up in logs that more people read than the data dir.
+  for (const s of gateway.generated) process.stdout.write(`Generated ${s.what}: stored in ${s.file} (field ${s.field}, readable by this user only)\n`);
   const { adminAddress, dataAddress } = gateway;
   process.stdout.write(`Portico data plane listening on http://${fmt(dataAddress.address)}:${dataAddress.port}\n`);
   if (adminAddress) {
