@@ -3,7 +3,8 @@
  * plane. main.ts and the tests both start Portico through here.
  */
 import type { AddressInfo } from 'node:net';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { createLogger } from './core/log/logger.js';
 import { createAdminServer } from './admin/server.js';
 import type { PorticoConfig } from './core/config/types.js';
 import { startDataPlane } from './core/process/launch.js';
@@ -62,7 +63,7 @@ async function openStore(config: PorticoConfig, registry: PluginRegistry, logger
 }
 
 export async function startGateway(config: PorticoConfig, opts: StartOptions = {}): Promise<Gateway> {
-  const logger = opts.logger ?? pino({ level: 'info' });
+  const logger = opts.logger ?? createLogger('info');
   const generated = resolveSecrets(config);
   const registry = await PluginRegistry.load(config.plugins);
   const store = opts.store ?? (await openStore(config, registry, logger));

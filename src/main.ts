@@ -3,7 +3,7 @@
  * `npm start`: load the config, start one gateway node in the foreground, and
  * stop cleanly on SIGINT/SIGTERM (in-flight requests finish, the store closes).
  */
-import { pino } from 'pino';
+import { createLogger } from './core/log/logger.js';
 import { ConfigError, loadConfig } from './core/config/file.js';
 import type { PorticoConfig } from './core/config/types.js';
 import { StoreUnavailableError } from './core/store/types.js';
@@ -28,7 +28,7 @@ function parseArgs(argv: string[]): { config?: string } {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  const logger = pino({ level: process.env.PORTICO_LOG_LEVEL ?? 'info' });
+  const logger = createLogger(process.env.PORTICO_LOG_LEVEL ?? 'info');
   let gateway;
   let config: PorticoConfig | undefined;
   try {

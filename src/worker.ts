@@ -3,7 +3,7 @@
  * primary's init message, serves from an IPC-fed config, drains on `close`.
  */
 import cluster from 'node:cluster';
-import { pino } from 'pino';
+import { createLogger } from './core/log/logger.js';
 import { startServing } from './core/dataplane/server.js';
 import type { DataPlane } from './core/dataplane/types.js';
 import { workerCount } from './core/process/worker-count.js';
@@ -52,7 +52,7 @@ send({ type: 'ready' });
 
 async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<void> {
   try {
-    const logger = pino({ level: msg.logLevel });
+    const logger = createLogger(msg.logLevel);
     const listing: ListResult = { items: msg.items, revision: msg.revision };
     const feed: ConfigFeed = {
       list: async () => listing,
