@@ -81,7 +81,7 @@ describe("APISIX's shipped conf/config.yaml", () => {
       expect(gw.output()).not.toContain(key);
       const put = await fetch(`http://127.0.0.1:${gw.adminPort}/apisix/admin/routes/r1`, {
         method: 'PUT',
-        headers: { 'X-API-KEY': key! },
+        headers: { 'X-API-KEY': key!, 'content-type': 'application/json' },
         body: JSON.stringify({ uri: '/r1', upstream: { type: 'roundrobin', nodes: { '127.0.0.1:1': 1 } } }),
       });
       expect(put.status).toBe(201);
