@@ -8,7 +8,8 @@
  * API, so a node whose Admin API answers already serves requests.
  */
 import type { AddressInfo } from 'node:net';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { createLogger } from './core/log/logger.js';
 import { createAdminServer } from './admin/server.js';
 import type { PorticoConfig } from './core/config/types.js';
 import { startDataPlane } from './core/process/launch.js';
@@ -31,7 +32,7 @@ export interface Gateway {
   readonly registry: PluginRegistry;
   readonly adminAddress?: AddressInfo;
   readonly dataAddress: AddressInfo;
-  /** Keys generated at this start (first start only): print them once. */
+  /** Keys generated at this start (first start only): say once where they are kept. */
   readonly generated: GeneratedSecret[];
   /** Stops accepting, lets in-flight requests finish, closes the store. */
   close(): Promise<void>;
@@ -80,7 +81,7 @@ async function openStore(config: PorticoConfig, registry: PluginRegistry, logger
 }
 
 export async function startGateway(config: PorticoConfig, opts: StartOptions = {}): Promise<Gateway> {
-  const logger = opts.logger ?? pino({ level: 'info' });
+  const logger = opts.logger ?? createLogger('info');
   const generated = resolveSecrets(config);
   if (generated.length > 0) opts.report?.generated?.(generated);
   const registry = await PluginRegistry.load(config.plugins);

@@ -3,7 +3,7 @@
  * `npm start`: load the config, start one gateway node in the foreground, and
  * stop cleanly on SIGINT/SIGTERM (in-flight requests finish, the store closes).
  */
-import { pino } from 'pino';
+import { createLogger } from './core/log/logger.js';
 import { ConfigError, loadConfig } from './core/config/file.js';
 import type { PorticoConfig } from './core/config/types.js';
 import { StoreUnavailableError } from './core/store/types.js';
@@ -28,18 +28,18 @@ function parseArgs(argv: string[]): { config?: string } {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  const logger = pino({ level: process.env.PORTICO_LOG_LEVEL ?? 'info' });
+  const logger = createLogger(process.env.PORTICO_LOG_LEVEL ?? 'info');
   let gateway;
   let config: PorticoConfig | undefined;
   try {
-    const loaded = (config = loadConfig({ path: args.config }));
+    config = loadConfig({ path: args.config });
     // Each line is printed when it becomes true: the data plane once every worker accepts, then the Admin API.
     gateway = await startGateway(config, {
       logger,
       report: {
         generated(secrets) {
-          const dir = loaded.deployment.embedded.data_dir;
-          for (const s of secrets) process.stdout.write(`Generated ${s.what}: ${s.value} (stored in ${dir}; shown once)\n`);
+          // Where, never the key: standard output ends up in logs that more people read than the data dir.
+          for (const s of secrets) process.stdout.write(`Generated ${s.what}: stored in ${s.file} (field ${s.field}, readable by this user only)\n`);
         },
         listening(what, a) {
           const suffix = what === 'Admin API' ? '/apisix/admin' : '';

@@ -4,7 +4,8 @@
  * on `close`. Everything it says to the primary goes over the IPC channel.
  */
 import cluster from 'node:cluster';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { createLogger } from './core/log/logger.js';
 import { startServing } from './core/dataplane/server.js';
 import type { DataPlane } from './core/dataplane/types.js';
 import { workerCount } from './core/process/worker-count.js';
@@ -59,7 +60,7 @@ send({ type: 'ready' });
 
 async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<void> {
   try {
-    logger = pino({ level: msg.logLevel });
+    logger = createLogger(msg.logLevel);
     const listing: ListResult = { items: msg.items, revision: msg.revision };
     const feed: ConfigFeed = {
       list: async () => listing,

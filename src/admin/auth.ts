@@ -3,6 +3,12 @@
  * query argument, then the X-API-KEY header, then the X-API-KEY cookie, and a
  * viewer key may only read. Keys are compared through fixed-length digests so
  * the comparison time says nothing about how much of a key matched.
+ *
+ * Unlike APISIX, the cookie counts only on a request that shows no sign of
+ * coming from another origin: a browser attaches cookies to requests any page
+ * starts, so a page elsewhere could otherwise write through a logged-in
+ * browser. A header or query key is not attached by a browser on its own, so
+ * it is taken whatever the Origin.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -50,12 +56,32 @@ function tokenFromCookie(cookie: string | undefined): string | undefined {
   return undefined;
 }
 
-function tokenFrom(input: AuthInput): string | undefined {
+/**
+ * No sign of another origin: an Origin header, if sent, names the origin the
+ * request was sent to (scheme and Host), and Sec-Fetch-Site, if sent, says
+ * same-origin or none (typed in the address bar). Tools such as curl send
+ * neither; browsers send Origin on every cross-origin request that can write.
+ */
+function sameOrigin(headers: IncomingHttpHeaders): boolean {
+  const site = headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') return false;
+  const origin = headers.origin;
+  if (origin === undefined) return true;
+  const host = headers.host;
+  return host !== undefined && (origin === `http://${host}` || origin === `https://${host}`);
+}
+
+const CROSS_ORIGIN_COOKIE = 'the X-API-KEY cookie is not accepted on a cross-origin request';
+
+/** The key, undefined when none came, or null when the only one is a cookie on a cross-origin request. */
+function tokenFrom(input: AuthInput): string | undefined | null {
   const fromQuery = tokenFromQuery(input.query);
   if (fromQuery !== undefined) return fromQuery;
   const header = input.headers['x-api-key'];
   if (header !== undefined) return Array.isArray(header) ? header[0] : header;
-  return tokenFromCookie(input.headers.cookie);
+  const fromCookie = tokenFromCookie(input.headers.cookie);
+  if (fromCookie === undefined) return undefined;
+  return sameOrigin(input.headers) ? fromCookie : null;
 }
 
 export function compileAuth(required: boolean, keys: readonly AdminKey[]): Authenticate {
@@ -64,6 +90,7 @@ export function compileAuth(required: boolean, keys: readonly AdminKey[]): Authe
   const known = keys.filter((k) => typeof k.key === 'string' && k.key !== '').map((k) => ({ role: k.role, digest: digest(k.key) }));
   return (input) => {
     const token = tokenFrom(input);
+    if (token === null) return { ok: false, reason: CROSS_ORIGIN_COOKIE };
     if (token === undefined || token === '') return { ok: false, reason: 'missing apikey' };
     const d = digest(token);
     let role: AdminRole | undefined;

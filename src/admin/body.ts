@@ -1,8 +1,13 @@
 /**
- * Admin request bodies are JSON whatever the Content-Type says: APISIX ignores
- * it, and its documented curl lines (`curl -d '{...}'`) send
- * application/x-www-form-urlencoded. The size limit is enforced while reading,
- * so an oversized body is refused without being buffered.
+ * Admin request bodies are JSON. APISIX reads them as JSON whatever the
+ * Content-Type says; Portico does so for a JSON type, for no type at all, and
+ * for application/x-www-form-urlencoded, which APISIX's documented curl lines
+ * (`curl -d '{...}'`) send. Other types, among them the text/plain and
+ * multipart/form-data an HTML form on any site can send, are refused with
+ * 415 before the body is read: together with the cross-origin rule on the
+ * key cookie (auth.ts) this keeps other sites from writing through a browser.
+ * The size limit is enforced while reading, so an oversized body is refused
+ * without being buffered.
  */
 import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance } from 'fastify';
@@ -47,18 +52,43 @@ export function parseJsonBody(raw: string): AdminBody {
   }
 }
 
+/** A JSON media type (application/json, application/*+json), or the form type curl -d sends. */
+export function readsAsJson(contentType: string | undefined): boolean {
+  if (contentType === undefined) return true;
+  const type = mediaType(contentType);
+  return type === '' || type === 'application/json' || type === 'application/x-www-form-urlencoded' || (type.startsWith('application/') && type.endsWith('+json'));
+}
+
+function mediaType(contentType: string): string {
+  const semi = contentType.indexOf(';');
+  return (semi < 0 ? contentType : contentType.slice(0, semi)).trim().toLowerCase();
+}
+
+function unsupported(contentType: string): AdminError {
+  return new AdminError('ADMIN_UNSUPPORTED_MEDIA_TYPE', {
+    error_msg: `invalid request body: unsupported content type ${JSON.stringify(contentType)}, send the body as application/json`,
+  });
+}
+
 /**
- * Replaces fastify's parsers with one that treats every body as JSON, within
+ * Replaces fastify's parsers with one that reads a JSON body (see above), within
  * `max` bytes; bodies of URLs `raw` accepts are handed over as text (wrapped by
- * `wrap`) for their route to parse (/configs takes YAML too).
+ * `wrap`) for their route to parse (/configs takes application/yaml too).
  */
 export function installBodyParser(app: FastifyInstance, max: number, raw?: { accepts(url: string): boolean; wrap(text: string): unknown }): void {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (request, payload, done) => {
+    const type = request.headers['content-type'];
+    const isRaw = raw?.accepts(request.url) === true;
+    if (!readsAsJson(type) && !(isRaw && mediaType(String(type)) === 'application/yaml')) {
+      (payload as IncomingMessage).resume();
+      done(unsupported(String(type)), undefined);
+      return;
+    }
     readBody(payload as IncomingMessage, max).then(
       (text) => {
         try {
-          done(null, raw?.accepts(request.url) ? raw.wrap(text) : parseJsonBody(text));
+          done(null, isRaw ? raw!.wrap(text) : parseJsonBody(text));
         } catch (err) {
           done(err as Error, undefined);
         }

@@ -19,6 +19,8 @@ export const ADMIN_ERROR_STATUS = {
   /** No such resource type, item, plugin or endpoint. */
   ADMIN_NOT_FOUND: 404,
   ADMIN_METHOD_NOT_ALLOWED: 405,
+  /** A body under a content type other than JSON, none, or curl -d's form type (src/admin/body.ts). */
+  ADMIN_UNSUPPORTED_MEDIA_TYPE: 415,
   /** The item changed between our read and our write (the store's compare failed), as APISIX answers it. */
   ADMIN_WRITE_CONFLICT: 503,
   /** The config store cannot be reached or written: nothing was changed. */

@@ -21,6 +21,7 @@ import { createCodec } from './stored-value.js';
 import { CONFIGS_PATH, RawBody, registerConfigRoutes } from './configs.js';
 import type { StandaloneStore } from '../core/store/standalone.js';
 import { serverHeader as serverHeaderOf } from '../core/config/version.js';
+import { loggerOptions, REDACT_PATHS, REDACTED, requestLogValue } from '../core/log/logger.js';
 
 export interface AdminServerOptions {
   config: PorticoConfig;
@@ -85,10 +86,11 @@ export async function createAdminServer(opts: AdminServerOptions): Promise<Fasti
   const { config, store, registry } = opts;
   const admin = config.deployment.admin;
   const logger = opts.logger ?? false;
+  // The access log's URL carries `?api_key=`: mask query values whoever built the logger (src/core/log/logger.ts).
   const app = (
     typeof logger === 'boolean'
-      ? Fastify({ logger, exposeHeadRoutes: false })
-      : Fastify({ loggerInstance: logger, exposeHeadRoutes: false })
+      ? Fastify({ logger: logger && loggerOptions('info'), exposeHeadRoutes: false })
+      : Fastify({ loggerInstance: logger.child({}, { serializers: { req: requestLogValue }, redact: { paths: [...REDACT_PATHS], censor: REDACTED } }), exposeHeadRoutes: false })
   ) as unknown as FastifyInstance;
 
   const routes: AdminRoute[] = [];

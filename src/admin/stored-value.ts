@@ -1,11 +1,21 @@
 /**
  * How values cross the store boundary: plugin fields listed in a plugin's
  * encrypt_fields are sealed before a write when data encryption is on, and
- * opened again only for admin-role readers (a viewer sees what is stored).
- * Fields an API never returns (ssl private keys) are dropped on every read.
+ * private keys (an ssl's `key` and `keys`, an upstream's `tls.client_key`,
+ * inline upstreams' too) whenever there is a keyring, as APISIX's
+ * aes_encrypt_pkey does; both are opened again only for checks, PATCH merges
+ * and admin-role readers (a viewer sees what is stored). Fields an API never
+ * returns (ssl private keys) are dropped on every read.
  */
 import type { PorticoConfig } from '../core/config/types.js';
-import { decryptPluginFields, encryptPluginFields } from '../core/secrets/encryption.js';
+import {
+  decryptPluginFields,
+  decryptPrivateKey,
+  encryptPluginFields,
+  encryptPrivateKey,
+  mapSslKeys,
+  mapUpstreamClientKey,
+} from '../core/secrets/encryption.js';
 import type { PluginConfMap } from '../core/model.js';
 import type { PluginRegistry } from '../core/plugin/registry.js';
 import type { AdminRole } from './auth.js';
@@ -30,10 +40,27 @@ export function createCodec(config: PorticoConfig, registry: PluginRegistry): Va
     return { ...value, plugins: fn(value.plugins as PluginConfMap, registry, keyring) };
   };
 
-  const open = (def: ResourceDef, value: JsonObject): JsonObject => mapPlugins(def, value, decryptPluginFields);
+  const mapKeys = (def: ResourceDef, value: JsonObject, fn: (v: string) => string): JsonObject => {
+    if (keyring.length === 0) return value;
+    switch (def.name) {
+      case 'ssls':
+        return mapSslKeys(value, fn);
+      case 'upstreams':
+        return mapUpstreamClientKey(value, fn);
+      case 'routes':
+      case 'services':
+        return isPlainObject(value.upstream) ? { ...value, upstream: mapUpstreamClientKey(value.upstream, fn) } : value;
+      default:
+        return value;
+    }
+  };
+  const sealKey = (v: string): string => encryptPrivateKey(v, keyring);
+  const openKey = (v: string): string => decryptPrivateKey(v, keyring);
+
+  const open = (def: ResourceDef, value: JsonObject): JsonObject => mapKeys(def, mapPlugins(def, value, decryptPluginFields), openKey);
 
   return {
-    seal: (def, value) => mapPlugins(def, value, encryptPluginFields),
+    seal: (def, value) => mapKeys(def, mapPlugins(def, value, encryptPluginFields), sealKey),
     open,
     present(def, value, role) {
       let out = role === 'admin' ? open(def, value) : value;

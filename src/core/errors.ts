@@ -33,6 +33,9 @@ function catalogue<K extends string>(entries: Record<K, Omit<GatewayError, 'code
 
 export const ERRORS = catalogue({
   badPath: jsonError(400, 'invalid request path'),
+  // nginx's words for the two (ngx_http_process_host); see src/core/http/request-host.ts.
+  duplicateHost: jsonError(400, 'client sent duplicate host header'),
+  invalidHost: jsonError(400, 'client sent invalid host header'),
   routeNotFound: jsonError(404, '404 Route Not Found'),
   // APISIX answers these three with an empty body (apisix/init.lua: a missing service, plugin config or consumer group).
   serviceNotFound: emptyError(404),

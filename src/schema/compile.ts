@@ -27,6 +27,8 @@ export const SEQ = 'x-seq';
 function makeAjv(useDefaults: boolean): Ajv {
   const ajv = new Ajv({
     allErrors: false,
+    // strict: false below would also turn this off, and ajv would then pass Infinity as a number.
+    strictNumbers: true,
     // APISIX's schemas are written for a draft-4-ish validator (uniqueItems on
     // a string item, type beside anyOf); strict mode would reject them.
     strict: false,
@@ -37,6 +39,7 @@ function makeAjv(useDefaults: boolean): Ajv {
   });
   addFormats(ajv, ['ipv4', 'ipv6']);
   ajv.addKeyword({ keyword: SEQ, schemaType: 'boolean' });
+  ajv.addKeyword({ keyword: 'x-secret-ref', schemaType: 'boolean' });
   return ajv;
 }
 
@@ -119,7 +122,38 @@ export interface CompiledSchema {
   checkWithDefaults(value: unknown): string | undefined;
 }
 
+/** Lua's tostring() of a non-finite number, which is how APISIX would print it. */
+function luaNumber(n: number): string {
+  return Number.isNaN(n) ? 'nan' : n > 0 ? 'inf' : '-inf';
+}
+
+/**
+ * The first non-finite number anywhere in `value`, as an APISIX-style message
+ * naming its place; undefined when there is none. JSON reads `1e309` as
+ * Infinity and writes it back as `null`, so such a value would be stored as
+ * something else than was checked: it is refused wherever it stands, in a
+ * field the schema types or in one it leaves open (`metadata`, `vars`).
+ */
+export function nonFiniteNumber(value: unknown): string | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) ? undefined : `expected a finite number, got ${luaNumber(value)}`;
+  if (typeof value !== 'object' || value === null) return undefined;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const err = nonFiniteNumber(value[i]);
+      if (err !== undefined) return `failed to validate item ${i + 1}: ${err}`;
+    }
+    return undefined;
+  }
+  for (const [k, v] of Object.entries(value)) {
+    const err = nonFiniteNumber(v);
+    if (err !== undefined) return `property "${k}" validation failed: ${err}`;
+  }
+  return undefined;
+}
+
 function run(validate: ValidateFunction, ordered: unknown, value: unknown): string | undefined {
+  const bad = nonFiniteNumber(value);
+  if (bad !== undefined) return bad;
   if (validate(value)) return undefined;
   return formatErrors((validate.errors ?? []) as ErrorObject[], ordered, value);
 }
@@ -129,26 +163,56 @@ const SUBSCHEMA_MAPS = new Set(['properties', 'patternProperties', 'dependencies
 const SUBSCHEMAS = new Set(['items', 'additionalItems', 'additionalProperties', 'contains', 'propertyNames', 'not', 'if', 'then', 'else']);
 const SUBSCHEMA_LISTS = new Set(['allOf', 'anyOf', 'oneOf']);
 
+/** Marks a sub-schema whose value may be a secret reference (see SecretRefScope). */
+const SECRET_REF_MARK = 'x-secret-ref';
+
 /**
- * A copy of `node` in which every string-typed (or untyped, string-constrained)
- * schema also accepts a secret reference, as APISIX's validator skips such
+ * A copy of `node` in which string-typed (or untyped, string-constrained)
+ * schemas also accept a secret reference, as APISIX's validator skips such
  * values (secret.is_secret_ref as jsonschema's skip_validation): the value is
- * only known when it is resolved. Defaults stay where ajv applies them.
+ * only known when it is resolved. With `everywhere` off only the schemas
+ * marked by markSecretRefFields are widened. Defaults stay where ajv applies them.
  */
-function allowSecretRefs(node: unknown): unknown {
-  if (Array.isArray(node)) return node.map(allowSecretRefs);
+function allowSecretRefs(node: unknown, everywhere: boolean): unknown {
+  if (Array.isArray(node)) return node.map((n) => allowSecretRefs(n, everywhere));
   if (!isObject(node)) return node;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(node)) {
-    if (SUBSCHEMA_MAPS.has(k) && isObject(v)) out[k] = Object.fromEntries(Object.entries(v).map(([name, sub]) => [name, allowSecretRefs(sub)]));
-    else if (SUBSCHEMAS.has(k)) out[k] = allowSecretRefs(v);
-    else if (SUBSCHEMA_LISTS.has(k) && Array.isArray(v)) out[k] = v.map(allowSecretRefs);
-    else out[k] = v;
+    if (SUBSCHEMA_MAPS.has(k) && isObject(v)) out[k] = Object.fromEntries(Object.entries(v).map(([name, sub]) => [name, allowSecretRefs(sub, everywhere)]));
+    else if (SUBSCHEMAS.has(k)) out[k] = allowSecretRefs(v, everywhere);
+    else if (SUBSCHEMA_LISTS.has(k) && Array.isArray(v)) out[k] = v.map((n) => allowSecretRefs(n, everywhere));
+    else if (k !== SECRET_REF_MARK) out[k] = v;
   }
+  if (!everywhere && node[SECRET_REF_MARK] !== true) return out;
   const stringy = out.type === 'string' || (out.type === undefined && ('pattern' in out || 'enum' in out || 'format' in out || 'minLength' in out || 'maxLength' in out));
   if (!stringy) return out;
   const { default: def, ...rest } = out;
   return def === undefined ? { anyOf: [SECRET_REF_SCHEMA, rest] } : { default: def, anyOf: [SECRET_REF_SCHEMA, rest] };
+}
+
+/**
+ * Where a value may be a secret reference: `everywhere` for plugin confs
+ * (APISIX resolves any string field of one), or the property paths of the
+ * core fields APISIX documents as resolved (an ssl's `cert`, `key`, `certs`,
+ * `keys`); `items` in a path steps into an array's items. Anywhere else a
+ * `$env://...` string is checked as written.
+ */
+export type SecretRefScope = 'everywhere' | ReadonlyArray<readonly string[]>;
+
+/** A copy of `schema` with the sub-schemas at `paths` marked; the served schema stays unmarked. */
+function markSecretRefFields(schema: JsonSchema, paths: ReadonlyArray<readonly string[]>): JsonSchema {
+  const mark = (node: unknown, path: readonly string[]): unknown => {
+    if (!isObject(node)) return node;
+    if (path.length === 0) return { ...node, [SECRET_REF_MARK]: true };
+    const [head, ...rest] = path as [string, ...string[]];
+    if (head === 'items') return { ...node, items: mark(node.items, rest) };
+    const props = isObject(node.properties) ? node.properties : {};
+    if (!(head in props)) throw new Error(`secret reference path: no property "${head}" in the schema`);
+    return { ...node, properties: { ...props, [head]: mark(props[head], rest) } };
+  };
+  let out: unknown = schema;
+  for (const p of paths) out = mark(out, p);
+  return out as JsonSchema;
 }
 
 /**
@@ -159,8 +223,10 @@ function allowSecretRefs(node: unknown): unknown {
  * when that passes too, the value is valid. Messages always come from the
  * strict variant, so values without references are judged exactly as before.
  */
-export function compileSchema(schema: JsonSchema): CompiledSchema {
-  const ordered = sequence(schema);
+export function compileSchema(schema: JsonSchema, secretRefs: SecretRefScope = 'everywhere'): CompiledSchema {
+  const everywhere = secretRefs === 'everywhere';
+  const ordered = sequence(everywhere ? schema : markSecretRefFields(schema, secretRefs));
+  const refsPossible = everywhere || secretRefs.length > 0;
   const strict = strictAjv.compile(ordered as JsonSchema);
   let withDefaults: ValidateFunction | undefined;
   let refsAllowed: ValidateFunction | undefined;
@@ -169,15 +235,15 @@ export function compileSchema(schema: JsonSchema): CompiledSchema {
     schema,
     check(value) {
       const err = run(strict, ordered, value);
-      if (err === undefined || !hasSecretRef(value)) return err;
-      refsAllowed ??= strictAjv.compile(allowSecretRefs(ordered) as JsonSchema);
+      if (err === undefined || !refsPossible || !hasSecretRef(value)) return err;
+      refsAllowed ??= strictAjv.compile(allowSecretRefs(ordered, everywhere) as JsonSchema);
       return refsAllowed(value) ? undefined : err;
     },
     checkWithDefaults(value) {
       withDefaults ??= defaultsAjv.compile(ordered as JsonSchema);
       const err = run(withDefaults, ordered, value);
-      if (err === undefined || !hasSecretRef(value)) return err;
-      refsWithDefaults ??= defaultsAjv.compile(allowSecretRefs(ordered) as JsonSchema);
+      if (err === undefined || !refsPossible || !hasSecretRef(value)) return err;
+      refsWithDefaults ??= defaultsAjv.compile(allowSecretRefs(ordered, everywhere) as JsonSchema);
       return refsWithDefaults(value) ? undefined : err;
     },
   };

@@ -5,7 +5,7 @@
  * (src/admin/check.ts).
  */
 import type { JsonSchema, SchemaResource } from './types.js';
-import { compileSchema, type CompiledSchema } from './compile.js';
+import { compileSchema, type CompiledSchema, type SecretRefScope } from './compile.js';
 import { routeSchema } from './route.js';
 import { serviceSchema } from './service.js';
 import { upstreamSchema } from './upstream.js';
@@ -46,9 +46,20 @@ const BY_RESOURCE: Record<SchemaResource, string> = {
   protos: 'proto',
 };
 
+/**
+ * The core fields APISIX resolves secret references in (docs/en/latest/terminology/secret.md,
+ * apisix/ssl.lua): an ssl's certificates and keys, and its client CA, which
+ * check_ssl_conf leaves unparsed when it is one. Nowhere else in a core object
+ * is `$env://...` anything but the string it reads as. Plugin confs are the
+ * plugin registry's, where any string field may be a reference.
+ */
+const SECRET_REF_FIELDS: Record<string, SecretRefScope> = {
+  ssl: [['cert'], ['key'], ['certs', 'items'], ['keys', 'items'], ['client', 'ca']],
+};
+
 // Compiled once at module load: the first admin write must not pay for it.
 const compiled = new Map<string, CompiledSchema>(
-  Object.entries(CORE_SCHEMAS).map(([name, schema]) => [name, compileSchema(schema)]),
+  Object.entries(CORE_SCHEMAS).map(([name, schema]) => [name, compileSchema(schema, SECRET_REF_FIELDS[name] ?? [])]),
 );
 
 export function schemaOf(resource: SchemaResource): CompiledSchema {

@@ -3,6 +3,7 @@
  * (apisix/upstream.lua check_upstream_conf), in APISIX's order.
  */
 import { isIPv6 } from 'node:net';
+import { nodeAddrError, splitNodeAddr } from './node-addr.js';
 import { CHASH_KEY_PATTERNS } from './upstream.js';
 import { luaQuote } from './validation-messages.js';
 import { validateCertKey } from './pem.js';
@@ -17,22 +18,11 @@ function isObject(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** The port of a `host[:port]` key, as core.utils.parse_addr reads it; undefined when none. */
+/** The port of a `host[:port]` key, as core.utils.parse_addr reads it; undefined when none (or not a number). */
 export function portOfAddr(addr: string): number | undefined {
-  let rest: string | undefined;
-  if (addr.startsWith('[')) {
-    const end = addr.indexOf(']');
-    if (end < 0) return undefined;
-    const after = addr.slice(end + 1);
-    rest = after.startsWith(':') ? after.slice(1) : undefined;
-  } else {
-    const first = addr.indexOf(':');
-    // More than one colon and no brackets: a bare IPv6 address, no port.
-    if (first < 0 || addr.indexOf(':', first + 1) >= 0) return undefined;
-    rest = addr.slice(first + 1);
-  }
-  if (rest === undefined || rest === '') return undefined;
-  const n = Number(rest);
+  const { portText } = splitNodeAddr(addr);
+  if (portText === undefined || portText === '') return undefined;
+  const n = Number(portText);
   return Number.isFinite(n) ? n : undefined;
 }
 
@@ -60,9 +50,13 @@ export async function checkUpstream(
   if (err) return `invalid configuration: ${err}`;
 
   if (isObject(conf.nodes)) {
+    // APISIX checks only the port's range here; the host and the port's form are checked too, so that a key
+    // the data plane cannot turn into a node (`a/b:80`, `host:80x`, `__proto__`) is refused now, not dropped later.
     for (const addr of Object.keys(conf.nodes)) {
       const port = portOfAddr(addr);
       if (port !== undefined && (port < 1 || port > 65535)) return `invalid port ${port}`;
+      const err = nodeAddrError(addr);
+      if (err) return `invalid configuration: ${err}`;
     }
   }
 

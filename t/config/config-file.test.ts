@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
@@ -73,13 +73,22 @@ describe('starting the process', () => {
     expect(gp.output()).toMatch(/published default key/);
   });
 
-  test('an empty admin key is generated once, printed once, kept across restarts, and SIGTERM stops cleanly', async () => {
+  test('an empty admin key is generated once, its place printed once (never the key), kept across restarts, and SIGTERM stops cleanly', async () => {
     const dir = tempDir();
     const file = writeTempConfig(testConfigYaml(dir));
     const first = await startListening(['--config', file]);
-    const printed = first.output().match(/Generated admin key "admin": ([0-9a-f]{32})/);
-    expect(printed).not.toBeNull();
-    const key = printed![1]!;
+    const secrets = join(dir, 'secrets.json');
+    expect(first.output()).toContain(`Generated admin key "admin": stored in ${secrets} (field admin_keys.admin`);
+    expect(first.output()).toContain(`Generated data encryption keyring: stored in ${secrets} (field keyring`);
+    expect(statSync(secrets).mode & 0o777).toBe(0o600);
+    const stored = JSON.parse(readFileSync(secrets, 'utf8')) as { admin_keys: Record<string, string>; keyring: string };
+    const key = stored.admin_keys.admin!;
+    expect(key).toMatch(/^[0-9a-f]{32}$/);
+    // Full strength: 32 characters (AES-256) over base64url's 64, not 16 hex characters (AES-128, 64 bits).
+    expect(stored.keyring).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    expect(stored.keyring).not.toMatch(/^[0-9a-f]+$/);
+    expect(first.output()).not.toContain(key);
+    expect(first.output()).not.toContain(stored.keyring);
     const ok = await fetch(`http://127.0.0.1:${first.adminPort}/apisix/admin/routes`, { headers: { 'X-API-KEY': key } });
     expect(ok.status).toBe(200);
     const denied = await fetch(`http://127.0.0.1:${first.adminPort}/apisix/admin/routes`);

@@ -30,7 +30,7 @@ test('SIGTERM lets an in-flight proxied request finish, then exits 0', async () 
   try {
     const put = await fetch(`http://127.0.0.1:${gw.adminPort}/apisix/admin/routes/slow`, {
       method: 'PUT',
-      headers: { 'X-API-KEY': key },
+      headers: { 'X-API-KEY': key, 'content-type': 'application/json' },
       body: JSON.stringify({ uri: '/slow', upstream: { type: 'roundrobin', nodes: { [node]: 1 } } }),
     });
     expect(put.status).toBe(201);

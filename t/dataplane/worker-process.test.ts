@@ -84,7 +84,7 @@ test('worker_processes 1: one worker serves, a killed worker is replaced with th
 
     const put = await fetch(`http://127.0.0.1:${gw.adminPort}/apisix/admin/routes/r1`, {
       method: 'PUT',
-      headers: { 'X-API-KEY': key },
+      headers: { 'X-API-KEY': key, 'content-type': 'application/json' },
       body: JSON.stringify({ uri: '/one', upstream: { type: 'roundrobin', nodes: { [node]: 1 } } }),
     });
     expect(put.status).toBe(201);
@@ -100,7 +100,7 @@ test('worker_processes 1: one worker serves, a killed worker is replaced with th
     // A route written while no worker runs is in the replacement's starting state.
     const put2 = await fetch(`http://127.0.0.1:${gw.adminPort}/apisix/admin/routes/r2`, {
       method: 'PUT',
-      headers: { 'X-API-KEY': key },
+      headers: { 'X-API-KEY': key, 'content-type': 'application/json' },
       body: JSON.stringify({ uri: '/two', upstream: { type: 'roundrobin', nodes: { [node]: 1 } } }),
     });
     expect(put2.status).toBe(201);
@@ -135,7 +135,7 @@ test('worker_processes 1: SIGINT to the whole process group (Ctrl-C) drains an i
     const worker = childrenOf(gw.proc.pid!)[0]!;
     const put = await fetch(`http://127.0.0.1:${gw.adminPort}/apisix/admin/routes/slow`, {
       method: 'PUT',
-      headers: { 'X-API-KEY': key },
+      headers: { 'X-API-KEY': key, 'content-type': 'application/json' },
       body: JSON.stringify({ uri: '/slow', upstream: { type: 'roundrobin', nodes: { [slowNode]: 1 } } }),
     });
     expect(put.status).toBe(201);

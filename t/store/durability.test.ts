@@ -42,7 +42,7 @@ test('every acknowledged write survives repeated kill -9', async () => {
         try {
           const res = await fetch(`${base}/upstreams/${id}`, {
             method: 'PUT',
-            headers: { 'X-API-KEY': key },
+            headers: { 'X-API-KEY': key, 'content-type': 'application/json' },
             body: JSON.stringify({ type: 'roundrobin', nodes: { '127.0.0.1:1980': n } }),
           });
           if (res.status === 200 || res.status === 201) acked.set(id, n);

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -6,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { selfSigned } from '../helpers/tls.js';
 import { createUpstreamRuntime, livePoolCount, type UpstreamRuntime } from '../../src/core/upstream/index.js';
 import type { UpstreamConf } from '../../src/core/model.js';
 import { fakeCtx, startServer, type TestServer } from './support.js';
@@ -148,20 +148,10 @@ describe('upstream TLS', () => {
   let clientKey: string;
   const peerCerts: Array<boolean> = [];
 
-  function selfSigned(name: string, cn: string): { cert: string; key: string } {
-    const key = join(dir, `${name}.key`);
-    const cert = join(dir, `${name}.crt`);
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-      '-keyout', key, '-out', cert, '-days', '1', '-subj', `/CN=${cn}`, '-addext', `subjectAltName=DNS:${cn},IP:127.0.0.1`,
-    ], { stdio: 'ignore' });
-    return { cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8') };
-  }
-
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'portico-upstream-tls-'));
-    const serverPair = selfSigned('server', 'localhost');
-    const clientPair = selfSigned('client', 'portico-client');
+    const serverPair = selfSigned(dir, 'server', 'localhost');
+    const clientPair = selfSigned(dir, 'client', 'portico-client');
     clientCert = clientPair.cert;
     clientKey = clientPair.key;
     server = https.createServer(

@@ -10,7 +10,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
-import { pino } from 'pino';
+import { createLogger } from '../log/logger.js';
 import { parse as parseYaml } from 'yaml';
 import { adaptApisixConfig, type SchemaNode } from './apisix-compat.js';
 import { isPlainObject } from './plain-object.js';
@@ -92,7 +92,7 @@ export interface LoadOptions {
 }
 
 function defaultWarn(env: NodeJS.ProcessEnv): (message: string) => void {
-  return (message) => pino({ level: env.PORTICO_LOG_LEVEL ?? 'info' }).warn(message);
+  return (message) => createLogger(env.PORTICO_LOG_LEVEL ?? 'info').warn(message);
 }
 
 export function loadConfig(opts: LoadOptions = {}): PorticoConfig {

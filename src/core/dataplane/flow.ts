@@ -160,6 +160,11 @@ export class RequestFlow implements RequestEnd, TakeoverEnv {
 
   private begin(ctx: RequestCtx): void {
     ctx.plane = this;
+    // Host rules (src/core/http/request-host.ts): two Host lines or a malformed one get a 400 before routing.
+    if (ctx.hostError !== undefined) {
+      this.responder.error(ctx, ctx.hostError);
+      return;
+    }
     const match = ctx.snapshot.router.match(ctx);
     if (match !== undefined) {
       const compiled = match.data;

@@ -27,7 +27,8 @@ import type { Duplex } from 'node:stream';
 import fastifyWebsocket, { type WebsocketPluginOptions } from '@fastify/websocket';
 import { fastify, type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteShorthandOptions } from 'fastify';
 import type { ConstraintStrategy, HTTPVersion } from 'find-my-way';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { createLogger } from '../log/logger.js';
 import { WebSocket } from 'ws';
 import { serverHeader } from '../config/version.js';
 import type { RequestCtx } from '../http/request-context.js';
@@ -128,7 +129,7 @@ class DataPlaneServer {
   private readonly flow: RequestFlow;
 
   constructor(private readonly opts: DataPlaneOptions) {
-    this.logger = opts.logger ?? pino({ level: 'info' });
+    this.logger = opts.logger ?? createLogger('info');
     this.snapshots = new ConfigSnapshot({ registry: opts.registry, config: opts.config, logger: this.logger });
     const { delete_uri_tail_slash: tailSlash, normalize_uri_like_servlet: servlet, pubsub } = opts.config.apisix;
     this.flow = new RequestFlow({

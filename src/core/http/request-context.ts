@@ -15,6 +15,8 @@ import type { PluginChain } from '../plugin/pipeline.js';
 import type { CompiledRoute, Snapshot } from '../snapshot/snapshot.js';
 import type { UpstreamRuntime, UpstreamTarget } from '../upstream/types.js';
 import { headerValue, LazyVars } from './vars.js';
+import { requestHost } from './request-host.js';
+import type { GatewayError } from '../errors.js';
 import { measuresOf } from './measures.js';
 
 /** Who ends a request: the data plane's flow (src/core/dataplane/flow.ts). */
@@ -139,10 +141,15 @@ export class RequestCtx implements RequestContext {
   takenOver = false;
 
   // The request headers the proxy needs, read off rawHeaders once with the same duplicate rules as Node's
-  // `req.headers` (first Host, other repeats joined with ", "): a plain request never builds that object
+  // `req.headers` (repeats joined with ", "; two Host lines are refused): a plain request never builds that object
   // (Node builds it on first read); plugins and `http_*` variables still get it when they ask.
-  /** The first Host header as sent. */
+  /**
+   * The request's authority as routing reads it and the upstream gets it (pass_host "pass"): the
+   * absolute-form target's, else the Host line's, trailing dot dropped (request-host.ts).
+   */
   readonly hostHeader: string | undefined = undefined;
+  /** Set when the host is ambiguous or malformed (two Host lines, a Host nginx would refuse): answer it, route nothing. */
+  readonly hostError: GatewayError | undefined = undefined;
   /** Connection header values, joined. */
   readonly connectionHeader: string | undefined = undefined;
   /** X-Forwarded-For values, joined. */
@@ -173,13 +180,15 @@ export class RequestCtx implements RequestContext {
     this.remoteAddr = info.remoteAddr;
     this.remotePort = info.remotePort;
     const raw = req.rawHeaders;
+    let hostLines = 0;
+    let hostLine: string | undefined;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!;
       // Decided on length and first letter, so most names skip the lower-casing.
       const first = name.charCodeAt(0) | 0x20;
       switch (name.length) {
         case 4:
-          if (first === 0x68 && this.hostHeader === undefined && name.toLowerCase() === 'host') this.hostHeader = raw[i + 1]!;
+          if (first === 0x68 && name.toLowerCase() === 'host' && hostLines++ === 0) hostLine = raw[i + 1]!;
           break;
         case 10:
           if (first === 0x63 && name.toLowerCase() === 'connection') this.connectionHeader = joined(this.connectionHeader, raw[i + 1]!);
@@ -195,7 +204,14 @@ export class RequestCtx implements RequestContext {
           break;
       }
     }
-    this.host = hostOf(this.hostHeader);
+    const host = requestHost(req.url ?? '/', hostLine, hostLines);
+    if (typeof host === 'object') {
+      this.hostError = host;
+      this.host = '';
+    } else {
+      this.hostHeader = host;
+      this.host = hostOf(host);
+    }
   }
 
   get var(): Vars {

@@ -28,7 +28,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { pino } from 'pino';
+import { createLogger } from '../log/logger.js';
 import type { DataPlane, DataPlaneOptions } from '../dataplane/types.js';
 import { workerCount } from './worker-count.js';
 import type { PorticoConfig } from '../config/types.js';
@@ -53,7 +53,7 @@ interface Forked {
 
 export async function startWorkers(opts: DataPlaneOptions, channel: Channel): Promise<DataPlane> {
   const n = workerCount(opts.config);
-  const logger = opts.logger ?? pino({ level: 'info' });
+  const logger = opts.logger ?? createLogger('info');
   const isTs = import.meta.url.endsWith('.ts');
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   cluster.setupPrimary({

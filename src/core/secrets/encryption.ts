@@ -159,3 +159,37 @@ export function decryptConf(
 ): Record<string, unknown> {
   return decryptPluginFields({ [name]: conf }, registry, keyring, onUndecryptable)[name] as Record<string, unknown>;
 }
+
+/**
+ * APISIX's aes_encrypt_pkey (apisix/ssl.lua): a private key in PEM form (it
+ * starts with "---") is encrypted with the keyring; anything else (already
+ * encrypted, a secret reference) is stored as it is.
+ */
+export function encryptPrivateKey(value: string, keyring: readonly string[]): string {
+  return keyring.length > 0 && value.startsWith('---') ? encryptValue(value, keyring) : value;
+}
+
+/** aes_decrypt_pkey: PEM stays; otherwise the decrypted key, or the value as stored when no keyring entry opens it. */
+export function decryptPrivateKey(value: string, keyring: readonly string[]): string {
+  if (keyring.length === 0 || value.startsWith('---')) return value;
+  return decryptValue(value, keyring) ?? value;
+}
+
+/**
+ * A copy of an upstream conf with `tls.client_key` run through `fn` (APISIX
+ * encrypts it in apisix/upstream.lua encrypt_conf); the conf itself when it
+ * has none.
+ */
+export function mapUpstreamClientKey<T extends { tls?: unknown }>(conf: T, fn: Transform): T {
+  const tls = conf.tls;
+  if (!isObject(tls) || typeof tls.client_key !== 'string') return conf;
+  return { ...conf, tls: { ...tls, client_key: fn(tls.client_key) } };
+}
+
+/** A copy of an ssl conf with `key` and each of `keys` run through `fn` (APISIX admin/resource.lua). */
+export function mapSslKeys<T extends { key?: unknown; keys?: unknown }>(conf: T, fn: Transform): T {
+  const out = { ...conf };
+  if (typeof out.key === 'string') out.key = fn(out.key);
+  if (Array.isArray(out.keys)) out.keys = out.keys.map((k: unknown) => (typeof k === 'string' ? fn(k) : k));
+  return out;
+}

@@ -1,11 +1,14 @@
 /**
  * Keys that must never be well-known values. An admin key (or keyring) the
  * config leaves empty is generated once, kept in the data dir (mode 0600) so
- * restarts keep it, and reported to the caller to print once. APISIX's
+ * restarts keep it, and reported to the caller, which says where it is kept:
+ * the key itself is never printed (standard output ends up in logs that more
+ * people read than the data dir). APISIX's
  * published default keys are refused outright (CVE-2020-13945).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { ensurePrivateDir } from './private-files.js';
 import { join } from 'node:path';
 import { ConfigError } from '../config/project-root.js';
 import type { PorticoConfig } from '../config/types.js';
@@ -23,6 +26,18 @@ interface StoredSecrets {
 export interface GeneratedSecret {
   what: string;
   value: string;
+  /** Where it is kept: the file, and the field inside it (`admin_keys.admin`). */
+  file: string;
+  field: string;
+}
+
+/**
+ * A data-encryption key: 32 characters, so APISIX's keyring format makes it
+ * AES-256, each drawn from 64 (24 CSPRNG bytes as base64url: 192 bits, where
+ * 16 hex characters gave AES-128 64 bits).
+ */
+export function generateKeyringEntry(): string {
+  return randomBytes(24).toString('base64url');
 }
 
 /** Fills empty keys in `config` (mutating it) and returns what was generated now. */
@@ -58,20 +73,20 @@ export function resolveSecrets(config: PorticoConfig): GeneratedSecret[] {
       if (!key) {
         key = randomBytes(16).toString('hex');
         stored.admin_keys[k.name] = key;
-        generated.push({ what: `${k.role} key "${k.name}"`, value: key });
+        generated.push({ what: `${k.role} key "${k.name}"`, value: key, file, field: `admin_keys.${k.name}` });
       }
       k.key = key;
     }
   }
   if (needKeyring) {
     if (!stored.keyring) {
-      stored.keyring = randomBytes(8).toString('hex');
-      generated.push({ what: 'data encryption keyring', value: stored.keyring });
+      stored.keyring = generateKeyringEntry();
+      generated.push({ what: 'data encryption keyring', value: stored.keyring, file, field: 'keyring' });
     }
     enc.keyring = [stored.keyring];
   }
   if (generated.length > 0) {
-    mkdirSync(dir, { recursive: true });
+    ensurePrivateDir(dir);
     const tmp = `${file}.tmp`;
     writeFileSync(tmp, JSON.stringify(stored, null, 2), { mode: 0o600 });
     renameSync(tmp, file);

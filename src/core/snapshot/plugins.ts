@@ -34,8 +34,8 @@ export class PluginConfCompiler {
   constructor(
     private readonly registry: PluginLookup,
     private readonly logger: Logger,
-    /** apisix.data_encryption.keyring; empty when encryption is off. */
-    private readonly keyring: readonly string[],
+    /** apisix.data_encryption.keyring; empty when encryption is off (upstreams read it too, for their client keys). */
+    readonly keyring: readonly string[],
   ) {}
 
   /**

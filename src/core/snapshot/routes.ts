@@ -55,7 +55,7 @@ export function compileRoute(
     // Keyed by content, not route revision: a plugin edit on the route keeps its pools and health state.
     const contentKey = JSON.stringify(merged.upstream);
     const old = inlineUpstreams.get(key);
-    upstream = old && old.revKey === contentKey ? old : compileUpstream({ ...merged.upstream } as UpstreamConf & { id?: string }, key + '#upstream', contentKey);
+    upstream = old && old.revKey === contentKey ? old : compileUpstream({ ...merged.upstream } as UpstreamConf & { id?: string }, key + '#upstream', contentKey, plugins.keyring);
     inlineUpstreams.set(key, upstream);
   }
   return {

@@ -146,7 +146,7 @@ export class ConfigSnapshot {
       (_id, item) => String(item.modRevision),
       (id, item, revKey) => {
         const key = `/apisix/upstreams/${id}`;
-        return tryCompile(logger, key, () => compileUpstream({ ...(item.value as UpstreamConf), id }, key, revKey));
+        return tryCompile(logger, key, () => compileUpstream({ ...(item.value as UpstreamConf), id }, key, revKey, plugins.keyring));
       },
     );
     changed ||= upstreams.changed;

@@ -8,12 +8,15 @@ import type { UpstreamConf } from '../model.js';
 import { getSchemeHandler, prepareSchemeHandler } from '../pubsub/scheme-handler.js';
 import { createUpstreamRuntime } from '../upstream/index.js';
 import type { UpstreamRuntime } from '../upstream/types.js';
+import { decryptPrivateKey, mapUpstreamClientKey } from '../secrets/encryption.js';
 import type { CompiledUpstream, Snapshot } from './types.js';
 
 /** Long enough for a request that matched just before a swap to pick its node. */
 const RETIRE_GRACE_MS = 10_000;
 
-export function compileUpstream(conf: UpstreamConf & { id?: string }, key: string, revKey: string): CompiledUpstream {
+export function compileUpstream(stored: UpstreamConf & { id?: string }, key: string, revKey: string, keyring: readonly string[]): CompiledUpstream {
+  // The Admin API stores tls.client_key encrypted with the keyring (as APISIX); the pool needs it in PEM.
+  const conf = keyring.length > 0 ? mapUpstreamClientKey(stored, (v) => decryptPrivateKey(v, keyring)) : stored;
   const takenOver = getSchemeHandler(conf.scheme) !== undefined;
   if (takenOver) prepareSchemeHandler(conf.scheme);
   return { revKey, conf, runtime: takenOver ? undefined : createUpstreamRuntime(conf, key) };

@@ -9,8 +9,8 @@
  * recent changes so watch() can replay from a past revision.
  */
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { ensurePrivateDir, ensurePrivateFile, tightenIfExists } from '../secrets/private-files.js';
 import {
   CompareFailedError,
   StoreUnavailableError,
@@ -224,6 +224,10 @@ function prefixEnd(prefix: string): string {
 }
 
 export function openEmbeddedStore(dataDir: string): EmbeddedStore {
-  mkdirSync(dataDir, { recursive: true });
-  return new EmbeddedStore(join(dataDir, 'portico.db'));
+  ensurePrivateDir(dataDir);
+  const file = join(dataDir, 'portico.db');
+  ensurePrivateFile(file);
+  // Left by an earlier run with the umask's mode: SQLite reopens them as they are.
+  for (const suffix of ['-wal', '-shm', '-journal']) tightenIfExists(file + suffix);
+  return new EmbeddedStore(file);
 }

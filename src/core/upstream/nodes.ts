@@ -4,6 +4,7 @@
  * scheme, IPv6 hosts in brackets, priority 0 unless given.
  */
 import type { UpstreamConf } from '../model.js';
+import { parsePort, splitNodeAddr } from '../../schema/node-addr.js';
 
 export interface ParsedNode {
   /** `host:port`; IPv6 hosts bracketed. */
@@ -34,24 +35,12 @@ function unbracket(host: string): string {
 
 /** Splits `host`, `host:port`, `[v6]`, `[v6]:port`; a bare IPv6 address has no port. */
 export function parseAddr(addr: string): { host: string; port?: number } {
-  if (addr.startsWith('[')) {
-    const end = addr.indexOf(']');
-    if (end < 0) return { host: addr };
-    const host = addr.slice(0, end + 1);
-    const rest = addr.slice(end + 1);
-    return rest.startsWith(':') ? { host, port: toPort(rest.slice(1), addr) } : { host };
-  }
-  const colon = addr.indexOf(':');
-  if (colon < 0) return { host: addr };
-  // More than one colon and no brackets: a bare IPv6 address.
-  if (addr.indexOf(':', colon + 1) >= 0) return { host: bracket(addr) };
-  return { host: addr.slice(0, colon), port: toPort(addr.slice(colon + 1), addr) };
-}
-
-function toPort(text: string, addr: string): number {
-  const port = Number(text);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`invalid port in upstream node "${addr}"`);
-  return port;
+  const { host, portText } = splitNodeAddr(addr);
+  const bracketed = host.startsWith('[') ? host : bracket(host);
+  if (portText === undefined) return { host: bracketed };
+  const port = parsePort(portText);
+  if (port === undefined) throw new Error(`invalid port in upstream node "${addr}"`);
+  return { host: bracketed, port };
 }
 
 export function parseNodes(conf: UpstreamConf): ParsedNode[] {
