@@ -8,7 +8,8 @@ import type { RequestContext } from '../core/plugin/ctx.js';
 import { KAFKA_ENABLE_SASL, KAFKA_SASL_MECHANISM, KAFKA_SASL_PASSWORD, KAFKA_SASL_USERNAME } from '../core/plugin/ctx-names.js';
 import type { UpstreamConf } from '../core/model.js';
 import { openPubSub, type PubSubLogger, type PubSubSessionOptions } from '../core/pubsub/session.js';
-import { kafkaMessageWireSize, type PubSubResponseBody } from '../core/pubsub/codec.js';
+import type { PubSubResponseBody } from '../core/pubsub/codec.js';
+import { recordsFitting } from '../core/pubsub/wire.js';
 import type { SchemeHandler } from '../core/pubsub/scheme-handler.js';
 import { serveSubscriptions, type SubscriptionSource } from '../core/pubsub/subscriptions.js';
 import {
@@ -143,13 +144,7 @@ export function createKafkaSchemeHandler(opts: KafkaPubSubOptions = {}): SchemeH
       // Cut to the frame: APISIX would send an oversized frame and lose the session;
       // here the client gets fewer messages and continues from the next offset.
       // The records go to the encoder as they are: no per-message copy.
-      let room = maxBytes;
-      let n = 0;
-      for (; n < records.length; n++) {
-        const size = kafkaMessageWireSize(records[n]!);
-        if (size > room) break;
-        room -= size;
-      }
+      const n = recordsFitting(records, maxBytes);
       if (n === 0 && records.length > 0) {
         return errorResp(
           `failed to fetch message, topic: ${topic}, partition: ${partition}, err: MESSAGE_TOO_LARGE ` +

@@ -6,11 +6,11 @@
  */
 import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { KafkaMessage, PubSubResponse } from '../../src/core/pubsub/codec.js';
+import type { PubSubResponse } from '../../src/core/pubsub/codec.js';
 import { closeKafkaBackends } from '../../src/pubsub/index.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startKafkaMock, type KafkaMock } from '../helpers/kafka-mock.js';
-import { connect, type PubSubClient } from '../helpers/pubsub-client.js';
+import { body, connect, pushed, type PubSubClient } from '../helpers/pubsub-client.js';
 
 let gw: TestGateway;
 let mock: KafkaMock;
@@ -23,26 +23,6 @@ async function ws(path: string): Promise<PubSubClient> {
 }
 
 const text = (b: Uint8Array | null | undefined): string => Buffer.from(b ?? []).toString();
-
-function body<K extends string>(r: PubSubResponse, member: K): Extract<PubSubResponse, Record<K, unknown>>[K & keyof PubSubResponse] {
-  if ('error_resp' in r) throw new Error(`error_resp: ${r.error_resp.message}`);
-  if (!(member in r)) throw new Error(`expected ${member}, got ${Object.keys(r).join(',')}`);
-  return (r as Record<string, unknown>)[member] as never;
-}
-
-/** Collects pushed messages of one subscription until `n` arrived (or `ms` passed). */
-async function pushed(c: PubSubClient, n: number, ms = 5000): Promise<KafkaMessage[]> {
-  const out: KafkaMessage[] = [];
-  const end = Date.now() + ms;
-  while (out.length < n && Date.now() < end) {
-    const r = await c.next(Math.max(1, end - Date.now()));
-    if (!r) break;
-    const p = body(r, 'push_resp');
-    if (p.error) throw new Error(`push error: ${p.error}`);
-    out.push(...p.messages);
-  }
-  return out;
-}
 
 function kcatRead(topic: string, partition = 0): Promise<string[]> {
   return new Promise((resolve, reject) => {

@@ -105,7 +105,13 @@ export interface DecodedNoCommand {
 export type DecodedRequest = DecodedCommand | DecodedNoCommand;
 
 /** What a client sends: one command with any of its fields (absent = proto3 default). */
-export type PubSubRequestBody = { [K in CommandName]: { [P in K]: Partial<CommandParams[K]> } }[CommandName];
+export type PubSubRequestBody = { [K in CommandName]: { [P in K]: Loose<CommandParams[K]> } }[CommandName];
+/** Every field optional, nested messages included (absent = proto3 default). */
+export type Loose<T> = T extends Uint8Array | bigint | string | number | boolean
+  ? T
+  : T extends Array<infer U>
+    ? Array<Loose<U>>
+    : { [P in keyof T]?: Loose<T[P]> };
 export type PubSubRequest = PubSubRequestBody & { sequence?: bigint };
 
 export interface ErrorResp {

@@ -136,6 +136,17 @@ export function recordWireSize(r: WireRecord): number {
   return 1 + varintSize(body) + body;
 }
 
+/** How many of `records`, from the first, fit in `room` bytes of a repeated KafkaMessage field. */
+export function recordsFitting(records: readonly WireRecord[], room: number): number {
+  let n = 0;
+  for (; n < records.length; n++) {
+    const size = recordWireSize(records[n]!);
+    if (size > room) break;
+    room -= size;
+  }
+  return n;
+}
+
 function writeRecord(w: WireWriter, tag: number, r: WireRecord, body: number, keys: Uint8Array[] | undefined): void {
   w.buf[w.pos++] = tag;
   w.varint(body);
