@@ -50,13 +50,13 @@ function access(conf: PubSubAclCompiled, ctx: RequestContext): PluginExit | void
   const rt = conf.rt;
   const param = conf.topic_param;
   if (param === undefined) {
-    ctx.data[PUBSUB_ACCESS] = rt;
+    ctx.setData(PUBSUB_ACCESS, rt);
     return;
   }
   const topic = ctx.var.get(`uri_param_${param}`);
   if (topic === undefined || topic === '') return refuse(`permission denied: the route's path has no parameter "${param}" to take the topic from`);
   if (!rt.allows(topic)) return refuse(`permission denied: topic "${topic}" is not in this route's allow-list`);
-  ctx.data[PUBSUB_ACCESS] = { read: rt.read, write: rt.write, allows: rt.allows, topic } satisfies PubSubAccess;
+  ctx.setData(PUBSUB_ACCESS, { read: rt.read, write: rt.write, allows: rt.allows, topic });
 }
 
 export default definePlugin({

@@ -26,7 +26,7 @@ import {
   type PubSubResponseBody,
   type PushResp,
 } from './codec.js';
-import { pubsubAccessOf } from '../plugin/pubsub-access.js';
+import { PUBSUB_ACCESS } from '../plugin/pubsub-access.js';
 import { accessDenied, READ_ONLY_ACCESS, type PubSubAccess } from './access-check.js';
 import type { SchemeRequest } from './scheme-handler.js';
 import { pubsubUpgradeRequired } from '../errors.js';
@@ -357,7 +357,7 @@ export function handshakeError(req: IncomingMessage): string | undefined {
  * Returns undefined when the request was refused.
  */
 export async function openPubSub(request: SchemeRequest, opts: Partial<PubSubSessionOptions> = {}): Promise<PubSubSession | undefined> {
-  const full: PubSubSessionOptions = { ...request.pubsub, access: pubsubAccessOf(request.ctx.data), ...opts };
+  const full: PubSubSessionOptions = { ...request.pubsub, access: request.ctx.getData(PUBSUB_ACCESS), ...opts };
   const err = handshakeError(request.ctx.req) ?? (request.isUpgrade ? undefined : 'not a websocket upgrade request');
   if (err !== undefined) {
     full.logger?.warn(`failed to initialize pubsub module, err: ${err}`);
