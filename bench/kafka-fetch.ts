@@ -114,6 +114,8 @@ async function startGateway(dir: string): Promise<{ proc: ChildProcess; dataPort
     `apisix:
   node_listen: { ip: 127.0.0.1, port: 0 }
   pubsub: { max_frame_size: ${FRAME}, idle_timeout: 0 }
+plugin_attr:
+  prometheus: { export_addr: { ip: 127.0.0.1, port: 0 } }
 deployment:
   admin:
     admin_listen: { ip: 127.0.0.1, port: 0 }

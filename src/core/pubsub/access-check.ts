@@ -1,7 +1,7 @@
 /**
  * Per-command access checks, run by the session before a handler sees the
  * command, so a refused command never reaches the broker. What a route grants
- * comes from ctx.data (see core/plugin/pubsub-access.ts); a route that grants
+ * comes from the request data (see core/plugin/pubsub-access.ts); a route that grants
  * nothing explicitly may read any topic and write none, because APISIX's
  * routes were read-only and a produce command must not open writes on them.
  */
