@@ -16,7 +16,7 @@ import { startDataPlane } from './core/process/launch.js';
 import { servesInWorkers, workerCount } from './core/process/worker-count.js';
 import { Channel } from './core/process/channel.js';
 import { sharedStateHub } from './core/process/shared-state.js';
-import { registerKafkaPubSub } from './pubsub/index.js';
+import { registerPubSubBackends } from './pubsub/index.js';
 import { initPlugins } from './core/plugin/contract.js';
 import { PORTICO_VERSION } from './core/config/version.js';
 import { PluginRegistry } from './core/plugin/registry.js';
@@ -106,7 +106,7 @@ export async function startGateway(config: PorticoConfig, opts: StartOptions = {
       }),
     );
     // In-process serving: messaging backends log through this process's logger (workers register their own).
-    if (!inWorkers) registerKafkaPubSub({ logger });
+    if (!inWorkers) registerPubSubBackends({ logger });
     const data = await startDataPlane({ config, registry, store, logger, inProcess: opts.inProcess }, channel);
     closers.unshift(() => data.close());
     opts.report?.listening?.('data plane', data.address);

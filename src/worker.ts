@@ -12,7 +12,7 @@ import { workerCount } from './core/process/worker-count.js';
 import { connectToPrimary } from './core/process/worker-link.js';
 import { TO_PRIMARY, TO_WORKER, type PrimaryMessage, type WorkerMessage } from './core/process/protocol.js';
 import { sharedStateHub } from './core/process/shared-state.js';
-import { registerKafkaPubSub } from './pubsub/index.js';
+import { registerPubSubBackends } from './pubsub/index.js';
 import { initPlugins } from './core/plugin/contract.js';
 import { PORTICO_VERSION } from './core/config/version.js';
 import { PluginRegistry } from './core/plugin/registry.js';
@@ -86,7 +86,7 @@ async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<voi
       shared: sharedStateHub({ channel, role: 'worker', workers, primary }),
     });
     // Messaging backends log through this process's logger (broker failures, dropped sessions).
-    registerKafkaPubSub({ logger });
+    registerPubSubBackends({ logger });
     dataPlane = await startServing({ config: msg.config, registry, store: feed, logger });
     send({ type: 'listening', address: dataPlane.address });
   } catch (err) {

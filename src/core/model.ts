@@ -97,7 +97,7 @@ export interface UpstreamConf extends BaseConf {
   checks?: HealthCheckConf;
   hash_on?: 'vars' | 'header' | 'cookie' | 'consumer' | 'vars_combinations';
   key?: string;
-  scheme?: 'grpc' | 'grpcs' | 'http' | 'https' | 'tcp' | 'tls' | 'udp' | 'kafka';
+  scheme?: 'grpc' | 'grpcs' | 'http' | 'https' | 'tcp' | 'tls' | 'udp' | 'kafka' | 'redis';
   discovery_type?: string;
   discovery_args?: { namespace_id?: string; group_name?: string };
   pass_host?: 'pass' | 'node' | 'rewrite';

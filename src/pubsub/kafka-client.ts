@@ -26,7 +26,20 @@ export interface KafkaRecord {
   timestamp: bigint;
   key: Buffer | null;
   value: Buffer | null;
+  /** Present only when the record has headers. */
+  headers?: Array<{ key: string; value: Buffer }>;
 }
+
+export interface KafkaProduceRecord {
+  key?: Uint8Array | null;
+  value?: Uint8Array | null;
+  headers?: ReadonlyArray<{ key: string; value?: Uint8Array | null }>;
+  /** ms; 0 or absent = now. */
+  timestamp?: bigint;
+}
+
+/** Kafka's acks: -1 all in-sync replicas, 1 the leader, 0 no answer at all. */
+export type KafkaAcks = -1 | 0 | 1;
 
 export interface KafkaFetchOptions {
   /** Upper bound on the key+value bytes returned (the broker may send more; the rest is dropped). */
@@ -41,6 +54,18 @@ export interface KafkaBackend {
   listOffset(topic: string, partition: number, timestamp: bigint): Promise<bigint>;
   /** Records with offset >= `offset`, in order, never older ones from the same batch. */
   fetch(topic: string, partition: number, offset: bigint, opts: KafkaFetchOptions): Promise<KafkaRecord[]>;
+  /**
+   * Resolves once the partition holds a record at `offset` (its high watermark
+   * passed it), or after `maxWaitMs`, or on abort. Sessions waiting on the same
+   * partition share one watch, so idle subscribers cost one request per interval.
+   */
+  waitForOffset(topic: string, partition: number, offset: bigint, maxWaitMs: number, signal: AbortSignal): Promise<void>;
+  /** Writes the records as one batch; resolves with the first one's offset (-1 with acks 0). All or none are written. */
+  produce(topic: string, partition: number, records: readonly KafkaProduceRecord[], acks: KafkaAcks): Promise<bigint>;
+  /** The group's committed offset for the partition, undefined when none. */
+  committed(group: string, topic: string, partition: number): Promise<bigint | undefined>;
+  /** Commits `offset` for the group as a standalone consumer (generation -1, no member id, no group membership). */
+  commit(group: string, topic: string, partition: number, offset: bigint): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -67,6 +92,8 @@ export interface KafkaClientTuning {
   /** How long a topic's partition leaders are trusted before asking again. */
   metadataMaxAgeMs?: number;
   clientId?: string;
+  /** How often a partition someone waits on is asked for its high watermark. Default 10 ms. */
+  watchIntervalMs?: number;
 }
 
 // ---- the slice of kafkajs internals used here -------------------------------
@@ -76,6 +103,7 @@ interface InternalRecord {
   timestamp: string;
   key: Buffer | null;
   value: Buffer | null;
+  headers?: Record<string, Buffer | Buffer[] | undefined>;
   isControlRecord?: boolean;
 }
 interface InternalBroker {
@@ -88,6 +116,27 @@ interface InternalBroker {
     isolationLevel: number;
     topics: Array<{ topic: string; partitions: Array<{ partition: number; timestamp: string }> }>;
   }): Promise<{ responses: Array<{ topic: string; partitions: Array<{ partition: number; offset: string }> }> }>;
+  produce(req: {
+    acks: number;
+    timeout: number;
+    topicData: Array<{
+      topic: string;
+      partitions: Array<{
+        partition: number;
+        messages: Array<{ key: Buffer | null; value: Buffer | null; timestamp: number; headers: Record<string, Buffer[]> }>;
+      }>;
+    }>;
+  }): Promise<{ topics?: Array<{ topicName: string; partitions: Array<{ partition: number; errorCode: number; baseOffset: string }> }> } | undefined>;
+  offsetFetch(req: {
+    groupId: string;
+    topics: Array<{ topic: string; partitions: Array<{ partition: number }> }>;
+  }): Promise<{ responses: Array<{ topic: string; partitions: Array<{ partition: number; offset: string; errorCode: number }> }> }>;
+  offsetCommit(req: {
+    groupId: string;
+    groupGenerationId: number;
+    memberId: string;
+    topics: Array<{ topic: string; partitions: Array<{ partition: number; offset: string }> }>;
+  }): Promise<unknown>;
   fetch(req: {
     replicaId: number;
     isolationLevel: number;
@@ -104,6 +153,7 @@ interface InternalCluster {
   refreshMetadata(): Promise<void>;
   getNodeIds(): string[];
   findBroker(q: { nodeId: string }): Promise<InternalBroker>;
+  findGroupCoordinator(q: { groupId: string }): Promise<InternalBroker>;
 }
 interface InternalConnection {
   connect(): Promise<boolean>;
@@ -164,6 +214,7 @@ class KafkajsBackend implements KafkaBackend {
   private closed = false;
   private readonly saslMechanism?: string;
   private readonly operationTimeoutMs: number;
+  private readonly watches: PartitionWatches;
 
   constructor(
     settings: KafkaSettings,
@@ -190,6 +241,7 @@ class KafkajsBackend implements KafkaBackend {
       logLevel: logLevel.NOTHING,
     });
     this.cluster = createCluster(kafka, this.metadataMaxAgeMs);
+    this.watches = new PartitionWatches((topic, partition) => this.listOffset(topic, partition, -1n), tuning.watchIntervalMs ?? 10);
   }
 
   listOffset(topic: string, partition: number, timestamp: bigint): Promise<bigint> {
@@ -226,9 +278,71 @@ class KafkajsBackend implements KafkaBackend {
     );
   }
 
+  waitForOffset(topic: string, partition: number, offset: bigint, maxWaitMs: number, signal: AbortSignal): Promise<void> {
+    return this.watches.wait(topic, partition, offset, maxWaitMs, signal);
+  }
+
+  produce(topic: string, partition: number, records: readonly KafkaProduceRecord[], acks: KafkaAcks): Promise<bigint> {
+    const now = Date.now();
+    const messages = records.map((r) => ({
+      key: r.key && r.key.length > 0 ? toBuffer(r.key) : null,
+      value: r.value ? toBuffer(r.value) : null,
+      timestamp: r.timestamp && r.timestamp > 0n ? Number(r.timestamp) : now,
+      headers: headersObject(r.headers),
+    }));
+    return this.track(
+      this.withLeader(topic, partition, async (broker) => {
+        const res = await broker.produce({ acks, timeout: this.operationTimeoutMs, topicData: [{ topic, partitions: [{ partition, messages }] }] });
+        if (acks === 0) return -1n;
+        const p = res?.topics?.[0]?.partitions[0];
+        if (!p) throw new KafkaBackendError(NOT_FOUND_PARTITION);
+        return BigInt(p.baseOffset);
+      }),
+    );
+  }
+
+  committed(group: string, topic: string, partition: number): Promise<bigint | undefined> {
+    return this.track(
+      this.withCoordinator(group, async (broker) => {
+        const res = await broker.offsetFetch({ groupId: group, topics: [{ topic, partitions: [{ partition }] }] });
+        const p = res.responses.find((r) => r.topic === topic)?.partitions.find((x) => x.partition === partition);
+        const offset = p ? BigInt(p.offset) : -1n;
+        return offset < 0n ? undefined : offset;
+      }),
+    );
+  }
+
+  commit(group: string, topic: string, partition: number, offset: bigint): Promise<void> {
+    return this.track(
+      this.withCoordinator(group, async (broker) => {
+        // Generation -1 and no member id: Kafka's standalone-consumer commit (librdkafka's assign() +
+        // commit()). The client picks its partition, so there is no group membership to keep alive.
+        await broker.offsetCommit({
+          groupId: group,
+          groupGenerationId: -1,
+          memberId: '',
+          topics: [{ topic, partitions: [{ partition, offset: offset.toString() }] }],
+        });
+      }),
+    );
+  }
+
+  private async withCoordinator<T>(group: string, op: (b: InternalBroker) => Promise<T>): Promise<T> {
+    if (this.closed) throw new KafkaBackendError(NOT_FOUND_BROKER, { detail: 'kafka client closed' });
+    try {
+      if (!this.cluster.isConnected()) await this.cluster.connect();
+      const broker = await this.cluster.findGroupCoordinator({ groupId: group });
+      guardConnections(broker);
+      return await op(broker);
+    } catch (err) {
+      throw toKafkaBackendError(err, this.saslMechanism);
+    }
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.watches.close();
     await Promise.allSettled([...this.inflight]);
     if (this.secret !== undefined) forgetSecret(this.secret);
     await this.cluster.disconnect().catch(() => undefined);
@@ -365,9 +479,104 @@ export function selectRecords(messages: InternalRecord[], from: bigint, maxBytes
     const size = (m.key?.length ?? 0) + (m.value?.length ?? 0) + RECORD_OVERHEAD_BYTES;
     if (out.length > 0 && size > budget) break;
     budget -= size;
-    out.push({ offset, timestamp: BigInt(m.timestamp), key: m.key ?? null, value: m.value ?? null });
+    const r: KafkaRecord = { offset, timestamp: BigInt(m.timestamp), key: m.key ?? null, value: m.value ?? null };
+    const headers = m.headers && headerList(m.headers);
+    if (headers) r.headers = headers;
+    out.push(r);
   }
   return out;
+}
+
+/** kafkajs's decoded headers ({key: value | values}) as a list, or undefined when there are none. */
+function headerList(h: Record<string, Buffer | Buffer[] | undefined>): Array<{ key: string; value: Buffer }> | undefined {
+  let out: Array<{ key: string; value: Buffer }> | undefined;
+  for (const key in h) {
+    const v = h[key];
+    if (v === undefined) continue;
+    out ??= [];
+    if (Array.isArray(v)) for (const x of v) out.push({ key, value: x });
+    else out.push({ key, value: v });
+  }
+  return out;
+}
+
+function headersObject(hs: KafkaProduceRecord['headers']): Record<string, Buffer[]> {
+  const out: Record<string, Buffer[]> = {};
+  if (hs) for (const h of hs) (out[h.key] ??= []).push(h.value ? toBuffer(h.value) : Buffer.alloc(0));
+  return out;
+}
+
+function toBuffer(b: Uint8Array): Buffer {
+  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
+/**
+ * Waiting for records without long-poll fetches: a Kafka broker answers the
+ * requests of one connection in order, so a fetch parked for seconds would
+ * hold up every other session's fetch on the shared connection. Instead, each
+ * partition somebody waits on is asked for its high watermark every interval
+ * (one ListOffsets however many wait), and waiters whose offset is below it
+ * are released to fetch.
+ */
+class PartitionWatches {
+  private readonly watches = new Map<string, { topic: string; partition: number; waiters: Set<{ offset: bigint; done: () => void }>; timer?: NodeJS.Timeout }>();
+  private closed = false;
+
+  constructor(
+    private readonly latest: (topic: string, partition: number) => Promise<bigint>,
+    private readonly intervalMs: number,
+  ) {}
+
+  wait(topic: string, partition: number, offset: bigint, maxWaitMs: number, signal: AbortSignal): Promise<void> {
+    if (this.closed || signal.aborted || maxWaitMs <= 0) return Promise.resolve();
+    const key = `${partition}\0${topic}`;
+    let w = this.watches.get(key);
+    if (!w) {
+      w = { topic, partition, waiters: new Set() };
+      this.watches.set(key, w);
+    }
+    const watch = w;
+    return new Promise<void>((resolve) => {
+      const waiter = {
+        offset,
+        done: (): void => {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', waiter.done);
+          watch.waiters.delete(waiter);
+          resolve();
+        },
+      };
+      const timer = setTimeout(waiter.done, maxWaitMs);
+      signal.addEventListener('abort', waiter.done, { once: true });
+      watch.waiters.add(waiter);
+      if (!watch.timer) this.schedule(key, watch);
+    });
+  }
+
+  private schedule(key: string, w: { topic: string; partition: number; waiters: Set<{ offset: bigint; done: () => void }>; timer?: NodeJS.Timeout }): void {
+    w.timer = setTimeout(async () => {
+      let hw: bigint | undefined;
+      try {
+        hw = await this.latest(w.topic, w.partition);
+      } catch {
+        // The fetch that follows the wait reports the error to the subscriber.
+        for (const x of [...w.waiters]) x.done();
+      }
+      if (hw !== undefined) for (const x of [...w.waiters]) if (x.offset < hw) x.done();
+      w.timer = undefined;
+      if (w.waiters.size > 0 && !this.closed) this.schedule(key, w);
+      else this.watches.delete(key);
+    }, this.intervalMs);
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const w of this.watches.values()) {
+      clearTimeout(w.timer);
+      for (const x of [...w.waiters]) x.done();
+    }
+    this.watches.clear();
+  }
 }
 
 /** A fresh, unshared backend. Most callers want `KafkaBackendPool.get`. */

@@ -1,16 +1,20 @@
 /**
  * The `scheme: kafka` upstream handler (APISIX's apisix/pubsub/kafka.lua):
  * upgrades the matched request to a pub/sub WebSocket and answers
- * cmd_kafka_list_offset and cmd_kafka_fetch from the upstream's brokers.
+ * cmd_kafka_list_offset and cmd_kafka_fetch from the upstream's brokers, and
+ * Portico's cmd_produce and subscriptions (core/pubsub/subscriptions.ts).
  */
 import type { RequestContext } from '../core/plugin/ctx.js';
 import { KAFKA_ENABLE_SASL, KAFKA_SASL_MECHANISM, KAFKA_SASL_PASSWORD, KAFKA_SASL_USERNAME } from '../core/plugin/ctx-names.js';
 import type { UpstreamConf } from '../core/model.js';
 import { openPubSub, type PubSubLogger, type PubSubSessionOptions } from '../core/pubsub/session.js';
-import { kafkaMessageWireSize, type KafkaMessage, type PubSubResponseBody } from '../core/pubsub/codec.js';
+import type { PubSubResponseBody } from '../core/pubsub/codec.js';
+import { recordsFitting } from '../core/pubsub/wire.js';
 import type { SchemeHandler } from '../core/pubsub/scheme-handler.js';
+import { serveSubscriptions, type SubscriptionSource } from '../core/pubsub/subscriptions.js';
 import {
   kafkaSettingsKey,
+  type KafkaAcks,
   sharedKafkaBackends,
   type KafkaBackend,
   type KafkaSettings,
@@ -66,6 +70,30 @@ function errorResp(message: string): PubSubResponseBody {
   return { error_resp: { code: 0, message } };
 }
 
+/** CmdProduce.acks → Kafka's acks, or undefined when not one of the documented words. */
+export function parseAcks(acks: string): KafkaAcks | undefined {
+  switch (acks.toLowerCase()) {
+    case '':
+    case 'all':
+    case '-1':
+      return -1;
+    case 'leader':
+    case '1':
+      return 1;
+    case 'none':
+    case '0':
+      return 0;
+    default:
+      return undefined;
+  }
+}
+
+/** Throws a setup problem (a string from backend()) as an error the subscription reports. */
+function need(b: KafkaBackend | string): KafkaBackend {
+  if (typeof b === 'string') throw new Error(b);
+  return b;
+}
+
 export function createKafkaSchemeHandler(opts: KafkaPubSubOptions = {}): SchemeHandler {
   const backends = opts.backends ?? sharedKafkaBackends;
   const logger = opts.logger;
@@ -115,25 +143,54 @@ export function createKafkaSchemeHandler(opts: KafkaPubSubOptions = {}): SchemeH
       }
       // Cut to the frame: APISIX would send an oversized frame and lose the session;
       // here the client gets fewer messages and continues from the next offset.
-      const messages: KafkaMessage[] = [];
-      let room = maxBytes;
-      for (const r of records) {
-        const m: KafkaMessage = { offset: r.offset, timestamp: r.timestamp };
-        if (r.key) m.key = r.key;
-        if (r.value) m.value = r.value;
-        const size = kafkaMessageWireSize(m);
-        if (size > room) break;
-        room -= size;
-        messages.push(m);
-      }
-      if (messages.length === 0 && records.length > 0) {
+      // The records go to the encoder as they are: no per-message copy.
+      const n = recordsFitting(records, maxBytes);
+      if (n === 0 && records.length > 0) {
         return errorResp(
           `failed to fetch message, topic: ${topic}, partition: ${partition}, err: MESSAGE_TOO_LARGE ` +
             `(offset ${records[0]!.offset} does not fit the ${maxFrameSize}-byte frame limit)`,
         );
       }
-      return { kafka_fetch_resp: { messages } };
+      return { kafka_fetch_resp: { messages: n === records.length ? records : records.slice(0, n) } };
     });
+
+    session.on('cmd_produce', async ({ topic, partition, acks, messages }) => {
+      const b = backend();
+      if (typeof b === 'string') return errorResp(`failed to produce, topic: ${topic}, partition: ${partition}, err: ${b}`);
+      const kafkaAcks = parseAcks(acks);
+      if (kafkaAcks === undefined) return errorResp(`failed to produce: acks must be all, leader or none (or -1, 1, 0), got "${acks}"`);
+      if (messages.length === 0) return errorResp(`failed to produce, topic: ${topic}, partition: ${partition}, err: no messages`);
+      try {
+        const base = await b.produce(topic, partition, messages, kafkaAcks);
+        // One batch: Kafka writes it whole, so offsets follow the first one.
+        return { produce_resp: { results: messages.map((_, i) => ({ offset: base < 0n ? -1n : base + BigInt(i) })) } };
+      } catch (err) {
+        const e = failed('produce', topic, partition, err);
+        const message = 'error_resp' in e ? e.error_resp.message : 'failed to produce';
+        return { produce_resp: { results: messages.map(() => ({ offset: -1n, error: message })) } };
+      }
+    });
+
+    const source: SubscriptionSource = {
+      resolveOffset: async (topic, partition, offset) => {
+        if (offset >= 0n) return offset;
+        return need(backend()).listOffset(topic, partition, offset);
+      },
+      poll: async (topic, partition, offset, lim) => {
+        const b = need(backend());
+        const opts = { maxBytes: lim.maxBytes, maxWaitMs: 0 };
+        let records = await b.fetch(topic, partition, offset, opts);
+        if (records.length === 0) {
+          await b.waitForOffset(topic, partition, offset, lim.maxWaitMs, lim.signal);
+          if (lim.signal.aborted) return [];
+          records = await b.fetch(topic, partition, offset, opts);
+        }
+        return records.length > lim.maxMessages ? records.slice(0, lim.maxMessages) : records;
+      },
+      committed: (group, topic, partition) => need(backend()).committed(group, topic, partition),
+      commit: (group, topic, partition, offset) => need(backend()).commit(group, topic, partition, offset),
+    };
+    serveSubscriptions(session, source);
 
     await session.wait();
   };

@@ -77,10 +77,10 @@ export const upstreamSchema: JsonSchema = {
     key: { description: 'the key of chash for dynamic load balancing', type: 'string' },
     scheme: {
       default: 'http',
-      enum: ['grpc', 'grpcs', 'http', 'https', 'tcp', 'tls', 'udp', 'kafka'],
+      enum: ['grpc', 'grpcs', 'http', 'https', 'tcp', 'tls', 'udp', 'kafka', 'redis'],
       description:
         'The scheme of the upstream. For L7 proxy, it can be one of grpc/grpcs/http/https. ' +
-        'For L4 proxy, it can be one of tcp/tls/udp. For specific protocols, it can be kafka.',
+        'For L4 proxy, it can be one of tcp/tls/udp. For specific protocols, it can be kafka (or, in Portico, redis: Redis Streams pub/sub).',
     },
     discovery_type: { description: 'discovery type', type: 'string' },
     discovery_args: {

@@ -8,8 +8,10 @@ import { WebSocket } from 'ws';
 import {
   decodeResponse,
   encodeRequest,
+  type KafkaMessage,
   type PubSubRequestBody,
   type PubSubResponse,
+  type ResponseBodies,
 } from '../../src/core/pubsub/codec.js';
 
 export interface PubSubClient {
@@ -108,6 +110,27 @@ export async function connect(url: string, headers?: Record<string, string>): Pr
       clearTimeout(t);
     },
   };
+}
+
+/** The response's `member`, or a thrown error naming what came instead (the error_resp's message). */
+export function body<K extends keyof ResponseBodies>(r: PubSubResponse, member: K): ResponseBodies[K] {
+  if ('error_resp' in r && member !== 'error_resp') throw new Error(`error_resp: ${r.error_resp.message}`);
+  if (!(member in r)) throw new Error(`expected ${member}, got ${Object.keys(r).join(',')}`);
+  return (r as unknown as Record<K, ResponseBodies[K]>)[member];
+}
+
+/** Collects pushed messages (push_resp frames) until `n` arrived or `ms` passed; a push error throws. */
+export async function pushed(c: PubSubClient, n: number, ms = 5000): Promise<KafkaMessage[]> {
+  const out: KafkaMessage[] = [];
+  const end = Date.now() + ms;
+  while (out.length < n && Date.now() < end) {
+    const r = await c.next(Math.max(1, end - Date.now()));
+    if (!r) break;
+    const p = body(r, 'push_resp');
+    if (p.error) throw new Error(`push error: ${p.error}`);
+    out.push(...p.messages);
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------- test server
@@ -211,7 +234,6 @@ export async function startSchemeServer(
 // ---------------------------------------------------------------- canned Kafka
 
 import { openPubSub } from '../../src/core/pubsub/session.js';
-import type { KafkaMessage } from '../../src/core/pubsub/codec.js';
 
 export interface CannedRecord {
   key?: string;

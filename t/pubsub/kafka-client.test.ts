@@ -198,12 +198,19 @@ describe('selectRecords', () => {
 });
 
 describe('sharing', () => {
+  // The pool only creates, shares and closes backends; these methods are never called here.
+  const unused = {
+    waitForOffset: async () => undefined,
+    produce: async () => -1n,
+    committed: async () => undefined,
+    commit: async () => undefined,
+  };
   it('200 requests for the same settings share one backend; the key never holds the password', () => {
     let made = 0;
     const pool = new KafkaBackendPool({
       factory: () => {
         made++;
-        return { listOffset: async () => 0n, fetch: async () => [], close: async () => undefined };
+        return { ...unused, listOffset: async () => 0n, fetch: async () => [], close: async () => undefined };
       },
     });
     const s = { brokers: ['127.0.0.1:1', '127.0.0.1:2'], sasl: { mechanism: 'PLAIN' as const, username: 'u', password: 'hunter2-secret' } };
@@ -223,7 +230,7 @@ describe('sharing', () => {
     let closed = 0;
     const pool = new KafkaBackendPool({
       idleMs: 100,
-      factory: () => ({ listOffset: async () => 0n, fetch: async () => [], close: async () => void closed++ }),
+      factory: () => ({ ...unused, listOffset: async () => 0n, fetch: async () => [], close: async () => void closed++ }),
     });
     pool.get({ brokers: ['127.0.0.1:1'] });
     await new Promise((r) => setTimeout(r, 400));

@@ -31,7 +31,8 @@ out.afterHttp = { kafkajs: loaded('kafkajs'), protobufjs: loaded('protobufjs') }
 snapshots.apply([put('/apisix/upstreams/mq', { id: 'mq', type: 'none', scheme: 'kafka', nodes: { '127.0.0.1:9092': 1 } })], 2);
 snapshots.compile();
 out.upstreams.push(...snapshots.current.upstreams.keys());
-for (let i = 0; i < 100 && !loaded('kafkajs'); i++) await new Promise((r) => setTimeout(r, 20));
+// The handler module's graph loads asynchronously: either package may show up first.
+for (let i = 0; i < 100 && !(loaded('kafkajs') && loaded('protobufjs')); i++) await new Promise((r) => setTimeout(r, 20));
 out.afterKafka = { kafkajs: loaded('kafkajs'), protobufjs: loaded('protobufjs') };
 console.log(JSON.stringify(out));
 process.exit(0);

@@ -14,3 +14,4 @@ export { isSecretRef } from '../secrets/refs.js';
 export { decodeQueryComponent, parseQuery, queryArg, withoutArg } from '../http/query.js';
 export { measureRequests } from '../http/measures.js';
 export type { GatheredState, NodeShared, OwnedState } from '../process/shared-state.js';
+export { PUBSUB_ACCESS, type PubSubAccess } from './pubsub-access.js';

@@ -11,6 +11,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
+import { encodeRecordsFrame, FETCH_RESP_FIELD, PUSH_RESP_FIELD, recordWireSize, varintSize } from './wire.js';
 
 // ---------------------------------------------------------------- public types
 
@@ -30,12 +31,59 @@ export interface CmdKafkaFetch {
   offset: bigint;
 }
 
+export interface MessageHeader {
+  key: string;
+  value?: Uint8Array;
+}
+export interface CmdSubscribe {
+  topic: string;
+  partition: number;
+  /** -1 latest, -2 earliest, otherwise the first offset to push. */
+  offset: bigint;
+  /** Consumer group whose committed offset wins and which CmdAck commits for; '' = none. */
+  group: string;
+  credit_messages: bigint;
+  /** 0 = no byte limit. */
+  credit_bytes: bigint;
+}
+export interface CmdCredit {
+  subscription: number;
+  messages: bigint;
+  bytes: bigint;
+}
+export interface CmdUnsubscribe {
+  subscription: number;
+}
+export interface CmdAck {
+  subscription: number;
+  offset: bigint;
+}
+export interface ProduceMessage {
+  key: Uint8Array;
+  value: Uint8Array;
+  headers: MessageHeader[];
+  /** ms; 0 = now. */
+  timestamp: bigint;
+}
+export interface CmdProduce {
+  topic: string;
+  partition: number;
+  /** 'all' (also '' and '-1'), 'leader' ('1') or 'none' ('0'). */
+  acks: string;
+  messages: ProduceMessage[];
+}
+
 /** Command name (the `req` oneof member's field name) → its decoded params. Add new commands here. */
 export interface CommandParams {
   cmd_empty: CmdEmpty;
   cmd_ping: CmdPing;
   cmd_kafka_fetch: CmdKafkaFetch;
   cmd_kafka_list_offset: CmdKafkaListOffset;
+  cmd_subscribe: CmdSubscribe;
+  cmd_credit: CmdCredit;
+  cmd_unsubscribe: CmdUnsubscribe;
+  cmd_ack: CmdAck;
+  cmd_produce: CmdProduce;
 }
 export type CommandName = keyof CommandParams;
 
@@ -57,7 +105,13 @@ export interface DecodedNoCommand {
 export type DecodedRequest = DecodedCommand | DecodedNoCommand;
 
 /** What a client sends: one command with any of its fields (absent = proto3 default). */
-export type PubSubRequestBody = { [K in CommandName]: { [P in K]: Partial<CommandParams[K]> } }[CommandName];
+export type PubSubRequestBody = { [K in CommandName]: { [P in K]: Loose<CommandParams[K]> } }[CommandName];
+/** Every field optional, nested messages included (absent = proto3 default). */
+export type Loose<T> = T extends Uint8Array | bigint | string | number | boolean
+  ? T
+  : T extends Array<infer U>
+    ? Array<Loose<U>>
+    : { [P in keyof T]?: Loose<T[P]> };
 export type PubSubRequest = PubSubRequestBody & { sequence?: bigint };
 
 export interface ErrorResp {
@@ -72,8 +126,9 @@ export interface KafkaMessage {
   offset: bigint;
   /** Milliseconds since the epoch. */
   timestamp: bigint;
-  key?: Uint8Array;
-  value?: Uint8Array;
+  key?: Uint8Array | null;
+  value?: Uint8Array | null;
+  headers?: MessageHeader[];
 }
 export interface KafkaFetchResp {
   messages: KafkaMessage[];
@@ -82,12 +137,47 @@ export interface KafkaListOffsetResp {
   offset: bigint;
 }
 
+export interface SubscribeResp {
+  subscription: number;
+  /** The first offset the subscription will push. */
+  offset: bigint;
+}
+export interface CreditResp {
+  messages: bigint;
+  bytes: bigint;
+}
+export interface UnsubscribeResp {
+  offset: bigint;
+}
+export interface AckResp {
+  committed: bigint;
+}
+export interface ProduceResult {
+  offset: bigint;
+  error?: string;
+}
+export interface ProduceResp {
+  results: ProduceResult[];
+}
+export interface PushResp {
+  subscription: number;
+  messages: KafkaMessage[];
+  /** Set on the last push of a subscription that failed. */
+  error?: string;
+}
+
 /** Response name (the `resp` oneof member's field name) → its body. Add new responses here. */
 export interface ResponseBodies {
   error_resp: ErrorResp;
   pong_resp: PongResp;
   kafka_fetch_resp: KafkaFetchResp;
   kafka_list_offset_resp: KafkaListOffsetResp;
+  subscribe_resp: SubscribeResp;
+  credit_resp: CreditResp;
+  unsubscribe_resp: UnsubscribeResp;
+  ack_resp: AckResp;
+  produce_resp: ProduceResp;
+  push_resp: PushResp;
 }
 export type ResponseName = keyof ResponseBodies;
 
@@ -212,6 +302,12 @@ function toWire(type: protobuf.Type, obj: Record<string, unknown>): Record<strin
   return out;
 }
 
+/**
+ * Fields Portico added to APISIX's messages: left out of a decoded message
+ * when absent, so what an APISIX-era message decodes to does not change.
+ */
+const ADDED_TO_APISIX = new Set(['KafkaMessage.headers']);
+
 /** Decoded protobufjs message → plain object with proto3 defaults filled in and int64 as bigint. */
 function fromWire(type: protobuf.Type, msg: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
@@ -219,6 +315,7 @@ function fromWire(type: protobuf.Type, msg: Record<string, unknown>): Record<str
     const v = msg[f.name];
     if (f.repeated) {
       const arr = Array.isArray(v) ? v : [];
+      if (arr.length === 0 && ADDED_TO_APISIX.has(`${type.name}.${f.name}`)) continue;
       out[f.name] =
         f.kind === 'message'
           ? arr.map((x) => fromWire(f.type!, x as Record<string, unknown>))
@@ -284,7 +381,15 @@ export function decodeRequest(buf: Uint8Array): DecodedRequest {
   return { sequence, command: cmd.name, params: fromWire(cmd.type, msg) } as DecodedCommand;
 }
 
+const allocFrame = (n: number): Uint8Array => Buffer.allocUnsafe(n);
+
 export function encodeResponse(resp: PubSubResponse): Uint8Array {
+  // Record frames are the bulk of the traffic: written in one pass, values copied once.
+  if ('kafka_fetch_resp' in resp) return encodeRecordsFrame(resp.sequence, FETCH_RESP_FIELD, resp.kafka_fetch_resp.messages, undefined, allocFrame);
+  if ('push_resp' in resp) {
+    const p = resp.push_resp;
+    return encodeRecordsFrame(resp.sequence, PUSH_RESP_FIELD, p.messages, { subscription: p.subscription, error: p.error }, allocFrame);
+  }
   return RespType.encode(toWire(RespType, resp as unknown as Record<string, unknown>)).finish();
 }
 
@@ -307,37 +412,11 @@ export function decodeResponse(buf: Uint8Array): PubSubResponse {
 
 // ---------------------------------------------------------------- sizes
 
-function varintSize(n: number): number {
-  let size = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 128);
-    size++;
-  }
-  return size;
-}
-
-function int64Size(v: bigint): number {
-  if (v < 0n) return 10;
-  let size = 1;
-  while (v >= 0x80n) {
-    v >>= 7n;
-    size++;
-  }
-  return size;
-}
-
 /**
- * Bytes one message adds to a KafkaFetchResp (tag, length and body), so a
- * fetch handler can stop adding records before the frame limit.
+ * Bytes one message adds to a KafkaFetchResp or PushResp (tag, length and
+ * body), so a handler can stop adding records before the frame limit.
  */
-export function kafkaMessageWireSize(m: KafkaMessage): number {
-  let body = 0;
-  if (m.offset !== 0n) body += 1 + int64Size(m.offset);
-  if (m.timestamp !== 0n) body += 1 + int64Size(m.timestamp);
-  if (m.key && m.key.length > 0) body += 1 + varintSize(m.key.length) + m.key.length;
-  if (m.value && m.value.length > 0) body += 1 + varintSize(m.value.length) + m.value.length;
-  return 1 + varintSize(body) + body;
-}
+export const kafkaMessageWireSize: (m: KafkaMessage) => number = recordWireSize;
 
 /**
  * Largest response body (the bytes inside the oneof member, e.g. the summed

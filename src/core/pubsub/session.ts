@@ -10,6 +10,9 @@
  * - a slow reader pauses our reads instead of making us buffer without bound;
  * - an idle session is closed (APISIX keeps it forever).
  * Requests are still answered strictly in order, one at a time, as in APISIX.
+ * Beyond APISIX: every command is checked against the route's access
+ * (access-check.ts) before its handler runs, and `push()` sends frames
+ * unasked (subscriptions.ts), under the same backpressure as answers.
  */
 import type { IncomingMessage } from 'node:http';
 import type { RawData, WebSocket } from 'ws';
@@ -21,7 +24,10 @@ import {
   type CommandParams,
   type DecodedRequest,
   type PubSubResponseBody,
+  type PushResp,
 } from './codec.js';
+import { PUBSUB_ACCESS } from '../plugin/pubsub-access.js';
+import { accessDenied, READ_ONLY_ACCESS, type PubSubAccess } from './access-check.js';
 import type { SchemeRequest } from './scheme-handler.js';
 import { pubsubUpgradeRequired } from '../errors.js';
 
@@ -43,6 +49,8 @@ export interface PubSubSessionOptions {
   highWaterMark?: number;
   /** Stop reading while this many requests wait for their turn. Default 32. */
   maxPending?: number;
+  /** What the route allows; read-only (any topic, no writes) when absent. */
+  access?: PubSubAccess;
 }
 
 export interface HandlerContext {
@@ -56,6 +64,8 @@ export interface HandlerContext {
    * one frame. A bigger answer is replaced by an ErrorResp.
    */
   readonly maxBytes: number;
+  /** Runs `fn` once this command's answer has been handed to the socket (e.g. to start pushing after subscribe_resp). */
+  afterAnswer(fn: () => void): void;
 }
 
 /** Resolve with the response; throw (or reject) to answer with ErrorResp carrying the error's message. */
@@ -82,7 +92,9 @@ export class PubSubSession {
   private readonly handlers = new Map<string, CommandHandler<never>>();
   private readonly log: PubSubLogger;
   private readonly maxFrameSize: number;
-  private readonly maxBytes: number;
+  /** Budget for one response body: what fits a frame (see HandlerContext.maxBytes). */
+  readonly maxBytes: number;
+  private readonly access: PubSubAccess;
   private readonly highWaterMark: number;
   private readonly maxPending: number;
   private readonly abort = new AbortController();
@@ -100,6 +112,7 @@ export class PubSubSession {
     this.maxBytes = maxBodyBytes(opts.maxFrameSize);
     this.highWaterMark = opts.highWaterMark ?? Math.max(64 * 1024, opts.maxFrameSize);
     this.maxPending = Math.max(1, opts.maxPending ?? 32);
+    this.access = opts.access ?? READ_ONLY_ACCESS;
 
     // APISIX's default: a ping echoes its state. A backend may override it.
     this.handlers.set('cmd_ping', ((p: CommandParams['cmd_ping']) => ({ pong_resp: { state: p.state } })) as CommandHandler<never>);
@@ -137,6 +150,20 @@ export class PubSubSession {
   /** Resolves once the session is over: closed by either side, failed, idle, or aborted. Never rejects. */
   wait(): Promise<void> {
     return this.done;
+  }
+
+  /** Aborted when the session ends. */
+  get signal(): AbortSignal {
+    return this.abort.signal;
+  }
+
+  /**
+   * Sends a push frame (sequence 0) unasked. Resolves once it is handed to the
+   * socket; waits first while the client reads slower than we send, so a
+   * pusher that awaits this never buffers more than the high-water mark.
+   */
+  push(body: PushResp): Promise<void> {
+    return this.send(0n, { push_resp: body });
   }
 
   /** True once the session is over. */
@@ -210,15 +237,20 @@ export class PubSubSession {
     try {
       while (!this.ended && this.queue.length > 0) {
         await this.handle(this.queue.shift()!);
-        if (this.ws.isPaused && this.queue.length <= this.maxPending >> 1 && this.ws.bufferedAmount <= this.highWaterMark && !this.ended) {
-          this.ws.resume();
-        }
+        this.maybeResume();
       }
     } catch (e) {
       this.log.error(`pubsub session failed: ${errorMessage(e)}`);
       this.close(1011, 'internal error');
     } finally {
       this.running = false;
+    }
+  }
+
+  /** Reading resumes once both the request queue and the send buffer have room again. */
+  private maybeResume(): void {
+    if (this.ws.isPaused && !this.ended && this.queue.length <= this.maxPending >> 1 && this.ws.bufferedAmount <= this.highWaterMark) {
+      this.ws.resume();
     }
   }
 
@@ -244,16 +276,24 @@ export class PubSubSession {
       this.log.error(`pubsub callback handler not registered for the command, command: ${req.command}`);
       return this.send(sequence, { error_resp: { code: 0, message: 'unknown command' } });
     }
+    const denied = accessDenied(this.access, req.command, req.params);
+    if (denied !== undefined) {
+      this.log.warn(`pubsub command refused, command: ${req.command}, err: ${denied}`);
+      return this.send(sequence, { error_resp: { code: 0, message: denied } });
+    }
     let body: PubSubResponseBody;
+    let after: Array<() => void> | undefined;
+    const afterAnswer = (fn: () => void): void => void (after ??= []).push(fn);
     try {
-      const out = handler(req.params, { sequence, signal: this.abort.signal, maxBytes: this.maxBytes });
+      const out = handler(req.params, { sequence, signal: this.abort.signal, maxBytes: this.maxBytes, afterAnswer });
       body = out instanceof Promise ? await out : out;
       if (!body || typeof body !== 'object') body = { error_resp: { code: 0, message: 'handler returned no response' } };
     } catch (e) {
       body = { error_resp: { code: 0, message: errorMessage(e) } };
     }
     if (this.ended) return;
-    return this.send(sequence, body);
+    await this.send(sequence, body);
+    if (after) for (const fn of after) fn();
   }
 
   private async send(sequence: bigint, body: PubSubResponseBody): Promise<void> {
@@ -287,6 +327,8 @@ export class PubSubSession {
       signal.addEventListener('abort', done, { once: true });
       ws.send(buf, SEND_OPTS, done);
     });
+    // A push may have paused reading while no request was queued: nobody else would resume it.
+    this.maybeResume();
   }
 }
 
@@ -315,7 +357,7 @@ export function handshakeError(req: IncomingMessage): string | undefined {
  * Returns undefined when the request was refused.
  */
 export async function openPubSub(request: SchemeRequest, opts: Partial<PubSubSessionOptions> = {}): Promise<PubSubSession | undefined> {
-  const full: PubSubSessionOptions = { ...request.pubsub, ...opts };
+  const full: PubSubSessionOptions = { ...request.pubsub, access: request.ctx.getData(PUBSUB_ACCESS), ...opts };
   const err = handshakeError(request.ctx.req) ?? (request.isUpgrade ? undefined : 'not a websocket upgrade request');
   if (err !== undefined) {
     full.logger?.warn(`failed to initialize pubsub module, err: ${err}`);
