@@ -24,6 +24,8 @@ export interface Gateway {
   readonly registry: PluginRegistry;
   readonly adminAddress?: AddressInfo;
   readonly dataAddress: AddressInfo;
+  /** The HTTPS listeners (apisix.ssl.listen), in order; empty when apisix.ssl is off. */
+  readonly tlsAddresses: AddressInfo[];
   /** Keys generated at this start (first start only): print them once. */
   readonly generated: GeneratedSecret[];
   /** Stops accepting, lets in-flight requests finish, closes the store. */
@@ -98,6 +100,7 @@ export async function startGateway(config: PorticoConfig, opts: StartOptions = {
       registry,
       adminAddress,
       dataAddress: data.address,
+      tlsAddresses: data.tlsAddresses,
       generated,
       async close() {
         // Data plane first so in-flight proxied requests finish, then admin, then the store.

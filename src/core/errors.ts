@@ -33,6 +33,8 @@ function catalogue<K extends string>(entries: Record<K, Omit<GatewayError, 'code
 
 export const ERRORS = catalogue({
   badPath: jsonError(400, 'invalid request path'),
+  // APISIX's access-phase mTLS check (init.lua verify_https_client) exits 400 with no body.
+  clientCertRequired: emptyError(400),
   routeNotFound: jsonError(404, '404 Route Not Found'),
   // APISIX answers these three with an empty body (apisix/init.lua: a missing service, plugin config or consumer group).
   serviceNotFound: emptyError(404),

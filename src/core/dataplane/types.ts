@@ -21,6 +21,8 @@ export interface DataPlaneOptions {
 
 export interface DataPlane {
   address: AddressInfo;
+  /** The HTTPS listeners' addresses (apisix.ssl.listen), in their order; empty when apisix.ssl is off. */
+  tlsAddresses: AddressInfo[];
   close(): Promise<void>;
   /** The snapshot requests currently see (tests, metrics). */
   snapshot(): Snapshot;

@@ -37,7 +37,7 @@ export type PrimaryMessage =
 export type WorkerMessage =
   /** The worker's message listener is attached (cluster's 'online' comes before its modules loaded). */
   | { type: 'ready' }
-  | { type: 'listening'; address: AddressInfo }
+  | { type: 'listening'; address: AddressInfo; tlsAddresses: AddressInfo[] }
   | { type: 'applied'; revision: number; version: number }
   | { type: 'failed'; error: string };
 
@@ -62,6 +62,7 @@ export async function startWorkers(opts: DataPlaneOptions): Promise<DataPlane> {
   const workers = new Set<Worker>();
   let closing = false;
   let firstAddress: AddressInfo | undefined;
+  let tlsAddresses: AddressInfo[] = [];
   // Workers start from the listing: that revision counts as applied.
   /** Latest revision each worker reported applying (tests and readiness). */
   const applied = new Map<Worker, number>();
@@ -94,6 +95,7 @@ export async function startWorkers(opts: DataPlaneOptions): Promise<DataPlane> {
         else if (msg.type === 'listening') {
           listening = true;
           if (!applied.has(worker)) applied.set(worker, listedAt);
+          tlsAddresses = msg.tlsAddresses;
           resolve(msg.address);
         } else if (msg.type === 'applied') applied.set(worker, msg.revision);
         else if (msg.type === 'failed') reject(new Error(`data-plane worker failed to start: ${msg.error}`));
@@ -153,6 +155,7 @@ export async function startWorkers(opts: DataPlaneOptions): Promise<DataPlane> {
 
   return {
     address: firstAddress!,
+    tlsAddresses,
     close,
     snapshot(): Snapshot {
       throw new Error('the snapshot lives in the worker processes');

@@ -31,6 +31,8 @@ import { compileConsumer, compileCredential, CREDENTIAL_ID, feedConsumers } from
 import { compileRoute } from './routes.js';
 import { compileUpstream, RetiringUpstreams, runtimesOf } from './upstreams.js';
 import { reuseOrBuild } from './reuse.js';
+import { EMPTY_SNI_TABLE, nextSniTable, type SniCompileEnv } from '../tls/sni-table.js';
+import { tlsBaseOptions } from '../tls/options.js';
 
 export type * from './types.js';
 export { consumerChain } from './routes.js';
@@ -43,10 +45,10 @@ interface RawItem {
 }
 
 type RawTables = Record<
-  'routes' | 'services' | 'upstreams' | 'consumers' | 'consumer_groups' | 'global_rules' | 'plugin_configs' | 'plugin_metadata',
+  'routes' | 'services' | 'upstreams' | 'consumers' | 'consumer_groups' | 'global_rules' | 'plugin_configs' | 'plugin_metadata' | 'ssls',
   Map<string, RawItem>
 >;
-const KEPT = new Set<keyof RawTables>(['routes', 'services', 'upstreams', 'consumers', 'consumer_groups', 'global_rules', 'plugin_configs', 'plugin_metadata']);
+const KEPT = new Set<keyof RawTables>(['routes', 'services', 'upstreams', 'consumers', 'consumer_groups', 'global_rules', 'plugin_configs', 'plugin_metadata', 'ssls']);
 const PREFIX = KEY_PREFIX + '/';
 
 export interface SnapshotOptions {
@@ -68,6 +70,7 @@ export class ConfigSnapshot {
     global_rules: new Map(),
     plugin_configs: new Map(),
     plugin_metadata: new Map(),
+    ssls: new Map(),
   };
   private revision = 0;
   /** Store revision the last compile saw, whether or not anything changed. */
@@ -82,8 +85,12 @@ export class ConfigSnapshot {
   private globalRevKey = '';
   private readonly trustedPeer: (ip: string) => boolean;
   private readonly plugins: PluginConfCompiler;
+  /** Undefined when apisix.ssl is off: the ssls objects are then not compiled at all. */
+  private readonly sni: SniCompileEnv | undefined;
 
   constructor(private readonly opts: SnapshotOptions) {
+    const ssl = opts.config.apisix.ssl;
+    this.sni = ssl?.enable ? { logger: opts.logger, keyring: opts.config.apisix.data_encryption?.keyring ?? [], base: tlsBaseOptions(ssl) } : undefined;
     this.retiring = new RetiringUpstreams(opts.logger);
     this.plugins = new PluginConfCompiler(opts.registry, opts.logger, opts.config.apisix.data_encryption?.keyring ?? []);
     const trusted = opts.config.apisix.trusted_addresses ?? [];
@@ -104,6 +111,7 @@ export class ConfigSnapshot {
       credentials: new Map(),
       globalChain: EMPTY_CHAIN,
       pluginMetadata: new Map(),
+      tls: EMPTY_SNI_TABLE,
     };
   }
 
@@ -287,6 +295,9 @@ export class ConfigSnapshot {
     for (const [id, item] of this.raw.plugin_metadata) pluginMetadata.set(id, item.value);
     if (!sameMetadata(prev.pluginMetadata, pluginMetadata)) changed = true;
 
+    const tls = this.sni === undefined ? prev.tls : nextSniTable(this.raw.ssls, prev.tls, this.sni);
+    if (tls !== prev.tls) changed = true;
+
     if (!changed) return;
 
     let router = prev.router;
@@ -314,6 +325,7 @@ export class ConfigSnapshot {
       credentials: credentials.compiled,
       globalChain,
       pluginMetadata: sameMetadata(prev.pluginMetadata, pluginMetadata) ? prev.pluginMetadata : pluginMetadata,
+      tls,
     };
     this.current = next;
     // Inline upstreams of routes that are gone (or lost theirs) are forgotten; their runtimes retire below.
