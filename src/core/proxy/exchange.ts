@@ -122,6 +122,14 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   private blockedAt = 0;
   private sendTimer: NodeJS.Timeout | undefined;
   private sendTimedOut = false;
+  /**
+   * A gRPC upstream's trailers-only answer (grpc-status in the response
+   * head, no body): relayed head then trailers, so the status moves to the
+   * trailers, where a client looks once the head has no END_STREAM.
+   */
+  private statusInHead: Record<string, string> | undefined = undefined;
+  /** The upstream's scheme is grpc or grpcs. */
+  private readonly grpc: boolean;
 
   constructor(
     private readonly ctx: RequestCtx,
@@ -133,6 +141,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   ) {
     this.target = first;
     const conf = runtime.conf;
+    this.grpc = conf.scheme === 'grpc' || conf.scheme === 'grpcs';
     this.retriesLeft = runtime.retries;
     this.retryDeadline = conf.retry_timeout ? performance.now() + conf.retry_timeout * 1000 : Infinity;
     this.timeout = ctx.compiled?.timeout ?? conf.timeout;
@@ -273,6 +282,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       out = response.headers.flatten([], headers.connectionTokens(), this.filters.length > 0 ? SERVER_AND_LENGTH : SERVER_ONLY);
     }
     out.push('server', this.env.serverHeader);
+    if (this.grpc && ctx.req.httpVersionMajor === 2) this.statusInHead = takeGrpcStatus(out);
     try {
       ctx.res.writeHead(status, out);
     } catch (err) {
@@ -312,8 +322,12 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     return false;
   }
 
-  onComplete(): void {
+  onComplete(trailers: string[] | null): void {
     this.finished = true;
+    // gRPC's status travels in trailers; HTTP/1.1 clients get none (a chunked trailer section is not relayed).
+    // (Typed as undici declares it; at run time HTTP/1.1 trailers come as raw Buffer pairs and HTTP/2 ones as an object.)
+    if (this.statusInHead !== undefined) this.ctx.res.addTrailers(this.statusInHead);
+    if (trailers != null && this.ctx.req.httpVersionMajor === 2) relayTrailers(this.ctx.res, trailers as unknown as Buffer[] | Record<string, string | string[]>);
     if (this.sendMs !== 0) this.stopSendTimer();
     this.runtime.release(this.target);
     const res = this.ctx.res;
@@ -383,11 +397,38 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     ctx.setResponse(error.status, new Headers({}));
     // The rest of the client's body was never read: this connection cannot carry another request.
     if (this.sendTimedOut) res.shouldKeepAlive = false;
-    sendError(res, error, { server: this.env.serverHeader });
+    // A gRPC client reads grpc-status: nginx's 502/504 for a failed grpc_pass reads as UNAVAILABLE (gRPC's HTTP mapping).
+    if (this.grpc) sendError(res, error, { server: this.env.serverHeader, 'grpc-status': '14', 'grpc-message': GRPC_MESSAGE[error.status] ?? 'upstream failed' });
+    else sendError(res, error, { server: this.env.serverHeader });
   }
 }
 
 const EMPTY = Buffer.alloc(0);
+const GRPC_MESSAGE: Readonly<Record<number, string>> = { 502: 'upstream unavailable (502 Bad Gateway)', 504: 'upstream timed out (504 Gateway Timeout)' };
+
+/** Removes grpc-status, grpc-message and grpc-status-details-bin from `out` (name, value pairs); undefined when absent. */
+function takeGrpcStatus(out: string[]): Record<string, string> | undefined {
+  let taken: Record<string, string> | undefined;
+  for (let i = 0; i < out.length; i += 2) {
+    const name = out[i]!.toLowerCase();
+    if (name === 'grpc-status' || name === 'grpc-message' || name === 'grpc-status-details-bin') {
+      (taken ??= {})[name] = out[i + 1]!;
+      out.splice(i, 2);
+      i -= 2;
+    }
+  }
+  return taken;
+}
+
+/** The upstream's HTTP/2 trailers (undici hands them as an object) or HTTP/1.1 ones (raw pairs) onto the client's response. */
+function relayTrailers(res: RequestCtx['res'], trailers: Buffer[] | Record<string, string | string[]>): void {
+  const out: Record<string, string | string[]> = {};
+  if (Array.isArray(trailers)) {
+    for (let i = 0; i < trailers.length; i += 2) out[latin1(trailers[i]!).toLowerCase()] = latin1(trailers[i + 1]!);
+  } else for (const name of Object.keys(trailers)) out[name] = trailers[name]!;
+  if (Object.keys(out).length > 0) res.addTrailers(out);
+}
+
 const SERVER_ONLY: ReadonlySet<string> = new Set(['server']);
 /** With body_filter plugins the body may change length, so the upstream's Content-Length cannot stand. */
 const SERVER_AND_LENGTH: ReadonlySet<string> = new Set(['server', 'content-length']);

@@ -7,7 +7,7 @@
  * socket's buffered data to the new session).
  */
 import type { RequestListener, Server } from 'node:http';
-import { createServer as createH2cServer, Http2ServerResponse, type Http2ServerRequest, type ServerHttp2Stream } from 'node:http2';
+import { createServer as createH2cServer, Http2ServerResponse, type Http2ServerRequest, type Http2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
@@ -33,5 +33,23 @@ export function acceptH2c(server: Server, handler: RequestListener, http2Respons
     };
     socket.on('data', onData);
   });
-  server.once('close', () => h2c.close());
+  // The HTTP/1.1 server's close() waits for every socket it accepted, these included: end their sessions with it.
+  const sessions = new Set<Http2Session>();
+  h2c.on('session', (session: Http2Session) => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+  });
+  const close = server.close.bind(server);
+  server.close = (cb?: (err?: Error) => void) => {
+    close(cb);
+    for (const s of sessions) s.close();
+    const timer = setTimeout(() => {
+      for (const s of sessions) s.destroy();
+    }, H2C_DRAIN_MS);
+    timer.unref();
+    return server;
+  };
 }
+
+/** As the data plane's own drain (server.ts DRAIN_MS). */
+const H2C_DRAIN_MS = 5_000;
