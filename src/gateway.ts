@@ -7,6 +7,8 @@ import { pino, type Logger } from 'pino';
 import { createAdminServer } from './admin/server.js';
 import type { PorticoConfig } from './core/config/types.js';
 import { startDataPlane } from './core/process/launch.js';
+import type { DataPlane } from './core/dataplane/types.js';
+import { createStatusServer } from './core/status/server.js';
 import { servesInWorkers, workerCount } from './core/process/worker-count.js';
 import { registerKafkaPubSub } from './pubsub/index.js';
 import { initPlugins } from './core/plugin/contract.js';
@@ -26,6 +28,8 @@ export interface Gateway {
   readonly dataAddress: AddressInfo;
   /** The HTTPS listeners (apisix.ssl.listen), in order; empty when apisix.ssl is off. */
   readonly tlsAddresses: AddressInfo[];
+  /** apisix.status's listener, when configured. */
+  readonly statusAddress?: AddressInfo;
   /** Keys generated at this start (first start only): print them once. */
   readonly generated: GeneratedSecret[];
   /** Stops accepting, lets in-flight requests finish, closes the store. */
@@ -90,10 +94,20 @@ export async function startGateway(config: PorticoConfig, opts: StartOptions = {
       adminAddress = admin.server.address() as AddressInfo;
       closers.push(() => admin.close());
     }
+    // Up before the data plane: a readiness probe gets 503 while workers start, not a refused connection.
+    let data: DataPlane | undefined;
+    let statusAddress: AddressInfo | undefined;
+    if (config.apisix.status !== undefined) {
+      const status = createStatusServer({ notReady: () => (data === undefined ? 'the data plane has not started' : data.notReady()) });
+      await status.listen({ host: config.apisix.status.ip, port: config.apisix.status.port });
+      statusAddress = status.server.address() as AddressInfo;
+      closers.push(() => status.close());
+    }
     // In-process serving: messaging backends log through this process's logger (workers register their own).
     if (!inWorkers) registerKafkaPubSub({ logger });
-    const data = await startDataPlane({ config, registry, store, logger, inProcess: opts.inProcess });
-    closers.unshift(() => data.close());
+    data = await startDataPlane({ config, registry, store, logger, inProcess: opts.inProcess });
+    const started = data;
+    closers.unshift(() => started.close());
     return {
       config,
       store,
@@ -101,6 +115,7 @@ export async function startGateway(config: PorticoConfig, opts: StartOptions = {
       adminAddress,
       dataAddress: data.address,
       tlsAddresses: data.tlsAddresses,
+      statusAddress,
       generated,
       async close() {
         // Data plane first so in-flight proxied requests finish, then admin, then the store.

@@ -51,6 +51,9 @@ async function main(): Promise<void> {
   const { adminAddress, dataAddress } = gateway;
   process.stdout.write(`Portico data plane listening on http://${fmt(dataAddress.address)}:${dataAddress.port}\n`);
   for (const a of gateway.tlsAddresses) process.stdout.write(`Portico data plane listening on https://${fmt(a.address)}:${a.port}\n`);
+  if (gateway.statusAddress) {
+    process.stdout.write(`Portico status API listening on http://${fmt(gateway.statusAddress.address)}:${gateway.statusAddress.port}/status\n`);
+  }
   if (adminAddress) {
     process.stdout.write(`Portico Admin API listening on http://${fmt(adminAddress.address)}:${adminAddress.port}/apisix/admin\n`);
   }

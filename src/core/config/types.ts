@@ -36,9 +36,6 @@ export interface PorticoConfig {
       /** The SNI assumed for a client that sends none. */
       fallback_sni?: string;
     };
-    /** The control API (/v1/healthcheck, /v1/schema, ...), served by the primary process. */
-    enable_control: boolean;
-    control: { ip: string; port: number };
     /** /status and /status/ready; served only when the section is set (as in APISIX). */
     status?: { ip: string; port: number };
     /**

@@ -28,4 +28,6 @@ export interface DataPlane {
   snapshot(): Snapshot;
   /** The store revision this data plane has applied (every worker, with worker_processes > 1). */
   appliedRevision(): number;
+  /** For /status/ready: undefined when every data-plane process serves with its config loaded, else what is missing. */
+  notReady(): string | undefined;
 }

@@ -161,5 +161,7 @@ export async function startWorkers(opts: DataPlaneOptions): Promise<DataPlane> {
       throw new Error('the snapshot lives in the worker processes');
     },
     appliedRevision: () => (applied.size < workers.size ? 0 : Math.min(...applied.values())),
+    // A worker counts once it listens, which it does after compiling the config it was forked with.
+    notReady: () => (applied.size === n ? undefined : `worker count: ${n} but status report count: ${applied.size}`),
   };
 }
