@@ -34,6 +34,7 @@ import { bodyFilters, runBodyFilter, runHeaderFilter, type ChainEntry } from '..
 import type { RequestCtx } from '../http/request-context.js';
 import type { UpstreamOutcome, UpstreamRuntime, UpstreamTarget } from '../upstream/types.js';
 import type { Logger } from 'pino';
+import { grpcFailureHeaders, relayTrailers, takeGrpcStatus } from './grpc-status.js';
 import { relayedHeaders } from './relayed-response-headers.js';
 import { clientUpstreamHeaders, upstreamHeaders, upstreamHost } from './upstream-request-headers.js';
 
@@ -397,38 +398,11 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     ctx.setResponse(error.status, new Headers({}));
     // The rest of the client's body was never read: this connection cannot carry another request.
     if (this.sendTimedOut) res.shouldKeepAlive = false;
-    // A gRPC client reads grpc-status: nginx's 502/504 for a failed grpc_pass reads as UNAVAILABLE (gRPC's HTTP mapping).
-    if (this.grpc) sendError(res, error, { server: this.env.serverHeader, 'grpc-status': '14', 'grpc-message': GRPC_MESSAGE[error.status] ?? 'upstream failed' });
-    else sendError(res, error, { server: this.env.serverHeader });
+    sendError(res, error, this.grpc ? grpcFailureHeaders(error.status, this.env.serverHeader) : { server: this.env.serverHeader });
   }
 }
 
 const EMPTY = Buffer.alloc(0);
-const GRPC_MESSAGE: Readonly<Record<number, string>> = { 502: 'upstream unavailable (502 Bad Gateway)', 504: 'upstream timed out (504 Gateway Timeout)' };
-
-/** Removes grpc-status, grpc-message and grpc-status-details-bin from `out` (name, value pairs); undefined when absent. */
-function takeGrpcStatus(out: string[]): Record<string, string> | undefined {
-  let taken: Record<string, string> | undefined;
-  for (let i = 0; i < out.length; i += 2) {
-    const name = out[i]!.toLowerCase();
-    if (name === 'grpc-status' || name === 'grpc-message' || name === 'grpc-status-details-bin') {
-      (taken ??= {})[name] = out[i + 1]!;
-      out.splice(i, 2);
-      i -= 2;
-    }
-  }
-  return taken;
-}
-
-/** The upstream's HTTP/2 trailers (undici hands them as an object) or HTTP/1.1 ones (raw pairs) onto the client's response. */
-function relayTrailers(res: RequestCtx['res'], trailers: Buffer[] | Record<string, string | string[]>): void {
-  const out: Record<string, string | string[]> = {};
-  if (Array.isArray(trailers)) {
-    for (let i = 0; i < trailers.length; i += 2) out[latin1(trailers[i]!).toLowerCase()] = latin1(trailers[i + 1]!);
-  } else for (const name of Object.keys(trailers)) out[name] = trailers[name]!;
-  if (Object.keys(out).length > 0) res.addTrailers(out);
-}
-
 const SERVER_ONLY: ReadonlySet<string> = new Set(['server']);
 /** With body_filter plugins the body may change length, so the upstream's Content-Length cannot stand. */
 const SERVER_AND_LENGTH: ReadonlySet<string> = new Set(['server', 'content-length']);
