@@ -11,12 +11,15 @@
  * affects all targets alike. This is a benchmark, not a test: it asserts nothing.
  *
  *   npm run bench -- [--rounds 8] [--duration 4] [--connections 50]
+ *   npm run bench -- --tls [--rounds 8]   HTTPS instead: Portico's listener against the lean proxy on
+ *                                          node:https, with keep-alive, and one new handshake per request
+ *                                          (--tls-http1: Portico's listener without HTTP/2, node:https too)
  *
  * On a shared or virtual machine single runs swing by ±25%: read the medians
  * and the min–max spread printed beside them, and the CPU time per request
  * (utime+stime of the pinned process around each run), which is steadier.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
@@ -112,8 +115,8 @@ interface Target {
   headers?: string[];
 }
 
-async function startNodeBaseline(file: string, upstream: string): Promise<{ port: number; pid: number }> {
-  const c = pinned(PROXY_CORE, process.execPath, [join(ROOT, 'dist/bench/baselines', file), upstream]);
+async function startNodeBaseline(file: string, upstream: string, env: NodeJS.ProcessEnv = {}): Promise<{ port: number; pid: number }> {
+  const c = pinned(PROXY_CORE, process.execPath, [join(ROOT, 'dist/bench/baselines', file), upstream], env);
   const m = await waitFor(c, /listening (\d+)/);
   return { port: Number(m[1]), pid: c.pid! };
 }
@@ -127,11 +130,12 @@ async function admin(port: number, path: string, body: unknown): Promise<void> {
   if (res.status >= 300) throw new Error(`admin ${path}: ${res.status} ${await res.text()}`);
 }
 
-async function startPortico(upstreamPort: number): Promise<{ port: number; pid: number }> {
+async function startPortico(upstreamPort: number, tls?: { port: number; cert: string; key: string }): Promise<{ port: number; pid: number }> {
   const config = join(tmp, 'portico.yaml');
+  const ssl = tls ? `  ssl:\n    listen: [{ ip: 127.0.0.1, port: ${tls.port}${args.includes('--tls-http1') ? ', enable_http2: false' : ''} }]\n` : '  ssl:\n    enable: false\n';
   writeFileSync(
     config,
-    `apisix:\n  node_listen: { ip: 127.0.0.1, port: 0 }\nnginx_config:\n  worker_processes: 1\ndeployment:\n  admin:\n    admin_listen: { ip: 127.0.0.1, port: 0 }\n  embedded:\n    data_dir: ${tmp}/portico-data\n`,
+    `apisix:\n  node_listen: { ip: 127.0.0.1, port: 0 }\n${ssl}nginx_config:\n  worker_processes: 1\ndeployment:\n  admin:\n    admin_listen: { ip: 127.0.0.1, port: 0 }\n  embedded:\n    data_dir: ${tmp}/portico-data\n`,
   );
   const c = pinned(PROXY_CORE, process.execPath, [join(ROOT, 'dist/src/main.js'), '--config', config], {
     PORTICO_ADMIN_KEY: ADMIN_KEY,
@@ -146,6 +150,7 @@ async function startPortico(upstreamPort: number): Promise<{ port: number; pid: 
   const upstream = { type: 'roundrobin', nodes: { [`127.0.0.1:${upstreamPort}`]: 1 }, keepalive_pool: { size: 320, requests: 1_000_000 } };
   await admin(adminPort, '/upstreams/1', upstream);
   await admin(adminPort, '/routes/plain', { uri: '/plain', upstream_id: '1' });
+  if (tls) await admin(adminPort, '/ssls/1', { sni: 'localhost', cert: tls.cert, key: tls.key });
   await admin(adminPort, '/consumers', { username: 'bench', plugins: { 'key-auth': { key: API_KEY } } });
   await admin(adminPort, '/routes/plugins', {
     uri: '/plugins',
@@ -313,7 +318,53 @@ async function main(): Promise<void> {
   }
 }
 
-main()
+/**
+ * HTTPS: Portico's listener (ssls certificate by SNI, same upstream) against
+ * the lean proxy on node:https, both with one ECDSA P-256 certificate, both
+ * pinned to core 0. Keep-alive measures requests/s over TLS; `Connection:
+ * close` makes every request a new TCP connection and full handshake (wrk
+ * resumes no sessions), so it measures handshakes/s. Rounds interleave ABBA.
+ */
+async function mainTls(): Promise<void> {
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=localhost',
+    '-addext', 'subjectAltName=DNS:localhost', '-keyout', join(tmp, 'tls.key'), '-out', join(tmp, 'tls.crt')], { stdio: 'ignore' });
+  const cert = readFileSync(join(tmp, 'tls.crt'), 'utf8');
+  const key = readFileSync(join(tmp, 'tls.key'), 'utf8');
+  const upstreamPort = await startNginx();
+  const lean = await startNodeBaseline('lean-proxy.js', `http://127.0.0.1:${upstreamPort}`, { LEAN_TLS_CERT: join(tmp, 'tls.crt'), LEAN_TLS_KEY: join(tmp, 'tls.key') });
+  const tlsPort = await freePort();
+  const portico = await startPortico(upstreamPort, { port: tlsPort, cert, key });
+  const close = ['Connection: close'];
+  const targets: Target[] = [
+    { name: 'lean node:https+undici, keep-alive', url: `https://localhost:${lean.port}/plain`, pid: lean.pid },
+    { name: 'portico https, keep-alive', url: `https://localhost:${tlsPort}/plain`, pid: portico.pid },
+    { name: 'lean node:https+undici, handshakes', url: `https://localhost:${lean.port}/plain`, pid: lean.pid, headers: close },
+    { name: 'portico https, handshakes', url: `https://localhost:${tlsPort}/plain`, pid: portico.pid, headers: close },
+  ];
+  for (const t of targets) await wrk(t, 2);
+  const results = new Map<string, WrkResult[]>();
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const t of round % 2 === 1 ? targets : [...targets].reverse()) {
+      const r = await wrk(t, DURATION);
+      if (!results.has(t.name)) results.set(t.name, []);
+      results.get(t.name)!.push(r);
+      console.log(`round ${round} ${t.name.padEnd(38)} ${r.rps.toFixed(0).padStart(7)} req/s  p99 ${r.p99ms.toFixed(2)} ms${r.errors ? `  errors ${r.errors}` : ''}`);
+    }
+  }
+  const per = (name: string) => results.get(name)!.map((r) => r.rps);
+  const spread = (xs: number[]) => `${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)}`;
+  console.log(`\nmedians over ${ROUNDS} rounds of ${DURATION}s, ${CONNECTIONS} connections, proxies on core ${PROXY_CORE}, wrk+nginx on core ${LOAD_CORE}:`);
+  for (const t of targets) console.log(`  ${t.name.padEnd(38)} ${median(per(t.name)).toFixed(0).padStart(7)} req/s`);
+  for (const [label, a, b] of [
+    ['keep-alive requests/s, portico / lean', 'portico https, keep-alive', 'lean node:https+undici, keep-alive'],
+    ['new handshakes/s, portico / lean', 'portico https, handshakes', 'lean node:https+undici, handshakes'],
+  ] as const) {
+    const ratios = per(a).map((x, i) => x / per(b)[i]!);
+    console.log(`  ${label.padEnd(38)} ${median(ratios).toFixed(2)}x [${spread(ratios)}]   (target >= 0.90)`);
+  }
+}
+
+(args.includes('--tls') ? mainTls() : main())
   .then(() => process.exit(0))
   .catch((err: unknown) => {
     console.error(err);

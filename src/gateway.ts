@@ -13,6 +13,8 @@ import { createLogger } from './core/log/logger.js';
 import { createAdminServer } from './admin/server.js';
 import type { PorticoConfig } from './core/config/types.js';
 import { startDataPlane } from './core/process/launch.js';
+import type { DataPlane } from './core/dataplane/types.js';
+import { createStatusServer } from './core/status/server.js';
 import { servesInWorkers, workerCount } from './core/process/worker-count.js';
 import { Channel } from './core/process/channel.js';
 import { sharedStateHub } from './core/process/shared-state.js';
@@ -32,13 +34,17 @@ export interface Gateway {
   readonly registry: PluginRegistry;
   readonly adminAddress?: AddressInfo;
   readonly dataAddress: AddressInfo;
+  /** The HTTPS listeners (apisix.ssl.listen), in order; empty when apisix.ssl is off. */
+  readonly tlsAddresses: AddressInfo[];
+  /** apisix.status's listener, when configured. */
+  readonly statusAddress?: AddressInfo;
   /** Keys generated at this start (first start only): say once where they are kept. */
   readonly generated: GeneratedSecret[];
   /** Stops accepting, lets in-flight requests finish, closes the store. */
   close(): Promise<void>;
 }
 
-export type ListenerName = 'data plane' | 'Admin API';
+export type ListenerName = 'data plane' | 'data plane (HTTPS)' | 'status API' | 'Admin API';
 
 /** Told as start-up goes, so a caller can say each thing when it is true. */
 export interface StartReporter {
@@ -105,11 +111,23 @@ export async function startGateway(config: PorticoConfig, opts: StartOptions = {
         shared,
       }),
     );
+    // Up before the data plane: a readiness probe gets 503 while workers start, not a refused connection.
+    let starting: DataPlane | undefined;
+    let statusAddress: AddressInfo | undefined;
+    if (config.apisix.status !== undefined) {
+      const status = createStatusServer({ notReady: () => (starting === undefined ? 'the data plane has not started' : starting.notReady()) });
+      await status.listen({ host: config.apisix.status.ip, port: config.apisix.status.port });
+      statusAddress = status.server.address() as AddressInfo;
+      closers.push(() => status.close());
+      opts.report?.listening?.('status API', statusAddress);
+    }
     // In-process serving: messaging backends log through this process's logger (workers register their own).
     if (!inWorkers) registerPubSubBackends({ logger });
     const data = await startDataPlane({ config, registry, store, logger, inProcess: opts.inProcess }, channel);
+    starting = data;
     closers.unshift(() => data.close());
     opts.report?.listening?.('data plane', data.address);
+    for (const a of data.tlsAddresses) opts.report?.listening?.('data plane (HTTPS)', a);
     let adminAddress: AddressInfo | undefined;
     if (config.deployment.admin.enable_admin) {
       const standalone = store instanceof StandaloneStore ? store : undefined;
@@ -127,6 +145,8 @@ export async function startGateway(config: PorticoConfig, opts: StartOptions = {
       registry,
       adminAddress,
       dataAddress: data.address,
+      tlsAddresses: data.tlsAddresses,
+      statusAddress,
       generated,
       async close() {
         // Data plane first so in-flight proxied requests finish, then admin, then the store.

@@ -42,8 +42,9 @@ async function main(): Promise<void> {
           for (const s of secrets) process.stdout.write(`Generated ${s.what}: stored in ${s.file} (field ${s.field}, readable by this user only)\n`);
         },
         listening(what, a) {
-          const suffix = what === 'Admin API' ? '/apisix/admin' : '';
-          process.stdout.write(`Portico ${what} listening on http://${fmt(a.address)}:${a.port}${suffix}\n`);
+          const suffix = what === 'Admin API' ? '/apisix/admin' : what === 'status API' ? '/status' : '';
+          const [name, scheme] = what === 'data plane (HTTPS)' ? ['data plane', 'https'] : [what, 'http'];
+          process.stdout.write(`Portico ${name} listening on ${scheme}://${fmt(a.address)}:${a.port}${suffix}\n`);
         },
       },
     });

@@ -88,7 +88,7 @@ async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<voi
     // Messaging backends log through this process's logger (broker failures, dropped sessions).
     registerPubSubBackends({ logger });
     dataPlane = await startServing({ config: msg.config, registry, store: feed, logger });
-    send({ type: 'listening', address: dataPlane.address });
+    send({ type: 'listening', address: dataPlane.address, tlsAddresses: dataPlane.tlsAddresses });
   } catch (err) {
     send({ type: 'failed', error: err instanceof Error ? err.message : String(err) });
     process.exit(1);

@@ -2,8 +2,11 @@
  * The lean Node limit: a bare node:http server forwarding every request to one
  * upstream through an undici Pool with dispatch(), streaming both ways. No
  * routing, no plugins: what any Node gateway can at best approach.
+ * With LEAN_TLS_CERT and LEAN_TLS_KEY (PEM files) it serves node:https instead.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { Pool, type Dispatcher } from 'undici';
 
 const [upstream, portArg] = process.argv.slice(2);
@@ -43,11 +46,13 @@ class Forward implements Dispatcher.DispatchHandler {
   }
 }
 
-createServer((req: IncomingMessage, res: ServerResponse) => {
+const forward: RequestListener = (req: IncomingMessage, res: ServerResponse) => {
   pool.dispatch(
     { method: req.method as Dispatcher.HttpMethod, path: req.url!, headers: req.rawHeaders, body: req.method === 'GET' || req.method === 'HEAD' ? null : req },
     new Forward(res),
   );
-}).listen(Number(portArg ?? 0), '127.0.0.1', function (this: import('node:net').Server) {
+};
+const { LEAN_TLS_CERT: certFile, LEAN_TLS_KEY: keyFile } = process.env;
+(certFile && keyFile ? createHttpsServer({ cert: readFileSync(certFile), key: readFileSync(keyFile) }, forward) : createServer(forward)).listen(Number(portArg ?? 0), '127.0.0.1', function (this: import('node:net').Server) {
   process.stdout.write(`listening ${(this.address() as import('node:net').AddressInfo).port}\n`);
 });

@@ -36,6 +36,8 @@ export const ERRORS = catalogue({
   // nginx's words for the two (ngx_http_process_host); see src/core/http/request-host.ts.
   duplicateHost: jsonError(400, 'client sent duplicate host header'),
   invalidHost: jsonError(400, 'client sent invalid host header'),
+  // APISIX's access-phase mTLS check (init.lua verify_https_client) exits 400 with no body.
+  clientCertRequired: emptyError(400),
   routeNotFound: jsonError(404, '404 Route Not Found'),
   // APISIX answers these three with an empty body (apisix/init.lua: a missing service, plugin config or consumer group).
   serviceNotFound: emptyError(404),

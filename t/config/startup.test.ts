@@ -50,10 +50,11 @@ test('the Admin API opens only once the data plane serves, and the listening lin
 
     await gp.waitFor(/Admin API listening/, 60_000);
     const lines = gp.output().split('\n').filter((l) => l.includes(' listening on '));
-    expect(lines).toEqual([
-      `Portico data plane listening on http://127.0.0.1:${dataPort}`,
-      `Portico Admin API listening on http://127.0.0.1:${adminPort}/apisix/admin`,
-    ]);
+    // The HTTPS listener (apisix.ssl, on by default as in APISIX) is the data plane's too: it comes before the Admin API.
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toBe(`Portico data plane listening on http://127.0.0.1:${dataPort}`);
+    expect(lines[1]).toMatch(/^Portico data plane listening on https:\/\/[\d.]+:\d+$/);
+    expect(lines[2]).toBe(`Portico Admin API listening on http://127.0.0.1:${adminPort}/apisix/admin`);
   } finally {
     gp.proc.kill('SIGTERM');
     await gp.exited;

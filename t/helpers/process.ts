@@ -29,6 +29,8 @@ export function writeTempConfig(yaml: string): string {
 export function testConfigYaml(dataDir: string, extra = ''): string {
   return `apisix:
   node_listen: { ip: 127.0.0.1, port: 0 }
+  ssl:
+    listen: [{ ip: 127.0.0.1, port: 0 }]
 deployment:
   admin:
     admin_listen: { ip: 127.0.0.1, port: 0 }

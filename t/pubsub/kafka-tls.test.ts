@@ -199,7 +199,7 @@ beforeAll(async () => {
   const config = loadConfig({
     overrides: mergeConfig(
       {
-        apisix: { node_listen: { ip: '127.0.0.1', port: 0 }, pubsub: { idle_timeout: 0 } },
+        apisix: { node_listen: { ip: '127.0.0.1', port: 0 }, pubsub: { idle_timeout: 0 }, ssl: { enable: false } },
         nginx_config: { worker_processes: 1 },
         deployment: {
           admin: { admin_listen: { ip: '127.0.0.1', port: 0 }, admin_key: [{ name: 'admin', key: adminKey, role: 'admin' }] },

@@ -39,7 +39,7 @@ beforeAll(async () => {
       return { close() {} };
     },
   };
-  const config = loadConfig({ env: {}, overrides: { apisix: { node_listen: { ip: '127.0.0.1', port: 0 } } } });
+  const config = loadConfig({ env: {}, overrides: { apisix: { node_listen: { ip: '127.0.0.1', port: 0 }, ssl: { enable: false } } } });
   const registry = await PluginRegistry.load([]);
   plane = await startDataPlane({ config, registry, store: feed as never, logger: pino({ level: 'silent' }) });
   base = `http://127.0.0.1:${plane.address.port}`;

@@ -95,6 +95,15 @@ function defaultWarn(env: NodeJS.ProcessEnv): (message: string) => void {
   return (message) => createLogger(env.PORTICO_LOG_LEVEL ?? 'info').warn(message);
 }
 
+/** APISIX's defaults for addresses a file may give in part: listen entries without ip/port, `status: {}`. */
+function fillListenDefaults(config: PorticoConfig): void {
+  const apisix = config.apisix;
+  apisix.ssl.listen = apisix.ssl.listen.map((l) => ({ ...l, ip: l.ip ?? '0.0.0.0', port: l.port ?? 9443 }));
+  const status = apisix.status as Partial<NonNullable<PorticoConfig['apisix']['status']>> | null | undefined;
+  if (status == null) delete apisix.status;
+  else apisix.status = { ip: status.ip ?? '127.0.0.1', port: status.port ?? 7085 };
+}
+
 export function loadConfig(opts: LoadOptions = {}): PorticoConfig {
   const env = opts.env ?? process.env;
   const defaults = readConfigFile(DEFAULT_CONFIG_PATH, env);
@@ -121,6 +130,7 @@ export function loadConfig(opts: LoadOptions = {}): PorticoConfig {
   applyRole(config, env);
   const dataDir = config.deployment.embedded.data_dir;
   if (!isAbsolute(dataDir)) config.deployment.embedded.data_dir = resolve(dataDir);
+  fillListenDefaults(config);
   if (ignored.length > 0) {
     const unique = [...new Set(ignored)];
     (opts.warn ?? defaultWarn(env))(`config: APISIX keys not used by Portico, ignored: ${unique.join(', ')}`);

@@ -13,6 +13,18 @@ const listen = {
   properties: { ip: { type: 'string', minLength: 1 }, port: { type: 'integer', minimum: 0, maximum: 65535 } },
 };
 
+const sslListen = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    ip: { type: 'string', minLength: 1 },
+    port: { type: 'integer', minimum: 0, maximum: 65535 },
+    enable_http2: { type: 'boolean' },
+    // APISIX's HTTP/3 (QUIC) listener: Node 20 has no QUIC, so only `false` is accepted.
+    enable_http3: { const: false },
+  },
+};
+
 export const configSchema = {
   type: 'object',
   additionalProperties: false,
@@ -21,7 +33,21 @@ export const configSchema = {
       type: 'object',
       additionalProperties: false,
       properties: {
-        node_listen: listen,
+        node_listen: { ...listen, properties: { ...listen.properties, enable_http2: { type: 'boolean' } } },
+        enable_http2: { type: 'boolean' },
+        ssl: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            enable: { type: 'boolean' },
+            listen: { type: 'array', items: sslListen },
+            ssl_protocols: { type: 'string', pattern: '^\\s*(TLSv1(\\.[123])?)(\\s+TLSv1(\\.[123])?)*\\s*$' },
+            ssl_ciphers: { type: 'string', minLength: 1 },
+            ssl_session_tickets: { type: 'boolean' },
+            fallback_sni: { type: 'string', minLength: 1 },
+          },
+        },
+        status: { anyOf: [listen, { type: 'null' }] },
         trusted_addresses: { type: 'array', items: { type: 'string', minLength: 1 } },
         enable_server_tokens: { type: 'boolean' },
         router: {

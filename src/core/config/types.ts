@@ -10,9 +10,34 @@ export interface AdminKey {
   role: 'admin' | 'viewer';
 }
 
+/** One HTTPS listener (apisix.ssl.listen[]). */
+export interface SslListen {
+  ip: string;
+  port: number;
+  /** HTTP/2 by ALPN (h2, with http/1.1 beside it); apisix.enable_http2 when not set. */
+  enable_http2?: boolean;
+}
+
 export interface PorticoConfig {
   apisix: {
-    node_listen: { ip: string; port: number };
+    /** enable_http2: h2c (HTTP/2 with prior knowledge) beside HTTP/1.1 on this port; off unless set. */
+    node_listen: { ip: string; port: number; enable_http2?: boolean };
+    /** APISIX 3.9+'s switch: HTTP/2 by ALPN on the HTTPS listeners (a listener's own enable_http2 wins). */
+    enable_http2: boolean;
+    /** TLS termination with the certificates of the `ssls` objects, picked by SNI (src/core/tls/). */
+    ssl: {
+      enable: boolean;
+      listen: SslListen[];
+      /** Space-separated, as nginx's ssl_protocols: a contiguous range of TLSv1 … TLSv1.3. */
+      ssl_protocols: string;
+      /** OpenSSL cipher list for TLS 1.2 and below (TLS 1.3 suites keep OpenSSL's defaults, as nginx's do). */
+      ssl_ciphers: string;
+      ssl_session_tickets: boolean;
+      /** The SNI assumed for a client that sends none. */
+      fallback_sni?: string;
+    };
+    /** /status and /status/ready; served only when the section is set (as in APISIX). */
+    status?: { ip: string; port: number };
     /**
      * Peers (CIDRs) whose X-Forwarded-For chain is kept and appended to (a load
      * balancer in front of Portico). From any other peer the header is

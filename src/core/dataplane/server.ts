@@ -21,7 +21,8 @@
  *   bytes that came with the head, kept by the first 'upgrade' listener) from
  *   the same routing and tunnels it (src/core/proxy/websocket.ts).
  */
-import { createServer, METHODS, ServerResponse, type IncomingMessage, type Server } from 'node:http';
+import { createServer, METHODS, ServerResponse, type IncomingMessage, type RequestListener, type Server } from 'node:http';
+import { Http2ServerResponse } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import fastifyWebsocket, { type WebsocketPluginOptions } from '@fastify/websocket';
@@ -34,6 +35,8 @@ import { serverHeader } from '../config/version.js';
 import type { RequestCtx } from '../http/request-context.js';
 import { closeSchemeHandlers } from '../pubsub/scheme-handler.js';
 import { ConfigSnapshot } from '../snapshot/snapshot.js';
+import { TlsListeners } from '../tls/listeners.js';
+import { acceptH2c } from '../tls/h2c.js';
 import { RequestFlow, type FlowResponse } from './flow.js';
 import type { DataPlane, DataPlaneOptions } from './types.js';
 
@@ -45,12 +48,15 @@ const BAD_REQUEST_RAW = 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\nconten
 export async function startServing(opts: DataPlaneOptions): Promise<DataPlane> {
   const dp = new DataPlaneServer(opts);
   await dp.snapshots.start(opts.store);
-  await dp.listen();
+  const tlsAddresses = await dp.listen();
   return {
     address: dp.server.address() as AddressInfo,
+    tlsAddresses,
     close: () => dp.close(),
     snapshot: () => dp.snapshots.current,
     appliedRevision: () => dp.snapshots.appliedRevision,
+    // Listening only after the first compile: serving in this process means loaded.
+    notReady: () => undefined,
   };
 }
 
@@ -65,10 +71,21 @@ class GatewayResponse extends ServerResponse implements FlowResponse {
   ctx: RequestCtx | undefined = undefined;
 
   override emit(event: string | symbol, ...args: unknown[]): boolean {
-    if (event === 'close') {
-      const ctx = this.ctx;
-      if (ctx !== undefined) ctx.plane?.closed(ctx);
-    }
+    if (event === 'close') endRequest(this.ctx);
+    return super.emit(event, ...args);
+  }
+}
+
+function endRequest(ctx: RequestCtx | undefined): void {
+  if (ctx !== undefined) ctx.plane?.closed(ctx);
+}
+
+/** GatewayResponse for HTTP/2 requests (node:http2's compatibility API), with the same end-of-request hook. */
+class GatewayH2Response extends Http2ServerResponse {
+  ctx: RequestCtx | undefined = undefined;
+
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (event === 'close') endRequest(this.ctx);
     return super.emit(event, ...args);
   }
 }
@@ -126,11 +143,19 @@ class DataPlaneServer {
   readonly server: Server;
   readonly snapshots: ConfigSnapshot;
   readonly logger: Logger;
+  /** The HTTPS listeners (apisix.ssl), fed by the same routing as `server`. */
+  readonly tls: TlsListeners;
   private readonly flow: RequestFlow;
 
   constructor(private readonly opts: DataPlaneOptions) {
     this.logger = opts.logger ?? createLogger('info');
-    this.snapshots = new ConfigSnapshot({ registry: opts.registry, config: opts.config, logger: this.logger });
+    this.snapshots = new ConfigSnapshot({
+      registry: opts.registry,
+      config: opts.config,
+      logger: this.logger,
+      // Clients without SNI get the fallback_sni object's certificate: the listeners' default context follows the table.
+      onSwap: (snapshot) => this.tls?.refresh(snapshot.tls),
+    });
     const { delete_uri_tail_slash: tailSlash, normalize_uri_like_servlet: servlet, pubsub } = opts.config.apisix;
     this.flow = new RequestFlow({
       snapshots: this.snapshots,
@@ -140,8 +165,10 @@ class DataPlaneServer {
       pubsub: { maxFrameSize: pubsub.max_frame_size, idleTimeoutMs: pubsub.idle_timeout * 1000 },
     });
     let server: Server | undefined;
+    let routing: RequestListener | undefined;
     this.app = fastify({
       serverFactory: (handler): Server => {
+        routing = handler as unknown as RequestListener;
         // requestTimeout 0: a slow, large upload is bounded by the upstream's send/read timeouts, not a wall clock.
         // Typed as a plain Server for fastify's generics; its responses are GatewayResponses (see onPlain).
         server = createServer({ requestTimeout: 0, keepAliveTimeout: 60_000, ServerResponse: GatewayResponse }, handler) as unknown as Server;
@@ -167,6 +194,20 @@ class DataPlaneServer {
     });
     this.server = server!;
     this.routes();
+    const upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => void this.server.emit('upgrade', req, socket, head);
+    this.tls = new TlsListeners({
+      config: opts.config.apisix,
+      handler: routing!,
+      upgrade,
+      clientError: onClientError,
+      http1Response: GatewayResponse,
+      http2Response: GatewayH2Response,
+      table: () => this.snapshots.current.tls,
+      serverHeader: serverHeader(opts.config),
+      logger: this.logger,
+    });
+    // h2c (HTTP/2 with prior knowledge) beside HTTP/1.1 on the plain port, only when asked: it costs a look at each connection's first bytes.
+    if (opts.config.apisix.node_listen.enable_http2 === true) acceptH2c(this.server, routing!, GatewayH2Response);
   }
 
   private routes(): void {
@@ -242,9 +283,16 @@ class DataPlaneServer {
     this.flow.upgrade(req, res, req[kHead] ?? EMPTY, handshake);
   }
 
-  listen(): Promise<void> {
+  /** The plain listener, then the HTTPS ones; resolves with the latter's addresses. */
+  async listen(): Promise<AddressInfo[]> {
     const { ip, port } = this.opts.config.apisix.node_listen;
-    return this.app.listen({ host: ip, port }).then(() => undefined);
+    await this.app.listen({ host: ip, port });
+    try {
+      return await this.tls.listen();
+    } catch (err) {
+      await this.app.close();
+      throw err;
+    }
   }
 
   async close(): Promise<void> {
@@ -255,7 +303,7 @@ class DataPlaneServer {
     }, DRAIN_MS);
     timer.unref();
     for (const s of upgraded) s.destroy();
-    await this.app.close();
+    await Promise.all([this.app.close(), this.tls.close(DRAIN_MS)]);
     clearTimeout(timer);
     await this.snapshots.close();
     await closeSchemeHandlers();

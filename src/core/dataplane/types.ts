@@ -21,9 +21,13 @@ export interface DataPlaneOptions {
 
 export interface DataPlane {
   address: AddressInfo;
+  /** The HTTPS listeners' addresses (apisix.ssl.listen), in their order; empty when apisix.ssl is off. */
+  tlsAddresses: AddressInfo[];
   close(): Promise<void>;
   /** The snapshot requests currently see (tests, metrics). */
   snapshot(): Snapshot;
   /** The store revision this data plane has applied (every worker, with worker_processes > 1). */
   appliedRevision(): number;
+  /** For /status/ready: undefined when every data-plane process serves with its config loaded, else what is missing. */
+  notReady(): string | undefined;
 }

@@ -21,8 +21,9 @@ const HOP_BY_HOP = new Set([
   'proxy-authorization',
 ]);
 
+/** Also HTTP/2's pseudo-headers (`:path`, `:authority`...), which node:http2 lists among a request's headers. */
 export function isHopByHop(name: string): boolean {
-  return HOP_BY_HOP.has(name) || name.startsWith('proxy-');
+  return HOP_BY_HOP.has(name) || name.startsWith('proxy-') || name.charCodeAt(0) === 58; /* : */
 }
 
 /**

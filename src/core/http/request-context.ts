@@ -182,6 +182,7 @@ export class RequestCtx implements RequestContext {
     const raw = req.rawHeaders;
     let hostLines = 0;
     let hostLine: string | undefined;
+    let authority: string | undefined;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!;
       // Decided on length and first letter, so most names skip the lower-casing.
@@ -192,6 +193,8 @@ export class RequestCtx implements RequestContext {
           break;
         case 10:
           if (first === 0x63 && name.toLowerCase() === 'connection') this.connectionHeader = joined(this.connectionHeader, raw[i + 1]!);
+          // HTTP/2's Host: node:http2 lists pseudo-headers first, so a Host header that follows still wins.
+          else if (first === 0x3a && name === ':authority') authority = raw[i + 1]!;
           break;
         case 14:
           if (first === 0x63 && name.toLowerCase() === 'content-length' && raw[i + 1] !== '0') this.hasBody = true;
@@ -203,6 +206,15 @@ export class RequestCtx implements RequestContext {
           if (first === 0x74 && name.toLowerCase() === 'transfer-encoding') this.chunked = this.hasBody = true;
           break;
       }
+    }
+    if (req.httpVersionMajor === 2) {
+      // HTTP/2's Host: node:http2 lists pseudo-headers first, so a Host header that follows still wins.
+      if (hostLine === undefined && authority !== undefined) {
+        hostLine = authority;
+        hostLines = 1;
+      }
+      // An HTTP/2 body needs no length header (gRPC sends none): the stream says whether DATA frames follow.
+      if (!(req as unknown as { stream: { endAfterHeaders: boolean } }).stream.endAfterHeaders) this.hasBody = true;
     }
     const host = requestHost(req.url ?? '/', hostLine, hostLines);
     if (typeof host === 'object') {

@@ -24,6 +24,7 @@ import type { Id } from '../model.js';
 import { unmapIPv4 } from '../match/ip-match.js';
 import { encodePath } from './normalize-path.js';
 import { parseQuery } from './query.js';
+import { tlsVariable } from '../tls/connection.js';
 
 /**
  * What the variables are computed from. `RequestContext` satisfies it; the data
@@ -158,6 +159,7 @@ export class LazyVars implements Vars {
     if (name.startsWith('http_')) return headerValue(src.req, headerNameOf(name));
     if (name.startsWith('cookie_')) return this.cookie(name.slice(7));
     if (name.startsWith('uri_param_')) return src.params?.[name.slice(10)];
+    if (name.startsWith('ssl_')) return tlsVariable(src.req, name);
     return undefined;
   }
 

@@ -17,7 +17,7 @@ export type WorkerMessage =
   /** The worker's message listener is attached (cluster's 'online' comes before its modules loaded). */
   | { type: 'ready' }
   /** Serving: the listener accepts, with the config it was sent. */
-  | { type: 'listening'; address: AddressInfo }
+  | { type: 'listening'; address: AddressInfo; tlsAddresses: AddressInfo[] }
   | { type: 'applied'; revision: number; version: number }
   | { type: 'failed'; error: string };
 

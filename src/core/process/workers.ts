@@ -70,6 +70,7 @@ export async function startWorkers(opts: DataPlaneOptions, channel: Channel): Pr
   let closing = false;
   let firstAddress: AddressInfo | undefined;
   let listedAt = mirror.revision;
+  let tlsAddresses: AddressInfo[] = [];
 
   // node:cluster closes a shared listening handle with its last worker, so a worker forked after the only
   // one died would bind port 0 afresh and serve on a port nobody was told: later workers get the resolved one.
@@ -92,6 +93,7 @@ export async function startWorkers(opts: DataPlaneOptions, channel: Channel): Pr
     else if (msg.type === 'listening') {
       w.listening = true;
       w.applied ??= listedAt;
+      tlsAddresses = msg.tlsAddresses;
       // From now on it answers plugins' requests (a worker still starting has no handlers yet).
       channel.addPeer(peer);
       w.started(undefined, msg.address);
@@ -157,6 +159,7 @@ export async function startWorkers(opts: DataPlaneOptions, channel: Channel): Pr
 
   return {
     address: firstAddress!,
+    tlsAddresses,
     close,
     snapshot(): Snapshot {
       throw new Error('the snapshot lives in the worker processes');
@@ -168,6 +171,11 @@ export async function startWorkers(opts: DataPlaneOptions, channel: Channel): Pr
         min = Math.min(min, w.applied);
       }
       return min;
+    },
+    // A worker counts once it listens, which it does after compiling the config it was forked with.
+    notReady: () => {
+      const reported = [...workers.values()].filter((w) => w.applied !== undefined).length;
+      return reported === n ? undefined : `worker count: ${n} but status report count: ${reported}`;
     },
   };
 }

@@ -34,6 +34,7 @@ import { bodyFilters, runBodyFilter, runHeaderFilter, type ChainEntry } from '..
 import type { RequestCtx } from '../http/request-context.js';
 import type { UpstreamOutcome, UpstreamRuntime, UpstreamTarget } from '../upstream/types.js';
 import type { Logger } from 'pino';
+import { grpcFailureHeaders, relayTrailers, takeGrpcStatus } from './grpc-status.js';
 import { relayedHeaders } from './relayed-response-headers.js';
 import { clientUpstreamHeaders, upstreamHeaders, upstreamHost } from './upstream-request-headers.js';
 
@@ -122,6 +123,14 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   private blockedAt = 0;
   private sendTimer: NodeJS.Timeout | undefined;
   private sendTimedOut = false;
+  /**
+   * A gRPC upstream's trailers-only answer (grpc-status in the response
+   * head, no body): relayed head then trailers, so the status moves to the
+   * trailers, where a client looks once the head has no END_STREAM.
+   */
+  private statusInHead: Record<string, string> | undefined = undefined;
+  /** The upstream's scheme is grpc or grpcs. */
+  private readonly grpc: boolean;
 
   constructor(
     private readonly ctx: RequestCtx,
@@ -133,6 +142,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   ) {
     this.target = first;
     const conf = runtime.conf;
+    this.grpc = conf.scheme === 'grpc' || conf.scheme === 'grpcs';
     this.retriesLeft = runtime.retries;
     this.retryDeadline = conf.retry_timeout ? performance.now() + conf.retry_timeout * 1000 : Infinity;
     this.timeout = ctx.compiled?.timeout ?? conf.timeout;
@@ -273,6 +283,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       out = response.headers.flatten([], headers.connectionTokens(), this.filters.length > 0 ? SERVER_AND_LENGTH : SERVER_ONLY);
     }
     out.push('server', this.env.serverHeader);
+    if (this.grpc && ctx.req.httpVersionMajor === 2) this.statusInHead = takeGrpcStatus(out);
     try {
       ctx.res.writeHead(status, out);
     } catch (err) {
@@ -312,8 +323,12 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     return false;
   }
 
-  onComplete(): void {
+  onComplete(trailers: string[] | null): void {
     this.finished = true;
+    // gRPC's status travels in trailers; HTTP/1.1 clients get none (a chunked trailer section is not relayed).
+    // (Typed as undici declares it; at run time HTTP/1.1 trailers come as raw Buffer pairs and HTTP/2 ones as an object.)
+    if (this.statusInHead !== undefined) this.ctx.res.addTrailers(this.statusInHead);
+    if (trailers != null && this.ctx.req.httpVersionMajor === 2) relayTrailers(this.ctx.res, trailers as unknown as Buffer[] | Record<string, string | string[]>);
     if (this.sendMs !== 0) this.stopSendTimer();
     this.runtime.release(this.target);
     const res = this.ctx.res;
@@ -383,7 +398,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     ctx.setResponse(error.status, new Headers({}));
     // The rest of the client's body was never read: this connection cannot carry another request.
     if (this.sendTimedOut) res.shouldKeepAlive = false;
-    sendError(res, error, { server: this.env.serverHeader });
+    sendError(res, error, this.grpc ? grpcFailureHeaders(error.status, this.env.serverHeader) : { server: this.env.serverHeader });
   }
 }
 

@@ -118,7 +118,8 @@ export function clientUpstreamHeaders(ctx: RequestCtx, runtime: UpstreamRuntime,
  */
 function mayBeDropped(name: string): boolean {
   const first = name.charCodeAt(0) | 0x20;
-  if (first === 0x70 /* p */) return true;
+  // p: proxy-*; ':' (0x3a, unchanged by | 0x20): HTTP/2 pseudo-headers.
+  if (first === 0x70 /* p */ || first === 0x3a) return true;
   switch (name.length) {
     case 2: // te
       return first === 0x74;

@@ -33,6 +33,8 @@ import { compileConsumer, compileCredential, CREDENTIAL_ID, feedConsumers } from
 import { compileRoute } from './routes.js';
 import { compileUpstream, RetiringUpstreams, runtimesOf } from './upstreams.js';
 import { reuseOrBuild } from './reuse.js';
+import { EMPTY_SNI_TABLE, nextSniTable, type SniCompileEnv } from '../tls/sni-table.js';
+import { tlsBaseOptions } from '../tls/options.js';
 
 export type * from './types.js';
 export { consumerChain } from './routes.js';
@@ -42,8 +44,8 @@ export { consumerChain } from './routes.js';
 type RawItem = MirroredItem;
 type RawTable = ReadonlyMap<string, RawItem>;
 
-/** The tables the data plane compiles from; the rest of the store (ssls, protos, ...) is not mirrored here. */
-const KEPT = ['routes', 'services', 'upstreams', 'consumers', 'consumer_groups', 'global_rules', 'plugin_configs', 'plugin_metadata'] as const;
+/** The tables the data plane compiles from; the rest of the store (protos, ...) is not mirrored here. */
+const KEPT = ['routes', 'services', 'upstreams', 'consumers', 'consumer_groups', 'global_rules', 'plugin_configs', 'plugin_metadata', 'ssls'] as const;
 type RawTables = Record<(typeof KEPT)[number], RawTable>;
 const PREFIX = KEY_PREFIX + '/';
 
@@ -72,8 +74,12 @@ export class ConfigSnapshot {
   private globalRevKey = '';
   private readonly trustedPeer: (ip: string) => boolean;
   private readonly plugins: PluginConfCompiler;
+  /** Undefined when apisix.ssl is off: the ssls objects are then not compiled at all. */
+  private readonly sni: SniCompileEnv | undefined;
 
   constructor(private readonly opts: SnapshotOptions) {
+    const ssl = opts.config.apisix.ssl;
+    this.sni = ssl?.enable ? { logger: opts.logger, keyring: opts.config.apisix.data_encryption?.keyring ?? [], base: tlsBaseOptions(ssl) } : undefined;
     this.retiring = new RetiringUpstreams(opts.logger);
     this.plugins = new PluginConfCompiler(opts.registry, opts.logger, opts.config.apisix.data_encryption?.keyring ?? []);
     this.mirror = new StoreMirror({ tables: KEPT, onIgnored: (key) => opts.logger.warn({ key }, 'config: ignoring a non-object value') });
@@ -96,6 +102,7 @@ export class ConfigSnapshot {
       credentials: new Map(),
       globalChain: EMPTY_CHAIN,
       pluginMetadata: new Map(),
+      tls: EMPTY_SNI_TABLE,
     };
   }
 
@@ -244,6 +251,9 @@ export class ConfigSnapshot {
     for (const [id, item] of this.raw.plugin_metadata) pluginMetadata.set(id, item.value);
     if (!sameMetadata(prev.pluginMetadata, pluginMetadata)) changed = true;
 
+    const tls = this.sni === undefined ? prev.tls : nextSniTable(this.raw.ssls, prev.tls, this.sni);
+    if (tls !== prev.tls) changed = true;
+
     if (!changed) return;
 
     let router = prev.router;
@@ -271,6 +281,7 @@ export class ConfigSnapshot {
       credentials: credentials.compiled,
       globalChain,
       pluginMetadata: sameMetadata(prev.pluginMetadata, pluginMetadata) ? prev.pluginMetadata : pluginMetadata,
+      tls,
     };
     this.current = next;
     // Inline upstreams of routes that are gone (or lost theirs) are forgotten; their runtimes retire below.

@@ -3,6 +3,7 @@
  * compiled objects in it. Each compiled object remembers the store revisions
  * it was built from (`revKey`), so the next compile can take it over as it is.
  */
+import type { SniTable } from '../tls/sni-table.js';
 import type { ConsumerConf, RouteConf, ServiceConf, TimeoutConf, UpstreamConf } from '../model.js';
 import type { ChainEntry, PluginChain } from '../plugin/pipeline.js';
 import type { PluginRegistry } from '../plugin/registry.js';
@@ -82,4 +83,6 @@ export interface Snapshot {
   readonly pluginMetadata: ReadonlyMap<string, Record<string, unknown>>;
   /** apisix.trusted_addresses, compiled once: may this peer's X-Forwarded-For chain be kept? */
   readonly trustedPeer: (ip: string) => boolean;
+  /** The `ssls` objects' certificates by SNI, for the HTTPS listeners' handshakes. */
+  readonly tls: SniTable;
 }

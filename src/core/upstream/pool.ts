@@ -16,6 +16,8 @@ import type { UpstreamConf } from '../model.js';
 
 export interface PoolSettings {
   tls: boolean;
+  /** scheme grpc / grpcs: HTTP/2 to the node (h2c with prior knowledge for grpc, ALPN h2 for grpcs), as nginx's grpc_pass. */
+  h2: boolean;
   /** keepalive_pool.size */
   connections: number;
   /** keepalive_pool.idle_timeout in ms; 0 disables reuse, as nginx's keepalive_timeout 0. */
@@ -34,6 +36,8 @@ const DEFAULT_IDLE_S = 60;
 const DEFAULT_REQUESTS = 1000;
 /** nginx's proxy_connect_timeout default. */
 const DEFAULT_CONNECT_S = 60;
+/** Concurrent streams per HTTP/2 connection to a gRPC node (nginx's http2_max_concurrent_streams default is 128). */
+const H2_STREAMS = 100;
 /** How long a released pool may drain in-flight requests before its sockets are destroyed. */
 const DRAIN_MS = 30_000;
 
@@ -42,6 +46,7 @@ export function poolSettings(conf: UpstreamConf): PoolSettings {
   const tls = conf.scheme === 'https' || conf.scheme === 'grpcs';
   const settings: PoolSettings = {
     tls,
+    h2: conf.scheme === 'grpc' || conf.scheme === 'grpcs',
     connections: kp.size ?? DEFAULT_SIZE,
     idleTimeoutMs: (kp.idle_timeout ?? DEFAULT_IDLE_S) * 1000,
     maxRequestsPerClient: kp.requests ?? DEFAULT_REQUESTS,
@@ -76,6 +81,7 @@ function settingsKey(origin: string, s: PoolSettings): string {
     s.maxRequestsPerClient,
     s.connectTimeoutMs,
     s.tls ? (s.rejectUnauthorized ? 'verify' : 'noverify') : '',
+    s.h2 ? 'h2' : '',
     digest(s.cert),
     digest(s.key),
   ].join('|');
@@ -96,7 +102,9 @@ export function acquirePool(host: string, port: number, s: PoolSettings): Pool {
     const pool = new Pool(origin, {
       connections: s.connections,
       // pipelining 0 is undici's "no keep-alive": every request says `connection: close`.
-      pipelining: reuse ? 1 : 0,
+      // Over HTTP/2 it is the streams one connection carries at once.
+      pipelining: s.h2 ? H2_STREAMS : reuse ? 1 : 0,
+      allowH2: s.h2,
       // keepAliveMaxTimeout caps a server's Keep-Alive hint, so idle_timeout is a real ceiling.
       keepAliveTimeout: reuse ? s.idleTimeoutMs : 1,
       keepAliveMaxTimeout: reuse ? s.idleTimeoutMs : 1,
@@ -104,7 +112,9 @@ export function acquirePool(host: string, port: number, s: PoolSettings): Pool {
       maxRequestsPerClient: reuse ? s.maxRequestsPerClient - 1 : 0,
       connect: s.tls
         ? { timeout: s.connectTimeoutMs, rejectUnauthorized: s.rejectUnauthorized, cert: s.cert, key: s.key }
-        : { timeout: s.connectTimeoutMs },
+        : s.h2
+          ? ({ timeout: s.connectTimeoutMs, useH2c: true } as { timeout: number })
+          : { timeout: s.connectTimeoutMs },
     });
     entry = { pool, refs: 0, key };
     entries.set(key, entry);
