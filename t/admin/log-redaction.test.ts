@@ -36,7 +36,7 @@ beforeAll(async () => {
   const config = loadConfig({
     overrides: mergeConfig(
       {
-        apisix: { node_listen: { ip: '127.0.0.1', port: 0 } },
+        apisix: { node_listen: { ip: '127.0.0.1', port: 0 }, ssl: { listen: [{ ip: '127.0.0.1', port: 0 }] } },
         nginx_config: { worker_processes: 1 },
         plugin_attr: { prometheus: { export_addr: { ip: '127.0.0.1', port: 0 } } },
         deployment: { admin: { admin_listen: { ip: '127.0.0.1', port: 0 }, admin_key: [{ name: 'admin', key: adminKey, role: 'admin' }] }, embedded: { data_dir: dir } },

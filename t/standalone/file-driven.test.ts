@@ -137,7 +137,7 @@ describe('start-up', { timeout: 120_000 }, () => {
   test('a file that fails validation stops start-up with exit 1 and its reasons', async () => {
     const bad = join(dir, 'bad.yaml');
     writeFileSync(bad, 'routes:\n  - id: r1\n    uri: 5\n#END\n');
-    const config = writeTempConfig(`apisix:\n  node_listen: { ip: 127.0.0.1, port: 0 }\ndeployment:\n  role: data_plane\n  role_data_plane:\n    config_provider: yaml\n  embedded:\n    data_dir: ${join(dir, 'data2')}\n`);
+    const config = writeTempConfig(`apisix:\n  node_listen: { ip: 127.0.0.1, port: 0 }\n  ssl:\n    listen: [{ ip: 127.0.0.1, port: 0 }]\ndeployment:\n  role: data_plane\n  role_data_plane:\n    config_provider: yaml\n  embedded:\n    data_dir: ${join(dir, 'data2')}\n`);
     const p = startGatewayProcess(['--config', config], { PORTICO_STANDALONE_FILE: bad });
     expect((await p.exited).code).toBe(1);
     expect(p.output()).toMatch(/failed to start: refused .*bad\.yaml: 1 invalid item\n\s+routes\[0\], id r1, field uri: invalid configuration: property "uri" validation failed/);
@@ -146,7 +146,7 @@ describe('start-up', { timeout: 120_000 }, () => {
   test('json provider reads the JSON file without #END', async () => {
     const json = join(dir, 'apisix.json');
     writeFileSync(json, JSON.stringify({ routes: [{ id: 'j', uri: '/json', upstream: { nodes: { [`127.0.0.1:${up.port}`]: 1 }, type: 'roundrobin' } }] }));
-    const config = writeTempConfig(`apisix:\n  node_listen: { ip: 127.0.0.1, port: 0 }\ndeployment:\n  role: data_plane\n  role_data_plane:\n    config_provider: json\n  embedded:\n    data_dir: ${join(dir, 'data3')}\nplugin_attr:\n  prometheus:\n    export_addr: { ip: 127.0.0.1, port: 0 }\n`);
+    const config = writeTempConfig(`apisix:\n  node_listen: { ip: 127.0.0.1, port: 0 }\n  ssl:\n    listen: [{ ip: 127.0.0.1, port: 0 }]\ndeployment:\n  role: data_plane\n  role_data_plane:\n    config_provider: json\n  embedded:\n    data_dir: ${join(dir, 'data3')}\nplugin_attr:\n  prometheus:\n    export_addr: { ip: 127.0.0.1, port: 0 }\n`);
     const p = startGatewayProcess(['--config', config], { PORTICO_STANDALONE_FILE: json });
     try {
       const jsonPort = Number((await p.waitFor(/data plane listening on http:\/\/[^:]+:(\d+)/, 90_000))[1]);
