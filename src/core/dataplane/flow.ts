@@ -43,7 +43,8 @@ export interface FlowResponse extends ServerResponse {
 }
 
 const STEP_COUNT = 8;
-const BAD_REQUEST_RAW = 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n';
+/** A bare 400 for a raw socket that never became an HTTP exchange (llhttp's refusals, chunked upgrades). */
+export const BAD_REQUEST_RAW = 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n';
 
 export class RequestFlow implements RequestEnd, TakeoverEnv {
   readonly logger: Logger;

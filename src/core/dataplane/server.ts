@@ -37,12 +37,11 @@ import { closeSchemeHandlers } from '../pubsub/scheme-handler.js';
 import { ConfigSnapshot } from '../snapshot/snapshot.js';
 import { TlsListeners } from '../tls/listeners.js';
 import { acceptH2c } from '../tls/h2c.js';
-import { RequestFlow, type FlowResponse } from './flow.js';
+import { BAD_REQUEST_RAW, RequestFlow, type FlowResponse } from './flow.js';
 import type { DataPlane, DataPlaneOptions } from './types.js';
 
 /** How long close() lets in-flight requests finish before cutting them. */
 const DRAIN_MS = 5_000;
-const BAD_REQUEST_RAW = 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n';
 
 /** Serves in this process (inside a cluster worker, or in-process when asked). */
 export async function startServing(opts: DataPlaneOptions): Promise<DataPlane> {

@@ -5,7 +5,6 @@
  */
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { WebSocket } from 'ws';
 import { encodeBody, ERRORS, sendError } from '../errors.js';
 import type { RequestCtx } from '../http/request-context.js';
 import type { SchemeHandler, SchemeRequest } from '../pubsub/scheme-handler.js';
@@ -43,7 +42,7 @@ export function takeOver(ctx: RequestCtx, handler: SchemeHandler, env: TakeoverE
       ctx.res.detachSocket(socket as Socket);
       env.upgraded.add(socket);
       socket.once('close', () => env.upgraded.delete(socket));
-      return upgrade!.handshake!(options?.maxPayload).then((ws: WebSocket) => ws);
+      return upgrade!.handshake!(options?.maxPayload);
     },
     reject: (status, body) => {
       if (accepted) return;
