@@ -26,7 +26,7 @@ import { Http2ServerResponse } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import fastifyWebsocket, { type WebsocketPluginOptions } from '@fastify/websocket';
-import { fastify, type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteShorthandOptions } from 'fastify';
+import { fastify, LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteShorthandOptions } from 'fastify';
 import type { ConstraintStrategy, HTTPVersion } from 'find-my-way';
 import type { Logger } from 'pino';
 import { createLogger } from '../log/logger.js';
@@ -180,7 +180,8 @@ class DataPlaneServer {
       },
       clientErrorHandler: onClientError,
       logger: false,
-      disableRequestLogging: true,
+      // No per-request log lines from fastify: the log phase and the access log are Portico's own.
+      logController: new LogController({ disableRequestLogging: true }),
       // Requests already on a keep-alive connection when close() starts are served, not turned away with 503.
       return503OnClosing: false,
       forceCloseConnections: 'idle',
