@@ -15,6 +15,9 @@ import type { PorticoConfig } from './core/config/types.js';
 import { startDataPlane } from './core/process/launch.js';
 import type { DataPlane } from './core/dataplane/types.js';
 import { createStatusServer } from './core/status/server.js';
+import { createControlServer } from './core/control/server.js';
+import { HEALTH_REPORTS, mergeReports } from './core/control/health.js';
+import { healthReports } from './core/upstream/index.js';
 import { servesInWorkers, workerCount } from './core/process/worker-count.js';
 import { Channel } from './core/process/channel.js';
 import { sharedStateHub } from './core/process/shared-state.js';
@@ -38,13 +41,15 @@ export interface Gateway {
   readonly tlsAddresses: AddressInfo[];
   /** apisix.status's listener, when configured. */
   readonly statusAddress?: AddressInfo;
+  /** The control API's listener (apisix.enable_control), unless it is off or could not listen. */
+  readonly controlAddress?: AddressInfo;
   /** Keys generated at this start (first start only): say once where they are kept. */
   readonly generated: GeneratedSecret[];
   /** Stops accepting, lets in-flight requests finish, closes the store. */
   close(): Promise<void>;
 }
 
-export type ListenerName = 'data plane' | 'data plane (HTTPS)' | 'status API' | 'Admin API';
+export type ListenerName = 'data plane' | 'data plane (HTTPS)' | 'status API' | 'control API' | 'Admin API';
 
 /** Told as start-up goes, so a caller can say each thing when it is true. */
 export interface StartReporter {
@@ -128,6 +133,26 @@ export async function startGateway(config: PorticoConfig, opts: StartOptions = {
     closers.unshift(() => data.close());
     opts.report?.listening?.('data plane', data.address);
     for (const a of data.tlsAddresses) opts.report?.listening?.('data plane (HTTPS)', a);
+    let controlAddress: AddressInfo | undefined;
+    if (config.apisix.enable_control) {
+      const control = createControlServer({
+        store,
+        registry,
+        // Checkers run where requests are served: in each worker, or here when served in-process.
+        health: async () => mergeReports(inWorkers ? await channel.requestAll(HEALTH_REPORTS, null) : [healthReports()]),
+      });
+      const { ip, port } = config.apisix.control;
+      try {
+        await control.listen({ host: ip, port });
+        controlAddress = control.server.address() as AddressInfo;
+        closers.push(() => control.close());
+        opts.report?.listening?.('control API', controlAddress);
+      } catch (err) {
+        // A diagnostics port must not keep the node from serving traffic (APISIX's nginx would refuse to start).
+        logger.warn(`control API not served: cannot listen on ${ip}:${port} (apisix.control): ${(err as Error).message}`);
+        await control.close().catch(() => undefined);
+      }
+    }
     let adminAddress: AddressInfo | undefined;
     if (config.deployment.admin.enable_admin) {
       const standalone = store instanceof StandaloneStore ? store : undefined;
@@ -147,6 +172,7 @@ export async function startGateway(config: PorticoConfig, opts: StartOptions = {
       dataAddress: data.address,
       tlsAddresses: data.tlsAddresses,
       statusAddress,
+      controlAddress,
       generated,
       async close() {
         // Data plane first so in-flight proxied requests finish, then admin, then the store.

@@ -12,6 +12,8 @@ import { workerCount } from './core/process/worker-count.js';
 import { connectToPrimary } from './core/process/worker-link.js';
 import { TO_PRIMARY, TO_WORKER, type PrimaryMessage, type WorkerMessage } from './core/process/protocol.js';
 import { sharedStateHub } from './core/process/shared-state.js';
+import { HEALTH_REPORTS } from './core/control/health.js';
+import { healthReports } from './core/upstream/index.js';
 import { registerPubSubBackends } from './pubsub/index.js';
 import { initPlugins } from './core/plugin/contract.js';
 import { PORTICO_VERSION } from './core/config/version.js';
@@ -55,6 +57,9 @@ function drainAndExit(): void {
 // IPC disconnect (node:cluster does that).
 process.on('SIGINT', drainAndExit);
 process.on('SIGTERM', drainAndExit);
+
+// The control API (in the primary) asks each worker what its health checkers see.
+channel.serve(HEALTH_REPORTS, () => healthReports());
 
 send({ type: 'ready' });
 

@@ -109,6 +109,8 @@ describe("APISIX's config.yaml.example, sections uncommented", () => {
     expect(config.deployment.admin.enable_admin).toBe(true); // apisix.enable_admin
     expect(config.apisix.router).toEqual({ http: 'radixtree_host_uri', ssl: 'radixtree_sni' });
     expect(config.nginx_config.worker_processes).toBe('auto');
+    expect(config.apisix.enable_control).toBe(true);
+    expect(config.apisix.control).toEqual({ ip: '127.0.0.1', port: 9090 });
     expect(config.plugins).toContain('key-auth');
     expect(config.plugin_attr.prometheus).toMatchObject({ metrics: { upstream_status: { expire: 0 } } });
 
@@ -121,7 +123,6 @@ describe("APISIX's config.yaml.example, sections uncommented", () => {
       'apisix.proxy_protocol',
       'apisix.proxy_cache',
       'apisix.dns_resolver',
-      'apisix.control', // the control API is not served yet
       'nginx_config.user',
       'nginx_config.envs',
       'nginx_config.http',
@@ -137,8 +138,8 @@ describe("APISIX's config.yaml.example, sections uncommented", () => {
       expect(listed).toContain(key);
     }
     // Honoured keys are not reported as ignored; a section is named once, not key by key.
-    // apisix.ssl and status are served (src/core/tls/, src/core/status/).
-    for (const key of ['apisix.enable_admin', 'apisix.router.ssl', 'deployment.role', 'deployment.role_traditional', 'apisix.ssl', 'apisix.status']) {
+    // apisix.ssl, status and the control API are served (src/core/tls/, src/core/status/, src/core/control/).
+    for (const key of ['apisix.enable_admin', 'apisix.router.ssl', 'deployment.role', 'deployment.role_traditional', 'apisix.ssl', 'apisix.status', 'apisix.enable_control', 'apisix.control']) {
       expect(listed).not.toContain(key);
     }
     expect(listed.some((k) => k.startsWith('nginx_config.http.'))).toBe(false);

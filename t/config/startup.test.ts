@@ -51,10 +51,12 @@ test('the Admin API opens only once the data plane serves, and the listening lin
     await gp.waitFor(/Admin API listening/, 60_000);
     const lines = gp.output().split('\n').filter((l) => l.includes(' listening on '));
     // The HTTPS listener (apisix.ssl, on by default as in APISIX) is the data plane's too: it comes before the Admin API.
-    expect(lines).toHaveLength(3);
+    // Then the control API (apisix.enable_control, on by default as in APISIX), also before the Admin API.
+    expect(lines).toHaveLength(4);
     expect(lines[0]).toBe(`Portico data plane listening on http://127.0.0.1:${dataPort}`);
     expect(lines[1]).toMatch(/^Portico data plane listening on https:\/\/[\d.]+:\d+$/);
-    expect(lines[2]).toBe(`Portico Admin API listening on http://127.0.0.1:${adminPort}/apisix/admin`);
+    expect(lines[2]).toMatch(/^Portico control API listening on http:\/\/127\.0\.0\.1:\d+$/);
+    expect(lines[3]).toBe(`Portico Admin API listening on http://127.0.0.1:${adminPort}/apisix/admin`);
   } finally {
     gp.proc.kill('SIGTERM');
     await gp.exited;

@@ -76,8 +76,8 @@ export function testRegistry(plugins: PluginDefinition[]): PluginLookup & { list
 
 export function testConfig(over: DeepPartial<PorticoConfig> = {}): PorticoConfig {
   const base: DeepPartial<PorticoConfig> = {
-    // HTTPS is opt-in here: its default port would collide between test files.
-    apisix: { node_listen: { ip: '127.0.0.1', port: 0 }, ssl: { enable: false, listen: [{ ip: '127.0.0.1', port: 0 }] } },
+    // HTTPS is opt-in here: its default port would collide between test files (the control API's too).
+    apisix: { node_listen: { ip: '127.0.0.1', port: 0 }, ssl: { enable: false, listen: [{ ip: '127.0.0.1', port: 0 }] }, control: { ip: '127.0.0.1', port: 0 } },
     nginx_config: { worker_processes: 1 },
   };
   return loadConfig({ overrides: mergeConfig(base, over), env: {} });

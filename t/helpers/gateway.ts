@@ -45,8 +45,8 @@ export async function startTestGateway(
   const adminKey = randomBytes(16).toString('hex');
   const viewerKey = randomBytes(16).toString('hex');
   const base: DeepPartial<PorticoConfig> = {
-    // HTTPS is opt-in here (their default ports would collide between test files).
-    apisix: { node_listen: { ip: '127.0.0.1', port: 0 }, ssl: { enable: false, listen: [{ ip: '127.0.0.1', port: 0 }] } },
+    // HTTPS is opt-in here (their default ports would collide between test files); the control API on an ephemeral port.
+    apisix: { node_listen: { ip: '127.0.0.1', port: 0 }, ssl: { enable: false, listen: [{ ip: '127.0.0.1', port: 0 }] }, control: { ip: '127.0.0.1', port: 0 } },
     nginx_config: { worker_processes: 1 },
     // prometheus is enabled by default: its export listener on an ephemeral port, so test gateways never contend for 9091.
     plugin_attr: { prometheus: { export_addr: { ip: '127.0.0.1', port: 0 } } },

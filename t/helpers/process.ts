@@ -31,6 +31,7 @@ export function testConfigYaml(dataDir: string, extra = ''): string {
   node_listen: { ip: 127.0.0.1, port: 0 }
   ssl:
     listen: [{ ip: 127.0.0.1, port: 0 }]
+  control: { ip: 127.0.0.1, port: 0 }
 deployment:
   admin:
     admin_listen: { ip: 127.0.0.1, port: 0 }

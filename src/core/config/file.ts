@@ -95,13 +95,15 @@ function defaultWarn(env: NodeJS.ProcessEnv): (message: string) => void {
   return (message) => createLogger(env.PORTICO_LOG_LEVEL ?? 'info').warn(message);
 }
 
-/** APISIX's defaults for addresses a file may give in part: listen entries without ip/port, `status: {}`. */
+/** APISIX's defaults for addresses a file may give in part: listen entries without ip/port, `status: {}`, `control: {}`. */
 function fillListenDefaults(config: PorticoConfig): void {
   const apisix = config.apisix;
   apisix.ssl.listen = apisix.ssl.listen.map((l) => ({ ...l, ip: l.ip ?? '0.0.0.0', port: l.port ?? 9443 }));
   const status = apisix.status as Partial<NonNullable<PorticoConfig['apisix']['status']>> | null | undefined;
   if (status == null) delete apisix.status;
   else apisix.status = { ip: status.ip ?? '127.0.0.1', port: status.port ?? 7085 };
+  const control = apisix.control as Partial<PorticoConfig['apisix']['control']> | null | undefined;
+  apisix.control = { ip: control?.ip ?? '127.0.0.1', port: control?.port ?? 9090 };
 }
 
 export function loadConfig(opts: LoadOptions = {}): PorticoConfig {

@@ -48,6 +48,8 @@ export const configSchema = {
           },
         },
         status: { anyOf: [listen, { type: 'null' }] },
+        enable_control: { type: 'boolean' },
+        control: listen,
         trusted_addresses: { type: 'array', items: { type: 'string', minLength: 1 } },
         enable_server_tokens: { type: 'boolean' },
         router: {

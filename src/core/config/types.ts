@@ -38,6 +38,9 @@ export interface PorticoConfig {
     };
     /** /status and /status/ready; served only when the section is set (as in APISIX). */
     status?: { ip: string; port: number };
+    /** The control API (src/core/control/server.ts): what the node runs and its upstreams' health, on loopback by default. */
+    enable_control: boolean;
+    control: { ip: string; port: number };
     /**
      * Peers (CIDRs) whose X-Forwarded-For chain is kept and appended to (a load
      * balancer in front of Portico). From any other peer the header is

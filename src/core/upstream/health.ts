@@ -116,6 +116,24 @@ class Counters {
 
 export type HealthListener = (node: NodeState, healthy: boolean) => void;
 
+/** One node as APISIX's control API reports it (lua-resty-healthcheck's `get_target_list`). */
+export interface NodeHealth {
+  ip: string;
+  port: number;
+  /** The node's host name when it is not an address. */
+  hostname?: string;
+  /** `mostly_*` only where several processes' checkers disagree (see src/core/control/health.ts). */
+  status: 'healthy' | 'unhealthy' | 'mostly_healthy' | 'mostly_unhealthy';
+  counter: { success: number; http_failure: number; tcp_failure: number; timeout_failure: number };
+}
+
+/** One checker: `name` is the key of the object that holds the upstream (`/apisix/upstreams/1`, `/apisix/routes/7`). */
+export interface CheckerReport {
+  name: string;
+  type: 'http' | 'https' | 'tcp';
+  nodes: NodeHealth[];
+}
+
 /** Status of each node key by upstream key, owned by the newest checker for that key. */
 const inherited = new Map<string, { owner: HealthChecker; status: Map<string, boolean> }>();
 
@@ -126,6 +144,7 @@ export class HealthChecker {
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly probes = new Set<{ destroy(): void }>();
   private readonly status: Map<string, boolean>;
+  private readonly type: CheckerReport['type'];
   private closed = false;
 
   constructor(
@@ -136,6 +155,8 @@ export class HealthChecker {
   ) {
     if (checks.active) this.active = activeDefaults(checks.active);
     if (checks.passive) this.passiveConf = passiveDefaults(checks.passive);
+    // APISIX's control API names the active check's type, else the passive one's.
+    this.type = checks.active?.type ?? checks.passive?.type ?? 'http';
 
     const previous = inherited.get(upstreamKey)?.status;
     this.status = new Map();
@@ -275,6 +296,25 @@ export class HealthChecker {
     this.onChange?.(node, healthy);
   }
 
+  /** What this checker knows now: each node's status and its counters toward the next flip. */
+  report(): CheckerReport {
+    const nodes: NodeHealth[] = [];
+    for (const node of this.nodes) {
+      const c = this.counters.get(node)!;
+      const entry: NodeHealth = {
+        ip: node.connectHost,
+        port: node.port,
+        status: node.healthy ? 'healthy' : 'unhealthy',
+        counter: { success: c.successes, http_failure: c.http, tcp_failure: c.tcp, timeout_failure: c.timeouts },
+      };
+      if (net.isIP(node.connectHost) === 0) entry.hostname = node.connectHost;
+      nodes.push(entry);
+    }
+    // An inline upstream's key names its holder with a suffix (`/apisix/routes/7#upstream`); APISIX names the holder.
+    const hash = this.upstreamKey.indexOf('#');
+    return { name: hash < 0 ? this.upstreamKey : this.upstreamKey.slice(0, hash), type: this.type, nodes };
+  }
+
   close(): void {
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
@@ -283,4 +323,11 @@ export class HealthChecker {
     this.probes.clear();
     if (inherited.get(this.upstreamKey)?.owner === this) inherited.delete(this.upstreamKey);
   }
+}
+
+/** Every live checker of this process (the newest one per upstream key), for the control API. */
+export function healthReports(): CheckerReport[] {
+  const out: CheckerReport[] = [];
+  for (const { owner } of inherited.values()) out.push(owner.report());
+  return out;
 }

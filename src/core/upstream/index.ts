@@ -13,6 +13,7 @@ export type { RuntimeOptions } from './runtime.js';
 export type { HealthListener } from './health.js';
 export { defaultPort, parseAddr } from './nodes.js';
 export { livePoolCount } from './pool.js';
+export { healthReports, type CheckerReport, type NodeHealth } from './health.js';
 
 /**
  * `key` identifies the upstream across versions (e.g. the store key
