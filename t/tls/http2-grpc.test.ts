@@ -4,7 +4,8 @@
  * when node_listen.enable_http2 is set, and gRPC to `scheme: grpc` upstreams
  * with a real @grpc/grpc-js server and client: unary, server streaming and
  * bidirectional calls, status and trailers relayed, UNAVAILABLE when the
- * upstream is down.
+ * upstream is down; and `scheme: grpcs` upstreams (gRPC over TLS), whose
+ * certificate is verified unless `tls.verify` is false.
  */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -37,6 +38,7 @@ let grpcServer: grpc.Server;
 let grpcPort: number;
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- proto-loader's package object is untyped
 let echoService: any;
+let echoImpl: grpc.UntypedServiceImplementation;
 
 beforeAll(async () => {
   pki = makePki();
@@ -44,7 +46,7 @@ beforeAll(async () => {
   const def = protoLoader.loadSync(PROTO, { keepCase: true, defaults: true });
   echoService = (grpc.loadPackageDefinition(def) as any).portico.test.Echo;
   grpcServer = new grpc.Server();
-  grpcServer.addService(echoService.service, {
+  grpcServer.addService(echoService.service, (echoImpl = {
     Say(call: grpc.ServerUnaryCall<Msg, Msg>, cb: grpc.sendUnaryData<Msg>) {
       if (call.request.text === 'fail') {
         cb({ code: grpc.status.FAILED_PRECONDITION, details: 'asked to fail' });
@@ -62,7 +64,7 @@ beforeAll(async () => {
       call.on('data', (m: Msg) => call.write({ text: m.text.toUpperCase(), n: m.n * 2 }));
       call.on('end', () => call.end());
     },
-  });
+  }));
   grpcPort = await new Promise<number>((resolve, reject) =>
     grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
   );
@@ -211,6 +213,69 @@ describe('gRPC through the gateway (scheme: grpc)', () => {
       expect(ok.text).toBe('hello still via /portico.test.Echo/Say');
     } finally {
       client.close();
+    }
+  });
+});
+
+describe('scheme grpcs: gRPC over TLS to the upstream', () => {
+  let tlsServer: grpc.Server;
+  let tlsGrpcPort: number;
+
+  beforeAll(async () => {
+    // Signed by the test CA, which Node's trust store does not hold: verification must fail unless turned off.
+    const cert = pki.server(['grpc.upstream.test']);
+    tlsServer = new grpc.Server();
+    tlsServer.addService(echoService.service, echoImpl);
+    const creds = grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(cert.key), cert_chain: Buffer.from(cert.cert) }], false);
+    tlsGrpcPort = await new Promise<number>((resolve, reject) => tlsServer.bindAsync('127.0.0.1:0', creds, (err, port) => (err ? reject(err) : resolve(port))));
+    for (const [id, host, tls] of [
+      ['grpcs-noverify', 'noverify.grpcs.test', { verify: false }],
+      ['grpcs-verify', 'verify.grpcs.test', undefined],
+    ] as const) {
+      const upstream = { scheme: 'grpcs', type: 'roundrobin', nodes: { [`127.0.0.1:${tlsGrpcPort}`]: 1 }, ...(tls ? { tls } : {}) };
+      expect((await gw.admin('PUT', `/apisix/admin/routes/${id}`, { uri: '/portico.test.Echo/*', hosts: [host], upstream })).status).toBe(201);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  });
+  afterAll(() => tlsServer?.forceShutdown());
+
+  /** A client of the gateway's h2c port whose requests carry `host` as :authority, which routes them. */
+  const clientFor = (host: string): EchoClient => new echoService(`127.0.0.1:${gw.dataPort}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': host });
+
+  test('unary and server-streaming calls reach a TLS-only gRPC server (tls.verify false)', async () => {
+    const client = clientFor('noverify.grpcs.test');
+    try {
+      const md = new grpc.Metadata();
+      md.set('x-n', '3');
+      const res = await new Promise<Msg>((resolve, reject) => client.Say({ text: 'tls', n: 0 }, md, (e, r) => (e ? reject(e) : resolve(r))));
+      expect(res).toEqual({ text: 'hello tls via /portico.test.Echo/Say', n: 3 });
+      const counted: number[] = [];
+      await new Promise<void>((resolve, reject) => {
+        const stream = client.Count({ text: 'c', n: 4 });
+        stream.on('data', (m: Msg) => counted.push(m.n));
+        stream.on('end', resolve);
+        stream.on('error', reject);
+      });
+      expect(counted).toEqual([1, 2, 3, 4]);
+    } finally {
+      client.close();
+    }
+  });
+
+  test('by default the upstream certificate is verified: an untrusted one answers UNAVAILABLE, and the gateway keeps serving', async () => {
+    const client = clientFor('verify.grpcs.test');
+    try {
+      const err = await new Promise<grpc.ServiceError | null>((resolve) => client.Say({ text: 'x', n: 0 }, new grpc.Metadata(), (e) => resolve(e)));
+      expect(err?.code).toBe(grpc.status.UNAVAILABLE);
+    } finally {
+      client.close();
+    }
+    const again = clientFor('noverify.grpcs.test');
+    try {
+      const ok = await new Promise<Msg>((resolve, reject) => again.Say({ text: 'after', n: 0 }, new grpc.Metadata(), (e, r) => (e ? reject(e) : resolve(r))));
+      expect(ok.text).toBe('hello after via /portico.test.Echo/Say');
+    } finally {
+      again.close();
     }
   });
 });

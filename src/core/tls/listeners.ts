@@ -38,6 +38,7 @@ import { ERRORS, sendError } from '../errors.js';
 import { hostOf } from '../http/request-context.js';
 import { connectionOf, setTlsState, tlsStateOf } from './connection.js';
 import { tlsBaseOptions } from './options.js';
+import { verifiedChainLength } from './chain-depth.js';
 import { normalizeSni, type SniEntry, type SniTable } from './sni-table.js';
 
 export interface TlsListenEnv {
@@ -145,7 +146,7 @@ export class TlsListeners {
       socket.destroy();
       return;
     }
-    if (mtls !== undefined && socket.authorized && chainLength(socket) > mtls.depth + 1) {
+    if (mtls !== undefined && socket.authorized && verifiedChainLength(socket, mtls.cas) > mtls.depth + 1) {
       // Too deep for client.depth: refused as a failed verification is.
       if (mtls.skip === undefined) socket.destroy();
       else Object.assign(socket, { authorized: false, authorizationError: 'CERT_CHAIN_TOO_LONG' });
@@ -207,21 +208,6 @@ function askForCertificate(socket: TLSSocket, reject: boolean): void {
   s._requestCert = true;
   s._rejectUnauthorized = reject;
   s._handle?.setVerifyMode(true, reject);
-}
-
-/** Certificates from the client's up to the last one it (or the CA store) supplied. */
-function chainLength(socket: TLSSocket): number {
-  let n = 0;
-  let cert = socket.getPeerCertificate(true) as (ReturnType<TLSSocket['getPeerCertificate']> & { issuerCertificate?: unknown }) | null;
-  const seen = new Set<unknown>();
-  while (cert && Object.keys(cert).length > 0 && !seen.has(cert)) {
-    seen.add(cert);
-    n++;
-    const next = cert.issuerCertificate as typeof cert | undefined;
-    if (next === undefined || next === cert) break;
-    cert = next;
-  }
-  return n;
 }
 
 /**

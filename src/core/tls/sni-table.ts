@@ -16,10 +16,12 @@
  * reference that did not resolve) is left out and logged, as APISIX fails that
  * object's handshakes; the others keep serving.
  */
+import type { X509Certificate } from 'node:crypto';
 import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import type { SslConf } from '../model.js';
 import { decryptValue } from '../secrets/encryption.js';
+import { parseCaBundle } from './chain-depth.js';
 
 /** What a handshake and its requests need from the matched object. */
 export interface SniEntry {
@@ -43,9 +45,11 @@ export interface MtlsPolicy {
   /**
    * client.depth (default 1, nginx's ssl_verify_depth): CA certificates allowed
    * above the client's own. OpenSSL's verify depth is not reachable from Node,
-   * so the verified chain is measured once the handshake is done.
+   * so the verified chain is measured once the handshake is done (chain-depth.ts).
    */
   readonly depth: number;
+  /** client.ca's certificates, to rebuild a client's chain from. */
+  readonly cas: readonly X509Certificate[];
 }
 
 export interface SniTable {
@@ -175,7 +179,7 @@ function compileEntry(id: string, conf: SslConf, env: SniCompileEnv): SniEntry {
   let mtls: MtlsPolicy | undefined;
   if (client?.ca !== undefined) {
     options.ca = client.ca;
-    mtls = { skip: client.skip_mtls_uri_regex?.map((p) => new RegExp(p)), depth: client.depth ?? 1 };
+    mtls = { skip: client.skip_mtls_uri_regex?.map((p) => new RegExp(p)), depth: client.depth ?? 1, cas: parseCaBundle(client.ca) };
   }
   const context = createSecureContext(options);
   const protocols = Array.isArray(conf.ssl_protocols) && conf.ssl_protocols.length > 0 ? new Set(conf.ssl_protocols as string[]) : undefined;
