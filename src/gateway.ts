@@ -13,6 +13,7 @@ import { createLogger } from './core/log/logger.js';
 import { createAdminServer } from './admin/server.js';
 import type { PorticoConfig } from './core/config/types.js';
 import { startDataPlane } from './core/process/launch.js';
+import { listenAs } from './core/process/listen-error.js';
 import type { DataPlane } from './core/dataplane/types.js';
 import { createStatusServer } from './core/status/server.js';
 import { createControlServer } from './core/control/server.js';
@@ -26,7 +27,7 @@ import { initPlugins } from './core/plugin/contract.js';
 import { PORTICO_VERSION } from './core/config/version.js';
 import { PluginRegistry } from './core/plugin/registry.js';
 import { resolveSecrets, type GeneratedSecret } from './core/secrets/generated-keys.js';
-import type { ConfigStore } from './core/store/types.js';
+import { StoreUnavailableError, type ConfigStore } from './core/store/types.js';
 import { StandaloneStore } from './core/store/standalone.js';
 import type { DocumentValidator } from './core/store/standalone-doc.js';
 import { validateConfiguration } from './admin/config-validate.js';
@@ -88,12 +89,31 @@ async function openStore(config: PorticoConfig, registry: PluginRegistry, logger
     return new EtcdStore({ hosts: host, prefix, timeout });
   }
   const { openEmbeddedStore } = await import('./core/store/embedded.js');
-  return openEmbeddedStore(config.deployment.embedded.data_dir);
+  try {
+    return openEmbeddedStore(config.deployment.embedded.data_dir);
+  } catch (err) {
+    throw dataDirError(config, 'open the embedded store', err);
+  }
+}
+
+/** A read-only or foreign-owned data dir is the operator's to fix: its key and path, and the cause, in one line. */
+function dataDirError(config: PorticoConfig, what: string, err: unknown): Error {
+  const { code, message } = err as NodeJS.ErrnoException;
+  // Only the file system's and SQLite's own errors (they carry a code); a ConfigError says what it means already.
+  if (err instanceof StoreUnavailableError || typeof code !== 'string') return err as Error;
+  const detail = code !== undefined && !message.startsWith(code) ? `${code}: ${message}` : message;
+  const dir = config.deployment.embedded.data_dir;
+  return new StoreUnavailableError(`cannot ${what} in ${dir} (deployment.embedded.data_dir): ${detail}`, { cause: err });
 }
 
 export async function startGateway(config: PorticoConfig, opts: StartOptions = {}): Promise<Gateway> {
   const logger = opts.logger ?? createLogger('info');
-  const generated = resolveSecrets(config);
+  let generated: GeneratedSecret[];
+  try {
+    generated = resolveSecrets(config);
+  } catch (err) {
+    throw dataDirError(config, 'keep the generated keys', err);
+  }
   if (generated.length > 0) opts.report?.generated?.(generated);
   const registry = await PluginRegistry.load(config.plugins);
   const store = opts.store ?? (await openStore(config, registry, logger));
@@ -121,7 +141,8 @@ export async function startGateway(config: PorticoConfig, opts: StartOptions = {
     let statusAddress: AddressInfo | undefined;
     if (config.apisix.status !== undefined) {
       const status = createStatusServer({ notReady: () => (starting === undefined ? 'the data plane has not started' : starting.notReady()) });
-      await status.listen({ host: config.apisix.status.ip, port: config.apisix.status.port });
+      const { ip, port } = config.apisix.status;
+      await listenAs('apisix.status', ip, port, () => status.listen({ host: ip, port }));
       statusAddress = status.server.address() as AddressInfo;
       closers.push(() => status.close());
       opts.report?.listening?.('status API', statusAddress);
@@ -158,7 +179,7 @@ export async function startGateway(config: PorticoConfig, opts: StartOptions = {
       const standalone = store instanceof StandaloneStore ? store : undefined;
       const admin = await createAdminServer({ config, store, registry, logger, standalone });
       const { ip, port } = config.deployment.admin.admin_listen;
-      await admin.listen({ host: ip, port });
+      await listenAs('deployment.admin.admin_listen', ip, port, () => admin.listen({ host: ip, port }));
       adminAddress = admin.server.address() as AddressInfo;
       closers.push(() => admin.close());
       opts.report?.listening?.('Admin API', adminAddress);

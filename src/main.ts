@@ -7,7 +7,11 @@ import { createLogger } from './core/log/logger.js';
 import { ConfigError, loadConfig } from './core/config/file.js';
 import type { PorticoConfig } from './core/config/types.js';
 import { StoreUnavailableError } from './core/store/types.js';
+import { ListenError } from './core/process/listen-error.js';
 import { startGateway } from './gateway.js';
+
+// pino's levels; another name makes pino throw with a stack trace from inside its constructor.
+const LOG_LEVELS: readonly string[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 function parseArgs(argv: string[]): { config?: string } {
   const out: { config?: string } = {};
@@ -28,7 +32,9 @@ function parseArgs(argv: string[]): { config?: string } {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  const logger = createLogger(process.env.PORTICO_LOG_LEVEL ?? 'info');
+  const level = process.env.PORTICO_LOG_LEVEL ?? 'info';
+  if (!LOG_LEVELS.includes(level)) fail(`invalid log level "${level}" (PORTICO_LOG_LEVEL): use one of ${LOG_LEVELS.join(', ')}`);
+  const logger = createLogger(level);
   let gateway;
   let config: PorticoConfig | undefined;
   try {
@@ -49,15 +55,17 @@ async function main(): Promise<void> {
       },
     });
   } catch (err) {
-    // A store that cannot be reached is the operator's to fix, not a bug: say which and where, without a stack.
+    // A store that cannot be reached or opened, or an address that cannot be bound, is the operator's to fix,
+    // not a bug: say which config key and where, in one line, without a stack.
     const msg =
-      err instanceof ConfigError
+      err instanceof ConfigError || err instanceof ListenError
         ? err.message
         : err instanceof StoreUnavailableError && config?.deployment.config_provider === 'etcd'
           ? `cannot reach etcd at ${config.deployment.etcd.host.join(', ')} (deployment.etcd.host): ${err.message}`
-          : ((err as Error).stack ?? String(err));
-    process.stderr.write(`portico: failed to start: ${msg}\n`);
-    process.exit(1);
+          : err instanceof StoreUnavailableError
+            ? err.message
+            : ((err as Error).stack ?? String(err));
+    fail(msg);
   }
   let stopping = false;
   const stop = (signal: string) => {
@@ -74,6 +82,11 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+function fail(msg: string): never {
+  process.stderr.write(`portico: failed to start: ${msg}\n`);
+  process.exit(1);
 }
 
 function fmt(address: string): string {

@@ -11,6 +11,7 @@ import type { DataPlane } from './core/dataplane/types.js';
 import { workerCount } from './core/process/worker-count.js';
 import { connectToPrimary } from './core/process/worker-link.js';
 import { TO_PRIMARY, TO_WORKER, type PrimaryMessage, type WorkerMessage } from './core/process/protocol.js';
+import { ListenError } from './core/process/listen-error.js';
 import { sharedStateHub } from './core/process/shared-state.js';
 import { HEALTH_REPORTS } from './core/control/health.js';
 import { healthReports } from './core/upstream/index.js';
@@ -95,7 +96,7 @@ async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<voi
     dataPlane = await startServing({ config: msg.config, registry, store: feed, logger });
     send({ type: 'listening', address: dataPlane.address, tlsAddresses: dataPlane.tlsAddresses });
   } catch (err) {
-    send({ type: 'failed', error: err instanceof Error ? err.message : String(err) });
+    send({ type: 'failed', error: err instanceof Error ? err.message : String(err), listen: err instanceof ListenError ? err.failure : undefined });
     process.exit(1);
   }
 }

@@ -12,6 +12,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { AdminError, adminError } from './errors.js';
+import { jsonTooDeep, tooDeepMessage } from './nesting.js';
 
 /** What a handler sees: `undefined` when the request had no body (or an empty one). */
 export type AdminBody = unknown;
@@ -45,6 +46,7 @@ function readBody(payload: IncomingMessage, max: number): Promise<string> {
 
 export function parseJsonBody(raw: string): AdminBody {
   if (raw.trim() === '') return undefined;
+  if (jsonTooDeep(raw)) throw adminError(tooDeepMessage());
   try {
     return JSON.parse(raw) as unknown;
   } catch (err) {

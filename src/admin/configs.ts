@@ -24,6 +24,7 @@ import {
 import type { StandaloneStore } from '../core/store/standalone.js';
 import { validateConfiguration } from './config-validate.js';
 import { adminError } from './errors.js';
+import { jsonTooDeep, tooDeepMessage, valueTooDeep } from './nesting.js';
 
 /** What the body parser hands these routes: the text, parsed here by its Content-Type. */
 export class RawBody {
@@ -50,12 +51,16 @@ function readDocument(req: FastifyRequest): StandaloneDoc {
     let doc: unknown;
     try {
       doc = parseYaml(text);
-    } catch {
+    } catch (err) {
+      // The yaml parser recurses per flow level: what overflows it is deeper than the limit.
+      if ((err as Error).message.includes('Maximum call stack size exceeded')) throw adminError(tooDeepMessage());
       doc = undefined;
     }
     if (!isObject(doc)) throw adminError('invalid request body: invalid yaml request body');
+    if (valueTooDeep(doc)) throw adminError(tooDeepMessage());
     return doc;
   }
+  if (jsonTooDeep(text)) throw adminError(tooDeepMessage());
   let doc: unknown;
   try {
     doc = JSON.parse(text);

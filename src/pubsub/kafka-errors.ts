@@ -154,3 +154,21 @@ function stripSecrets(text: string): string {
   for (const s of secretsToStrip) out = out.split(s).join('***');
   return out;
 }
+
+/**
+ * What a pub/sub client is told after APISIX's word when no broker could be
+ * talked to: `not found topic` alone sent operators to the wrong place (the
+ * topic) when the cause was a broker name that does not resolve or a refused
+ * connection. Only the cause's code goes to the client (`ECONNREFUSED`,
+ * `ENOTFOUND`, a certificate's reason, `timeout`); broker addresses stay in the
+ * log, since the client may be outside the network they describe.
+ */
+export function unreachableCause(e: KafkaBackendError): string | undefined {
+  if (!e.unreachable) return undefined;
+  const detail = e.detail ?? '';
+  const code = detail.match(/\b(E[A-Z]{3,}|ERR_[A-Z0-9_]+)\b/)?.[1];
+  if (code !== undefined) return `brokers unreachable: ${code}`;
+  if (/certificate/i.test(detail)) return `brokers unreachable: TLS: ${detail.slice(detail.search(/[^:]*certificate/i)).trim()}`;
+  if (/within \d+ ms|timed? ?out/i.test(detail)) return 'brokers unreachable: timeout';
+  return 'brokers unreachable';
+}

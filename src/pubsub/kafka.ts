@@ -20,7 +20,7 @@ import {
   type KafkaSettings,
   type SaslMechanism,
 } from './kafka-client.js';
-import { NOT_FOUND_TOPIC, toKafkaBackendError } from './kafka-errors.js';
+import { NOT_FOUND_TOPIC, toKafkaBackendError, unreachableCause } from './kafka-errors.js';
 
 export interface KafkaPubSubOptions {
   /** Overrides config `apisix.pubsub.max_frame_size` (which the data plane passes per request). */
@@ -119,7 +119,9 @@ export function createKafkaSchemeHandler(opts: KafkaPubSubOptions = {}): SchemeH
     const failed = (what: string, topic: string, partition: number, err: unknown): PubSubResponseBody => {
       const e = toKafkaBackendError(err);
       if (e.detail) logger?.warn(`kafka ${what} failed, route: ${request.ctx.route.id}, topic: ${topic}, partition: ${partition}, err: ${e.message}, detail: ${e.detail}`);
-      return errorResp(`failed to ${what}, topic: ${topic}, partition: ${partition}, err: ${e.message}`);
+      // APISIX's words first (clients match them), then the cause when the brokers could not be reached.
+      const cause = unreachableCause(e);
+      return errorResp(`failed to ${what}, topic: ${topic}, partition: ${partition}, err: ${e.message}${cause ? ` (${cause})` : ''}`);
     };
 
     session.on('cmd_kafka_list_offset', async ({ topic, partition, timestamp }) => {

@@ -131,18 +131,18 @@ describe('kafka.t through the gateway', () => {
     expect(line(r)).toBe(`${r.sequence}offset: 30`);
   });
 
-  it('a cluster that cannot be reached: `not found topic` (kafka.t case 4)', async () => {
+  it('a cluster that cannot be reached: APISIX\'s `not found topic`, then the cause (kafka.t case 4)', async () => {
     const c = await ws('/kafka-invalid');
     const r = await c.request({ cmd_kafka_list_offset: { topic: 'test-consumer', partition: 0, timestamp: -2n } }, { sequence: 0n });
-    expect(line(r)).toBe('0failed to list offset, topic: test-consumer, partition: 0, err: not found topic');
+    expect(line(r)).toBe('0failed to list offset, topic: test-consumer, partition: 0, err: not found topic (brokers unreachable: ECONNREFUSED)');
     const f = await c.request({ cmd_kafka_fetch: { topic: 'test-consumer', partition: 0, offset: 0n } }, { sequence: 1n });
-    expect(line(f)).toBe('1failed to fetch message, topic: test-consumer, partition: 0, err: not found topic');
+    expect(line(f)).toBe('1failed to fetch message, topic: test-consumer, partition: 0, err: not found topic (brokers unreachable: ECONNREFUSED)');
   });
 
   it('upstream.tls turns TLS on: a plaintext broker fails the handshake and the session keeps serving', async () => {
     const c = await ws('/kafka-tls');
     const r = await c.request({ cmd_kafka_list_offset: { topic: 'test-consumer', partition: 0, timestamp: -1n } });
-    expect(line(r)).toBe(`${r.sequence}failed to list offset, topic: test-consumer, partition: 0, err: not found topic`);
+    expect(line(r)).toBe(`${r.sequence}failed to list offset, topic: test-consumer, partition: 0, err: not found topic (brokers unreachable: ECONNRESET)`);
     const p = await c.request({ cmd_ping: { state: Buffer.from('still here') } });
     expect('pong_resp' in p).toBe(true);
   });

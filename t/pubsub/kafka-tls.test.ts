@@ -256,7 +256,7 @@ describe('upstream.tls with verify: true (kafka.t case 6)', () => {
     const logFrom = log.length;
     const err = await listOffsetThenPing('/tls-verify');
     // APISIX's word for a cluster it could not talk to.
-    expect(err).toBe('failed to list offset, topic: t, partition: 0, err: not found topic');
+    expect(err).toBe('failed to list offset, topic: t, partition: 0, err: not found topic (brokers unreachable: TLS: self-signed certificate)');
 
     // The client reached the broker and started TLS, but refused the certificate: no handshake, no Kafka bytes.
     expect(tlsBroker.seen.connections).toBeGreaterThan(0);
@@ -279,7 +279,7 @@ describe('upstream.tls with verify: false (kafka.t case 5)', () => {
   ])('%s: the handshake completes and the broker gets Kafka requests, decrypted', async (_name, path) => {
     const err = await listOffsetThenPing(path);
     // The broker closes after the first request, so the cluster cannot be reached.
-    expect(err).toBe('failed to list offset, topic: t, partition: 0, err: not found topic');
+    expect(err).toBe('failed to list offset, topic: t, partition: 0, err: not found topic (brokers unreachable)');
 
     expect(tlsBroker.seen.handshakes).toBeGreaterThan(0);
     expect(tlsBroker.seen.handshakeErrors).toEqual([]);
@@ -302,7 +302,7 @@ describe('upstream.tls with verify: false (kafka.t case 5)', () => {
 
   it('TLS asked of a plaintext broker: the broker sees a TLS ClientHello, not Kafka, and the client gets an ErrorResp', async () => {
     const err = await listOffsetThenPing('/tls-on-plain');
-    expect(err).toBe('failed to list offset, topic: t, partition: 0, err: not found topic');
+    expect(err).toBe('failed to list offset, topic: t, partition: 0, err: not found topic (brokers unreachable)');
     // A TLS record of type handshake (22), version 3.x.
     expect(plainBroker.seen.bytes[0]).toBe(0x16);
     expect(plainBroker.seen.bytes[1]).toBe(0x03);
@@ -313,7 +313,7 @@ describe('upstream.tls with verify: false (kafka.t case 5)', () => {
 describe('no upstream.tls', () => {
   it('the Kafka protocol reaches the wire in clear', async () => {
     const err = await listOffsetThenPing('/plain');
-    expect(err).toBe('failed to list offset, topic: t, partition: 0, err: not found topic');
+    expect(err).toBe('failed to list offset, topic: t, partition: 0, err: not found topic (brokers unreachable)');
     const req = firstRequest(plainBroker.seen.bytes);
     expect(req).toBeDefined();
     expect([API_VERSIONS, METADATA]).toContain(req!.apiKey);
@@ -326,7 +326,7 @@ describe('no upstream.tls', () => {
     const res = await admin('PUT', '/apisix/admin/routes/plain-on-tls', route('/plain-on-tls', tlsBroker.port));
     expect(res.status, res.text).toBeLessThan(300);
     const err = await listOffsetThenPing('/plain-on-tls');
-    expect(err).toBe('failed to list offset, topic: t, partition: 0, err: not found topic');
+    expect(err).toBe('failed to list offset, topic: t, partition: 0, err: not found topic (brokers unreachable)');
     expect(tlsBroker.seen.connections).toBeGreaterThan(0);
     expect(tlsBroker.seen.handshakes).toBe(0);
     expect(tlsBroker.seen.handshakeErrors.length).toBeGreaterThan(0);

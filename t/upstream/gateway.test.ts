@@ -10,14 +10,24 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startServer, waitFor, type TestServer } from './support.js';
 
 let gw: TestGateway;
 const servers: TestServer[] = [];
+/** The gateway's warn-level log lines, as JSON. */
+const logLines: Array<Record<string, unknown>> = [];
 beforeAll(async () => {
-  gw = await startTestGateway();
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split('\n')) if (line) logLines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  gw = await startTestGateway({ logger: pino({ level: 'warn' }, sink) });
 });
 afterAll(async () => {
   await gw?.close();
@@ -68,11 +78,22 @@ describe('through the gateway', () => {
         await until('/tls-default/x', (r) => r.status !== 404);
         expect((await get('/tls-default/x')).status).toBe(502);
         expect(hits).toBe(0);
+        // The 502's log line says why and how to opt out, since APISIX would have accepted this upstream.
+        const failed = logLines.filter((l) => l.msg === 'proxy: upstream failed' && l.upstream === `127.0.0.1:${port}`);
+        expect(failed.length, JSON.stringify(logLines)).toBeGreaterThan(0);
+        expect(failed[0]!.hint).toContain('tls.verify: false');
 
         await route('tls-off', { scheme: 'https', tls: { verify: false }, nodes: { [`127.0.0.1:${port}`]: 1 } });
         await until('/tls-off/x', (r) => r.status !== 404);
         expect((await get('/tls-off/x')).status).toBe(200);
         expect(hits).toBeGreaterThan(0);
+        // A failure that is not the certificate's gets no such hint.
+        await route('tls-refused', { scheme: 'https', nodes: { '127.0.0.1:9': 1 } });
+        await until('/tls-refused/x', (r) => r.status !== 404);
+        expect((await get('/tls-refused/x')).status).toBe(502);
+        const refused = logLines.filter((l) => l.msg === 'proxy: upstream failed' && l.upstream === '127.0.0.1:9');
+        expect(refused.length).toBeGreaterThan(0);
+        expect(refused[0]!.hint).toBeUndefined();
       } finally {
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -105,7 +105,8 @@ describe('keep-alive pools', () => {
     await roundTrip(v1);
     // The data plane builds the new version first, then closes the old one.
     const v2 = rt({ nodes: { [a.key]: 1, [b.key]: 1 }, retries: 2 });
-    expect(livePoolCount()).toBe(base + 2);
+    // a's warm pool is adopted; b has none until a request goes to it (pools are made on first use).
+    expect(livePoolCount()).toBe(base + 1);
     await v1.close();
     const ta = v2.pick(fakeCtx(), new Set([b.key]))!;
     v2.release(ta);
@@ -126,6 +127,25 @@ describe('keep-alive pools', () => {
     await v3.close();
     expect(livePoolCount()).toBe(base);
     await expect(ta.pool.request({ path: '/', method: 'GET' })).rejects.toThrow();
+  });
+
+  it('makes a node’s pool on first use only, and lets it go when the node leaves the config', async () => {
+    const s = await startServer();
+    servers.push(s);
+    const base = livePoolCount();
+    // 5,000 nodes nobody sends a request to cost no pool at all.
+    const nodes: Record<string, number> = { [s.key]: 1 };
+    for (let i = 0; i < 5000; i++) nodes[`127.0.0.1:${10000 + i}`] = 0;
+    const big = rt({ nodes }, '/apisix/upstreams/big');
+    expect(livePoolCount()).toBe(base);
+    expect(await roundTrip(big)).toBe(200);
+    expect(livePoolCount()).toBe(base + 1);
+    // The next version, without that node: once the old version is closed, its pool is gone.
+    const next = rt({ nodes: { '127.0.0.1:9': 1 } }, '/apisix/upstreams/big');
+    await big.close();
+    expect(livePoolCount()).toBe(base);
+    await next.close();
+    expect(livePoolCount()).toBe(base);
   });
 
   it('uses the scheme’s default port for nodes without one, and brackets IPv6', () => {

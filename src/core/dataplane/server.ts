@@ -39,6 +39,7 @@ import { TlsListeners } from '../tls/listeners.js';
 import { acceptH2c } from '../tls/h2c.js';
 import { BAD_REQUEST_RAW, RequestFlow, type FlowResponse } from './flow.js';
 import type { DataPlane, DataPlaneOptions } from './types.js';
+import { listenAs } from '../process/listen-error.js';
 
 /** How long close() lets in-flight requests finish before cutting them. */
 const DRAIN_MS = 5_000;
@@ -286,7 +287,7 @@ class DataPlaneServer {
   /** The plain listener, then the HTTPS ones; resolves with the latter's addresses. */
   async listen(): Promise<AddressInfo[]> {
     const { ip, port } = this.opts.config.apisix.node_listen;
-    await this.app.listen({ host: ip, port });
+    await listenAs('apisix.node_listen', ip, port, () => this.app.listen({ host: ip, port }));
     try {
       return await this.tls.listen();
     } catch (err) {

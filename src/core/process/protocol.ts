@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type { PorticoConfig } from '../config/types.js';
 import type { StoreItem, WatchEvent } from '../store/types.js';
 import { topic } from './channel.js';
+import type { ListenFailure } from './listen-error.js';
 
 export type PrimaryMessage =
   | { type: 'init'; config: PorticoConfig; items: StoreItem[]; revision: number; logLevel: string }
@@ -19,7 +20,7 @@ export type WorkerMessage =
   /** Serving: the listener accepts, with the config it was sent. */
   | { type: 'listening'; address: AddressInfo; tlsAddresses: AddressInfo[] }
   | { type: 'applied'; revision: number; version: number }
-  | { type: 'failed'; error: string };
+  | { type: 'failed'; error: string; listen?: ListenFailure };
 
 export const TO_WORKER = topic<PrimaryMessage>('process:primary');
 export const TO_PRIMARY = topic<WorkerMessage>('process:worker');

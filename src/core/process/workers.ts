@@ -36,6 +36,7 @@ import type { Snapshot } from '../snapshot/snapshot.js';
 import { StoreMirror } from '../snapshot/mirror.js';
 import { KEY_PREFIX } from '../model.js';
 import type { Channel, Peer } from './channel.js';
+import { ListenError } from './listen-error.js';
 import { TO_PRIMARY, TO_WORKER, type PrimaryMessage } from './protocol.js';
 
 const EXIT_GRACE_MS = 7_000;
@@ -98,7 +99,8 @@ export async function startWorkers(opts: DataPlaneOptions, channel: Channel): Pr
       channel.addPeer(peer);
       w.started(undefined, msg.address);
     } else if (msg.type === 'applied') w.applied = msg.revision;
-    else if (msg.type === 'failed') w.started(new Error(`data-plane worker failed to start: ${msg.error}`));
+    // A bind failure reads as the primary's own would: the key and the address, not a worker's story.
+    else if (msg.type === 'failed') w.started(msg.listen ? new ListenError(msg.listen) : new Error(`data-plane worker failed to start: ${msg.error}`));
   });
 
   const fork = (): Promise<AddressInfo> =>

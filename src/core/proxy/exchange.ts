@@ -376,7 +376,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       }
     }
     this.finished = true;
-    this.env.logger.warn({ upstream: target.key, route: this.ctx.route.id, code: err.code, err: err.message }, 'proxy: upstream failed');
+    const hint = certificateHint(err.code, this.runtime.conf);
+    this.env.logger.warn({ upstream: target.key, route: this.ctx.route.id, code: err.code, err: err.message, hint }, 'proxy: upstream failed');
     this.fail(error);
   }
 
@@ -406,3 +407,16 @@ const EMPTY = Buffer.alloc(0);
 const SERVER_ONLY: ReadonlySet<string> = new Set(['server']);
 /** With body_filter plugins the body may change length, so the upstream's Content-Length cannot stand. */
 const SERVER_AND_LENGTH: ReadonlySet<string> = new Set(['server', 'content-length']);
+
+/** TLS verification failures (Node's codes for an untrusted, expired or misnamed certificate). */
+const CERTIFICATE_FAILURE = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ERR_TLS_CERT_ALTNAME/;
+
+/**
+ * Portico verifies upstream certificates unless told not to, where APISIX does
+ * not (src/core/upstream/pool.ts): an upstream that worked behind APISIX with a
+ * self-signed certificate fails here, so the log line says how to opt out.
+ */
+function certificateHint(code: string | undefined, conf: { tls?: { verify?: boolean } }): string | undefined {
+  if (code === undefined || conf.tls?.verify === false || !CERTIFICATE_FAILURE.test(code)) return undefined;
+  return "the upstream's certificate failed verification, which Portico does by default (APISIX does not): set the upstream's tls.verify: false to accept it, or give the node a certificate this machine trusts";
+}

@@ -40,6 +40,7 @@ import { connectionOf, setTlsState, tlsStateOf } from './connection.js';
 import { tlsBaseOptions } from './options.js';
 import { verifiedChainLength } from './chain-depth.js';
 import { normalizeSni, type SniEntry, type SniTable } from './sni-table.js';
+import { listenAs } from '../process/listen-error.js';
 
 export interface TlsListenEnv {
   readonly config: PorticoConfig['apisix'];
@@ -172,15 +173,17 @@ export class TlsListeners {
 
   async listen(): Promise<AddressInfo[]> {
     const out: AddressInfo[] = [];
-    for (const server of this.servers) {
+    for (const [i, server] of this.servers.entries()) {
       const { ip, port } = (server as Server & { [kListen]: SslListen })[kListen];
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen({ host: ip, port }, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
+      await listenAs(`apisix.ssl.listen[${i}]`, ip, port, () =>
+        new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen({ host: ip, port }, () => {
+            server.off('error', reject);
+            resolve();
+          });
+        }),
+      );
       out.push(server.address() as AddressInfo);
     }
     return out;

@@ -92,6 +92,18 @@ export function originOf(host: string, port: number, tls: boolean): string {
   return `${tls ? 'https' : 'http'}://${host}:${port}`;
 }
 
+/**
+ * Takes a reference on the pool for this node and settings when one is live,
+ * else undefined: a new config version adopts the warm pools of the one it
+ * replaces without creating pools for nodes nobody has sent a request to.
+ */
+export function acquireLivePool(host: string, port: number, s: PoolSettings): Pool | undefined {
+  const entry = entries.get(settingsKey(originOf(host, port, s.tls), s));
+  if (entry === undefined) return undefined;
+  entry.refs++;
+  return entry.pool;
+}
+
 /** Takes a reference on the pool for this node and settings, creating it when none is live. */
 export function acquirePool(host: string, port: number, s: PoolSettings): Pool {
   const origin = originOf(host, port, s.tls);

@@ -1,7 +1,12 @@
 /**
  * One upstream configuration, compiled: nodes grouped by priority (highest
  * first, each with its own balancer), a pool per node and an optional health
- * checker. pick() walks the groups and falls to a lower one only when the
+ * checker. A node's pool is created when a request first goes to it (an
+ * undici Pool costs 11-15 KB, in every worker, so an upstream of 50,000 nodes
+ * nobody routes to cost 540-760 MB when they were made up front); a pool still
+ * live from the version this one replaces is adopted at once, so a config
+ * change keeps warm connections. close() releases the pools it took, and the
+ * last release closes a pool: a node that left the config lets its pool go. pick() walks the groups and falls to a lower one only when the
  * higher one has no usable node, as APISIX's priority balancer does.
  *
  * When every node is unhealthy pick() returns undefined and the caller answers
@@ -14,9 +19,12 @@ import type { RequestContext } from '../plugin/ctx.js';
 import type { UpstreamConf } from '../model.js';
 import { balancerFactory } from './balancer/index.js';
 import { HealthChecker, type HealthListener } from './health.js';
-import { parseNodes } from './nodes.js';
-import { acquirePool, poolSettings, releasePool, type PoolSettings } from './pool.js';
+import { parseNodes, type ParsedNode } from './nodes.js';
+import { acquireLivePool, acquirePool, poolSettings, releasePool, type PoolSettings } from './pool.js';
 import type { Balancer, NodeState, UpstreamOutcome, UpstreamRuntime, UpstreamTarget } from './types.js';
+
+/** The grace a late-made pool of a retired runtime gets before its reference is dropped (as pool.ts's drain). */
+const LATE_RELEASE_MS = 30_000;
 
 interface Group {
   priority: number;
@@ -39,6 +47,8 @@ class Runtime implements UpstreamRuntime {
   readonly connectTimeoutMs: number;
   /** Pools for route-level connect timeouts, keyed `node key|ms`; created on first use. */
   private overridePools: Map<string, Pool> | undefined;
+  /** Pools this runtime holds a reference on (created or adopted), released by close(). */
+  private readonly taken: Pool[] = [];
   private closed?: Promise<void>;
 
   constructor(
@@ -49,12 +59,7 @@ class Runtime implements UpstreamRuntime {
     const settings = poolSettings(conf);
     this.settings = settings;
     this.connectTimeoutMs = settings.connectTimeoutMs;
-    this.nodes = parseNodes(conf).map((n) => ({
-      ...n,
-      pool: acquirePool(n.host, n.port, settings),
-      healthy: true,
-      active: 0,
-    }));
+    this.nodes = parseNodes(conf).map((n) => this.nodeState(n));
 
     const factory = balancerFactory(conf);
     const byPriority = new Map<number, NodeState[]>();
@@ -82,6 +87,28 @@ class Runtime implements UpstreamRuntime {
       this.health = new HealthChecker(this.nodes, conf.checks, key, options.onHealthChange);
       this.health.start();
     }
+  }
+
+  private nodeState(n: ParsedNode): NodeState {
+    const settings = this.settings;
+    const taken = this.taken;
+    let pool = acquireLivePool(n.host, n.port, settings);
+    if (pool !== undefined) taken.push(pool);
+    const runtime = this;
+    return {
+      ...n,
+      healthy: true,
+      active: 0,
+      get pool(): Pool {
+        if (pool === undefined) {
+          pool = acquirePool(n.host, n.port, settings);
+          // A request that picked this node just before its runtime retired: release once it had time to finish.
+          if (runtime.closed) setTimeout(() => void releasePool(pool!), LATE_RELEASE_MS).unref();
+          else taken.push(pool);
+        }
+        return pool;
+      },
+    };
   }
 
   pick(ctx: RequestContext, exclude?: ReadonlySet<string>): UpstreamTarget | undefined {
@@ -126,7 +153,7 @@ class Runtime implements UpstreamRuntime {
   close(): Promise<void> {
     if (!this.closed) {
       this.health?.close();
-      const pools = this.nodes.map((n) => n.pool);
+      const pools = [...this.taken];
       if (this.overridePools) pools.push(...this.overridePools.values());
       this.closed = Promise.all(pools.map((p) => releasePool(p))).then(() => undefined);
     }
