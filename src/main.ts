@@ -55,7 +55,9 @@ async function main(): Promise<void> {
         ? err.message
         : err instanceof StoreUnavailableError && config?.deployment.config_provider === 'etcd'
           ? `cannot reach etcd at ${config.deployment.etcd.host.join(', ')} (deployment.etcd.host): ${err.message}`
-          : ((err as Error).stack ?? String(err));
+          : err instanceof StoreUnavailableError
+            ? err.message
+            : ((err as Error).stack ?? String(err));
     process.stderr.write(`portico: failed to start: ${msg}\n`);
     process.exit(1);
   }
