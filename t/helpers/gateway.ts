@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { afterAll, beforeAll } from 'vitest';
 import { startUpstream, type Upstream } from '../dataplane/helpers.js';
 import { loadConfig, mergeConfig, type DeepPartial } from '../../src/core/config/file.js';
@@ -39,6 +39,8 @@ export async function startTestGateway(
     dataDir?: string;
     /** With worker_processes 1, serve in the test process (default) or, as `npm start` does, in a forked worker. */
     inProcess?: boolean;
+    /** The gateway's logger (default: silent, or $PORTICO_TEST_LOG's level). */
+    logger?: Logger;
   } = {},
 ): Promise<TestGateway> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'portico-test-'));
@@ -63,7 +65,7 @@ export async function startTestGateway(
   };
   const config = loadConfig({ overrides: mergeConfig(base, opts.config ?? {}), env: {} });
   // In-process with worker_processes 1 unless asked otherwise; main.js forks a worker (t/dataplane/worker-process.test.ts).
-  const gateway = await startGateway(config, { logger: pino({ level: process.env.PORTICO_TEST_LOG ?? 'silent' }), inProcess: opts.inProcess ?? true });
+  const gateway = await startGateway(config, { logger: opts.logger ?? pino({ level: process.env.PORTICO_TEST_LOG ?? 'silent' }), inProcess: opts.inProcess ?? true });
   const adminUrl = `http://127.0.0.1:${gateway.adminAddress?.port ?? 0}`;
   const dataPort = gateway.dataAddress.port;
   return {
