@@ -37,6 +37,7 @@ import { StoreMirror } from '../snapshot/mirror.js';
 import { KEY_PREFIX } from '../model.js';
 import type { Channel, Peer } from './channel.js';
 import { TO_PRIMARY, TO_WORKER, type PrimaryMessage } from './protocol.js';
+import { forgetWorkers, recordWorkers, retireOrphans } from './orphans.js';
 
 const EXIT_GRACE_MS = 7_000;
 
@@ -54,6 +55,10 @@ interface Forked {
 export async function startWorkers(opts: DataPlaneOptions, channel: Channel): Promise<DataPlane> {
   const n = workerCount(opts.config);
   const logger = opts.logger ?? createLogger('info');
+  // Workers a dead predecessor left serving hold the port: they drain and go first (orphans.ts).
+  const dataDir = opts.config.deployment.embedded.data_dir;
+  await retireOrphans(dataDir, logger);
+  const record = (): void => recordWorkers(dataDir, [...workers.values()].flatMap((w) => (w.worker.process.pid === undefined ? [] : [w.worker.process.pid])));
   const isTs = import.meta.url.endsWith('.ts');
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   cluster.setupPrimary({
@@ -93,6 +98,7 @@ export async function startWorkers(opts: DataPlaneOptions, channel: Channel): Pr
     else if (msg.type === 'listening') {
       w.listening = true;
       w.applied ??= listedAt;
+      record();
       tlsAddresses = msg.tlsAddresses;
       // From now on it answers plugins' requests (a worker still starting has no handlers yet).
       channel.addPeer(peer);
@@ -147,6 +153,7 @@ export async function startWorkers(opts: DataPlaneOptions, channel: Channel): Pr
       ),
     );
     stopListening();
+    forgetWorkers(dataDir);
   };
 
   try {
