@@ -29,7 +29,11 @@ let logger: Logger | undefined;
 const { channel, primary } = connectToPrimary({ onProblem: (problem, err) => logger?.warn({ err }, problem) });
 
 function send(msg: WorkerMessage): void {
-  channel.notify(primary, TO_PRIMARY, msg);
+  try {
+    channel.notify(primary, TO_PRIMARY, msg);
+  } catch {
+    // The primary is gone: nobody to tell (see the 'disconnect' listener).
+  }
 }
 
 let listener: WatchListener | undefined;
@@ -55,7 +59,7 @@ function drainAndExit(): void {
 
 // Ctrl-C reaches the whole process group, and service managers signal every process of the unit: drain as on
 // the primary's `close` instead of cutting in-flight requests. A worker left without its primary exits on the
-// IPC disconnect (node:cluster does that).
+// IPC disconnect (node:cluster does that) until it has listened; from then on see outliveThePrimary.
 process.on('SIGINT', drainAndExit);
 process.on('SIGTERM', drainAndExit);
 
@@ -95,8 +99,25 @@ async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<voi
     registerPubSubBackends({ logger });
     dataPlane = await startServing({ config: msg.config, registry, store: feed, logger });
     send({ type: 'listening', address: dataPlane.address, tlsAddresses: dataPlane.tlsAddresses });
+    outliveThePrimary(msg.revision);
   } catch (err) {
     send({ type: 'failed', error: err instanceof Error ? err.message : String(err), listen: err instanceof ListenError ? err.failure : undefined });
     process.exit(1);
   }
+}
+
+/**
+ * A primary that dies (kill -9, a crash in the store) must not take routes that were fine down with it: the
+ * worker keeps serving its last configuration until a new main process retires it (src/core/process/orphans.ts)
+ * or it is signalled. node:cluster exits a worker on an unexpected disconnect unless it is marked as leaving.
+ */
+function outliveThePrimary(startRevision: number): void {
+  cluster.worker!.exitedAfterDisconnect = true;
+  process.once('disconnect', () => {
+    if (draining) return;
+    logger?.error(
+      { revision: dataPlane?.appliedRevision() ?? startRevision },
+      'the main process is gone: serving the last configuration until a new main process takes over (Admin API and config changes are down)',
+    );
+  });
 }

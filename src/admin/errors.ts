@@ -7,7 +7,7 @@
  * writes it out (sendAdminError).
  */
 import type { FastifyError, FastifyReply } from 'fastify';
-import { CompareFailedError, StoreUnavailableError } from '../core/store/types.js';
+import { CompareFailedError, StoreOutcomeUnknownError, StoreUnavailableError } from '../core/store/types.js';
 
 export const ADMIN_ERROR_STATUS = {
   /** Bad input (body, id, query argument, path): the message names what is wrong. */
@@ -23,8 +23,10 @@ export const ADMIN_ERROR_STATUS = {
   ADMIN_UNSUPPORTED_MEDIA_TYPE: 415,
   /** The item changed between our read and our write (the store's compare failed), as APISIX answers it. */
   ADMIN_WRITE_CONFLICT: 503,
-  /** The config store cannot be reached or written: nothing was changed. */
+  /** The config store cannot be reached or written: nothing was changed, and nothing will be. */
   ADMIN_STORE_UNAVAILABLE: 503,
+  /** A write went unanswered and its outcome could not be learned in time: it may have been applied (the message names the key). */
+  ADMIN_STORE_OUTCOME_UNKNOWN: 504,
   ADMIN_INTERNAL: 500,
 } as const;
 
@@ -63,6 +65,7 @@ export function keyNotFound(): AdminError {
 export function toAdminError(err: unknown): { error: AdminError; fault: boolean } {
   if (err instanceof AdminError) return { error: err, fault: false };
   if (err instanceof CompareFailedError) return { error: adminError('value changed before overwritten', 'ADMIN_WRITE_CONFLICT'), fault: false };
+  if (err instanceof StoreOutcomeUnknownError) return { error: adminError(err.message, 'ADMIN_STORE_OUTCOME_UNKNOWN'), fault: true };
   if (err instanceof StoreUnavailableError) return { error: adminError(err.message, 'ADMIN_STORE_UNAVAILABLE'), fault: true };
   const status = (err as FastifyError).statusCode;
   if (status !== undefined && status >= 400 && status < 500) {

@@ -15,6 +15,7 @@ import { compileAuth, type AdminRole } from './auth.js';
 import { installBodyParser } from './body.js';
 import { AdminError, adminError, sendAdminError, toAdminError } from './errors.js';
 import { registerPluginRoutes } from './plugin-routes.js';
+import { withStoreDeadline } from '../core/store/deadline.js';
 import { createResourceHandler } from './resource-handler.js';
 import type { AdminMethod } from './resources.js';
 import { createCodec } from './stored-value.js';
@@ -153,19 +154,23 @@ export async function createAdminServer(opts: AdminServerOptions): Promise<Fasti
   }
   registerPluginRoutes(app, { registry, reloadPlugins: opts.reloadPlugins });
 
+  const storeTimeoutMs = config.deployment.etcd.timeout * 1000;
   const handle = createResourceHandler({ store, registry, codec: createCodec(config, registry) });
   app.route({
     method: ['GET', 'PUT', 'POST', 'PATCH', 'DELETE'],
     url: `${PREFIX}/*`,
     handler: async (req, reply) => {
       const { path, query } = splitUrl(req.url);
-      const res = await handle({
-        method: req.method as AdminMethod,
-        segments: segmentsOf(path),
-        query: new URLSearchParams(query),
-        body: req.body,
-        role: roles.get(req.raw) ?? 'viewer',
-      });
+      // Every store call this request makes shares one deadline: the answer comes within deployment.etcd.timeout.
+      const res = await withStoreDeadline(Date.now() + storeTimeoutMs, () =>
+        handle({
+          method: req.method as AdminMethod,
+          segments: segmentsOf(path),
+          query: new URLSearchParams(query),
+          body: req.body,
+          role: roles.get(req.raw) ?? 'viewer',
+        }),
+      );
       return reply.code(res.status).send(res.body);
     },
   });

@@ -40,11 +40,26 @@ deployment:
 ${extra}`;
 }
 
-export function startGatewayProcess(args: string[] = [], env: NodeJS.ProcessEnv = {}): GatewayProcess {
+/**
+ * `keepWorkers`: data-plane workers outlive a main process killed with -9 (src/core/process/orphans.ts); by
+ * default they are SIGKILLed with the main's process group when it exits, so no test leaves one serving.
+ */
+export function startGatewayProcess(args: string[] = [], env: NodeJS.ProcessEnv = {}, opts: { keepWorkers?: boolean } = {}): GatewayProcess {
   const proc = spawn(process.execPath, [MAIN, ...args], {
     env: { PATH: process.env.PATH, PORTICO_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group (led by its PID), so its workers can be stopped with it.
+    detached: true,
   });
+  if (!opts.keepWorkers) {
+    proc.on('exit', () => {
+      try {
+        process.kill(-proc.pid!, 'SIGKILL');
+      } catch {
+        // The group is empty.
+      }
+    });
+  }
   let out = '';
   const waiters = new Set<() => void>();
   const onData = (d: Buffer) => {
@@ -89,9 +104,10 @@ export function startGatewayProcess(args: string[] = [], env: NodeJS.ProcessEnv 
 }
 
 /** Starts a gateway process and waits until both listeners are up. */
-export async function startListening(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const gp = startGatewayProcess(args, env);
-  const data = await gp.waitFor(/data plane listening on http:\/\/[^:]+:(\d+)/);
-  const admin = await gp.waitFor(/Admin API listening on http:\/\/[^:]+:(\d+)/);
+/** `timeoutMs`: for each listener's line (default 15 s; forking several workers on a loaded machine takes longer). */
+export async function startListening(args: string[], env: NodeJS.ProcessEnv = {}, opts: { keepWorkers?: boolean; timeoutMs?: number } = {}) {
+  const gp = startGatewayProcess(args, env, opts);
+  const data = await gp.waitFor(/data plane listening on http:\/\/[^:]+:(\d+)/, opts.timeoutMs);
+  const admin = await gp.waitFor(/Admin API listening on http:\/\/[^:]+:(\d+)/, opts.timeoutMs);
   return { ...gp, dataPort: Number(data[1]), adminPort: Number(admin[1]) };
 }

@@ -86,6 +86,17 @@ export const configSchema = {
       additionalProperties: false,
       properties: {
         worker_processes: { anyOf: [{ type: 'integer', minimum: 1, maximum: 256 }, { const: 'auto' }] },
+        event: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { worker_connections: { type: 'integer', minimum: 1 } },
+        },
+        http: {
+          type: 'object',
+          additionalProperties: false,
+          // An nginx time ("60s", "500ms", "2m") or a number of seconds, as APISIX's config-default.yaml writes it.
+          properties: { client_header_timeout: { anyOf: [{ type: 'string', pattern: '^[0-9]+(ms|s|m|h)?$' }, { type: 'integer', minimum: 1 }] } },
+        },
       },
     },
     deployment: {

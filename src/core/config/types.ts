@@ -84,6 +84,10 @@ export interface PorticoConfig {
   nginx_config: {
     /** Data-plane worker processes; `auto` = number of cores, 1 = serve in the main process. */
     worker_processes: number | 'auto';
+    /** Connections each data-plane process holds at once, per listener (nginx's worker_connections); beyond, new ones are closed. */
+    event: { worker_connections: number };
+    /** Time a connection has to send a complete request head (nginx time or seconds); then it is closed. */
+    http: { client_header_timeout: string | number };
   };
   deployment: {
     /**

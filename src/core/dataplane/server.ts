@@ -40,6 +40,7 @@ import { acceptH2c } from '../tls/h2c.js';
 import { BAD_REQUEST_RAW, RequestFlow, type FlowResponse } from './flow.js';
 import type { DataPlane, DataPlaneOptions } from './types.js';
 import { listenAs } from '../process/listen-error.js';
+import { capConnections, httpServerLimits } from './connection-limits.js';
 
 /** How long close() lets in-flight requests finish before cutting them. */
 const DRAIN_MS = 5_000;
@@ -166,12 +167,14 @@ class DataPlaneServer {
     });
     let server: Server | undefined;
     let routing: RequestListener | undefined;
+    const limits = httpServerLimits(opts.config);
     this.app = fastify({
       serverFactory: (handler): Server => {
         routing = handler as unknown as RequestListener;
-        // requestTimeout 0: a slow, large upload is bounded by the upstream's send/read timeouts, not a wall clock.
+        // requestTimeout 0: a slow, large upload is bounded by the upstream's send/read timeouts, not a wall clock;
+        // the request head has its own timeout (connection-limits.ts).
         // Typed as a plain Server for fastify's generics; its responses are GatewayResponses (see onPlain).
-        server = createServer({ requestTimeout: 0, keepAliveTimeout: 60_000, ServerResponse: GatewayResponse }, handler) as unknown as Server;
+        server = createServer({ ...limits, ServerResponse: GatewayResponse }, handler) as unknown as Server;
         // First of the 'upgrade' listeners: keep the bytes that came after the head for the flow (a WebSocket
         // tunnel replays them after the upstream's 101; a plain proxied upgrade reads its body from them).
         server.prependListener('upgrade', (req: UpgradeRequest, _socket: Duplex, head: Buffer) => {
@@ -206,7 +209,10 @@ class DataPlaneServer {
       table: () => this.snapshots.current.tls,
       serverHeader: serverHeader(opts.config),
       logger: this.logger,
+      limits,
     });
+    capConnections(this.server, opts.config, this.logger, 'data plane (HTTP)');
+    for (const s of this.tls.servers) capConnections(s, opts.config, this.logger, 'data plane (HTTPS)');
     // h2c (HTTP/2 with prior knowledge) beside HTTP/1.1 on the plain port, only when asked: it costs a look at each connection's first bytes.
     if (opts.config.apisix.node_listen.enable_http2 === true) acceptH2c(this.server, routing!, GatewayH2Response);
   }
@@ -326,6 +332,11 @@ function unreachable(_request: FastifyRequest, reply: FastifyReply): void {
  * handler makes the same check on the same internal field.
  */
 function onClientError(err: Error & { code?: string }, socket: Duplex): void {
+  // No complete head within client_header_timeout: closed without an answer, as nginx does.
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    socket.destroy();
+    return;
+  }
   const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
   if (socket.writable && err.code !== 'ECONNRESET' && (inFlight == null || !inFlight.headersSent)) socket.end(BAD_REQUEST_RAW);
   else socket.destroy();

@@ -8,6 +8,8 @@ const primary: Peer = {
   name: 'the primary process',
   send(msg) {
     if (process.send === undefined) throw new Error('ipc: this process has no primary');
+    // Sent on a closed channel, node emits an 'error' on process, which nobody hears: a crash. Thrown here, the asker fails.
+    if (!process.connected) throw new Error('ipc: the primary process is gone');
     process.send(msg);
   },
 };

@@ -38,6 +38,7 @@ import { KEY_PREFIX } from '../model.js';
 import type { Channel, Peer } from './channel.js';
 import { ListenError } from './listen-error.js';
 import { TO_PRIMARY, TO_WORKER, type PrimaryMessage } from './protocol.js';
+import { forgetWorkers, recordWorkers, retireOrphans } from './orphans.js';
 
 const EXIT_GRACE_MS = 7_000;
 
@@ -55,6 +56,10 @@ interface Forked {
 export async function startWorkers(opts: DataPlaneOptions, channel: Channel): Promise<DataPlane> {
   const n = workerCount(opts.config);
   const logger = opts.logger ?? createLogger('info');
+  // Workers a dead predecessor left serving hold the port: they drain and go first (orphans.ts).
+  const dataDir = opts.config.deployment.embedded.data_dir;
+  await retireOrphans(dataDir, logger);
+  const record = (): void => recordWorkers(dataDir, [...workers.values()].flatMap((w) => (w.worker.process.pid === undefined ? [] : [w.worker.process.pid])));
   const isTs = import.meta.url.endsWith('.ts');
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   cluster.setupPrimary({
@@ -94,6 +99,7 @@ export async function startWorkers(opts: DataPlaneOptions, channel: Channel): Pr
     else if (msg.type === 'listening') {
       w.listening = true;
       w.applied ??= listedAt;
+      record();
       tlsAddresses = msg.tlsAddresses;
       // From now on it answers plugins' requests (a worker still starting has no handlers yet).
       channel.addPeer(peer);
@@ -149,6 +155,7 @@ export async function startWorkers(opts: DataPlaneOptions, channel: Channel): Pr
       ),
     );
     stopListening();
+    forgetWorkers(dataDir);
   };
 
   try {

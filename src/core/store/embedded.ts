@@ -11,6 +11,7 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { ensurePrivateDir, ensurePrivateFile, tightenIfExists } from '../secrets/private-files.js';
+import { DataDirLockedError, lockDataDir, type DataDirLock } from './embedded-lock.js';
 import {
   CompareFailedError,
   StoreUnavailableError,
@@ -56,7 +57,11 @@ export class EmbeddedStore implements ConfigStore {
   private closed = false;
   private readonly stmt;
 
-  constructor(file: string) {
+  /** `lock`: the data dir's, released when the store closes (openEmbeddedStore). */
+  constructor(
+    file: string,
+    private readonly lock?: DataDirLock,
+  ) {
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
@@ -173,6 +178,7 @@ export class EmbeddedStore implements ConfigStore {
     this.closed = true;
     this.watchers.clear();
     this.db.close();
+    this.lock?.release();
   }
 
   private run<T>(fn: () => T): T {
@@ -223,11 +229,24 @@ function prefixEnd(prefix: string): string {
   return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
 }
 
+/**
+ * Opens the gateway's store in `dataDir`, holding the dir's lock (embedded-lock.ts) while open. Any failure
+ * (held by another gateway, a read-only or unwritable dir) is a StoreUnavailableError naming the dir: the
+ * operator's to fix, said in one line.
+ */
 export function openEmbeddedStore(dataDir: string): EmbeddedStore {
-  ensurePrivateDir(dataDir);
-  const file = join(dataDir, 'portico.db');
-  ensurePrivateFile(file);
-  // Left by an earlier run with the umask's mode: SQLite reopens them as they are.
-  for (const suffix of ['-wal', '-shm', '-journal']) tightenIfExists(file + suffix);
-  return new EmbeddedStore(file);
+  let lock: DataDirLock | undefined;
+  try {
+    ensurePrivateDir(dataDir);
+    lock = lockDataDir(dataDir);
+    const file = join(dataDir, 'portico.db');
+    ensurePrivateFile(file);
+    // Left by an earlier run with the umask's mode: SQLite reopens them as they are.
+    for (const suffix of ['-wal', '-shm', '-journal']) tightenIfExists(file + suffix);
+    return new EmbeddedStore(file, lock);
+  } catch (err) {
+    lock?.release();
+    if (err instanceof DataDirLockedError) throw err;
+    throw new StoreUnavailableError(`cannot open the embedded store in ${dataDir} (deployment.embedded.data_dir): ${(err as Error).message}`, { cause: err });
+  }
 }

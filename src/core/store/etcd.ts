@@ -3,11 +3,26 @@
  * lays it (`<prefix>/routes/1`), so every node watching the prefix converges on
  * each change. Revisions are etcd's own. Writes are transactions that read the
  * item back in the same revision, so create/modify revisions need no extra trip.
+ *
+ * Bounded answers: every call gets what is left of the caller's deadline
+ * (deadline.ts), at most `timeout`. A write whose answer does not come may
+ * still be applied later (an etcd that was frozen reads the request when it
+ * resumes), so each write carries a fence: its transaction also requires that
+ * a key of its own, `<prefix>_fences/<uuid>`, does not exist. When the answer
+ * does not come, the fence is written (with the item's current state read in
+ * the same transaction): from then on the write can never apply, and the read
+ * says whether it did before. So a failed write is either known applied (the
+ * write succeeds), known not applied and never to be (StoreUnavailableError),
+ * or, when the fence cannot be written in time either, unknown
+ * (StoreOutcomeUnknownError, naming the key). Fences live an hour on a lease.
  */
-import { Etcd3, type IKeyValue, type IOperation } from 'etcd3';
+import { randomUUID } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
+import { Etcd3, type IKeyValue, type IOperation, type IOptions } from 'etcd3';
 import { KEY_PREFIX } from '../model.js';
 import {
   CompareFailedError,
+  StoreOutcomeUnknownError,
   StoreUnavailableError,
   type ConfigStore,
   type DeleteOptions,
@@ -18,6 +33,29 @@ import {
   type WatchListener,
   type Watcher,
 } from './types.js';
+import { storeDeadline } from './deadline.js';
+
+/** Kept back from a write's deadline to fence it when it goes unanswered. */
+const FENCE_SHARE = 0.3;
+const FENCE_TTL_S = 3600;
+/** The request never left: nothing can apply later. No connection; grpc-js's deadline passing before a connection was picked. */
+const NOT_SENT = /No connection established|ECONNREFUSED|waiting for (name resolution|LB pick|connection)/;
+/**
+ * etcd3's default fault handling retries failed calls (writes included) and trips a circuit breaker per
+ * host. A retried write hides whether the first attempt was sent, which the fence's answer depends on, and
+ * the caller's deadline already bounds each call, so every call is tried once, as it comes.
+ */
+type FaultPolicy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
+const NO_EVENTS = () => ({ dispose: () => undefined });
+const ONCE: FaultPolicy = {
+  _altReturn: undefined as never,
+  onSuccess: NO_EVENTS,
+  onFailure: NO_EVENTS,
+  execute: async (fn, signal = new AbortController().signal) => fn({ signal }),
+};
+
+/** Below this much time left a write is not sent: it could only go unanswered. */
+const MIN_WRITE_MS = 50;
 
 export interface EtcdStoreOptions {
   hosts: string[];
@@ -30,15 +68,24 @@ export interface EtcdStoreOptions {
 export class EtcdStore implements ConfigStore {
   private readonly client: Etcd3;
   private readonly prefix: string;
+  private readonly timeoutMs: number;
 
   constructor(opts: EtcdStoreOptions) {
-    const timeoutMs = opts.timeout * 1000;
+    const timeoutMs = (this.timeoutMs = opts.timeout * 1000);
     this.prefix = opts.prefix.replace(/\/$/, '');
     this.client = new Etcd3({
       hosts: opts.hosts,
       dialTimeout: timeoutMs,
-      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeoutMs }),
+      faultHandling: { global: ONCE, host: () => ONCE },
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: this.deadline() }),
     });
+  }
+
+  /** Now + timeout, or the caller's deadline when that comes first. */
+  private deadline(): number {
+    const own = Date.now() + this.timeoutMs;
+    const callers = storeDeadline();
+    return callers === undefined ? own : Math.min(own, callers);
   }
 
   private toEtcd(key: string): string {
@@ -71,15 +118,18 @@ export class EtcdStore implements ConfigStore {
 
   async put(key: string, value: unknown, opts: PutOptions = {}): Promise<StoreItem> {
     const k = this.toEtcd(key);
-    const res = await this.txn(k, opts.expectModRevision, this.client.put(k).value(JSON.stringify(value)), this.client.get(k));
-    const kv = res.responses[1]?.response_range?.kvs?.[0];
+    const json = JSON.stringify(value);
+    const res = await this.txn(key, opts.expectModRevision, (kv) => kv !== undefined && isDeepStrictEqual(JSON.parse(kv.value.toString()), JSON.parse(json)), this.client.put(k).value(json), this.client.get(k));
+    const kv = 'current' in res ? res.current : res.responses[1]?.response_range?.kvs?.[0];
     if (!kv) throw new StoreUnavailableError(`etcd did not return ${key} after writing it`);
     return this.item(kv);
   }
 
   async delete(key: string, opts: DeleteOptions = {}): Promise<boolean> {
     const k = this.toEtcd(key);
-    const res = await this.txn(k, opts.expectModRevision, this.client.delete().key(k));
+    const res = await this.txn(key, opts.expectModRevision, (kv) => kv === undefined, this.client.delete().key(k));
+    // Learned through the fence: it was deleted by this write (an absent key is not answered 404 then).
+    if ('current' in res) return true;
     return Number(res.responses[0]?.response_delete_range?.deleted ?? 0) > 0;
   }
 
@@ -150,14 +200,50 @@ export class EtcdStore implements ConfigStore {
     this.client.close();
   }
 
-  private async txn(key: string, expected: number | undefined, ...ops: IOperation[]) {
-    let builder = this.client.if(key, 'Mod', '>', -1); // always true: a plain write in the same txn shape
-    if (expected !== undefined) {
-      builder = expected === 0 ? this.client.if(key, 'Create', '==', 0) : this.client.if(key, 'Mod', '==', expected);
+  /**
+   * A fenced write (see the header). `applied` tells from the item's state read with the fence whether the
+   * write took effect; the answer is then `{ current }` instead of the write's own response.
+   */
+  private async txn(key: string, expected: number | undefined, applied: (kv: IKeyValue | undefined) => boolean, ...ops: IOperation[]) {
+    const k = this.toEtcd(key);
+    const fence = `${this.prefix}_fences/${randomUUID()}`;
+    let builder = this.client.if(fence, 'Version', '==', 0);
+    if (expected !== undefined) builder = expected === 0 ? builder.and(k, 'Create', '==', 0) : builder.and(k, 'Mod', '==', expected);
+    const end = this.deadline();
+    if (end - Date.now() < MIN_WRITE_MS) throw new StoreUnavailableError(`etcd: no time left for the write to ${key} (deployment.etcd.timeout)`);
+    const writeDeadline = end - Math.floor((end - Date.now()) * FENCE_SHARE);
+    let res;
+    try {
+      res = await builder.then(...ops).options({ deadline: writeDeadline }).commit();
+    } catch (err) {
+      const why = (err as Error).message;
+      if (NOT_SENT.test(why)) throw new StoreUnavailableError(`etcd: ${why}`, { cause: err });
+      const current = await this.fence(fence, k, end).catch((fenceErr: unknown) => {
+        throw new StoreOutcomeUnknownError(
+          key,
+          `the write to ${key} may or may not have been applied: etcd did not answer (${why}), nor to the check that followed ` +
+            `(${(fenceErr as Error).message}); read the key to learn its state`,
+          { cause: err },
+        );
+      });
+      if (applied(current)) return { current };
+      throw new StoreUnavailableError(`etcd: the write to ${key} was not applied and never will be (${why})`, { cause: err });
     }
-    const res = await this.call(() => builder.then(...ops).commit());
     if (!res.succeeded) throw new CompareFailedError(key);
     return res;
+  }
+
+  /** Makes the write fenced by `fence` impossible from now on; answers the item's state at that moment. */
+  private async fence(fence: string, k: string, deadline: number): Promise<IKeyValue | undefined> {
+    const grant = await this.client.leaseClient.leaseGrant({ TTL: FENCE_TTL_S }, { deadline });
+    const res = await this.client
+      .if(fence, 'Version', '==', 0)
+      .then(this.client.put(fence).value('').lease(grant.ID), this.client.get(k))
+      .else(this.client.get(k))
+      .options({ deadline })
+      .commit();
+    const range = res.responses[res.succeeded ? 1 : 0]?.response_range;
+    return range?.kvs?.[0];
   }
 
   private async call<T>(fn: () => Promise<T>): Promise<T> {

@@ -63,6 +63,23 @@ export class StoreUnavailableError extends Error {
   }
 }
 
+/**
+ * A write was sent and no answer came, and whether it was applied could not be
+ * learned in time either (maps to HTTP 504 naming the key): it may have been
+ * applied, or may still be. Every other failed write was not applied and never
+ * will be (StoreUnavailableError, 503).
+ */
+export class StoreOutcomeUnknownError extends StoreUnavailableError {
+  constructor(
+    public readonly key: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'StoreOutcomeUnknownError';
+  }
+}
+
 export interface ConfigStore {
   get(key: string): Promise<StoreItem | undefined>;
   /** All items whose key starts with `prefix`, ordered by key. */

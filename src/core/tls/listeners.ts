@@ -55,6 +55,8 @@ export interface TlsListenEnv {
   readonly table: () => SniTable;
   readonly serverHeader: string;
   readonly logger: Logger;
+  /** The plain listener's HTTP/1.1 timeouts (src/core/dataplane/connection-limits.ts). */
+  readonly limits: Readonly<Record<'requestTimeout' | 'headersTimeout' | 'connectionsCheckingInterval' | 'keepAliveTimeout', number>>;
 }
 
 /** The client's certificate must verify (set on the socket by the SNI callback). */
@@ -106,20 +108,22 @@ export class TlsListeners {
       const options: SecureServerOptions = {
         ...base,
         SNICallback,
+        // A handshake left unfinished holds a descriptor as a silent connection would: the same bound.
+        handshakeTimeout: env.limits.headersTimeout,
         allowHTTP1: true,
         Http1ServerResponse: env.http1Response as typeof ServerResponse,
         Http2ServerResponse: env.http2Response as unknown as typeof Http2ServerResponse,
       };
       const h2 = createSecureServer(options, onRequest as unknown as (req: Http2ServerRequest, res: Http2ServerResponse) => void);
       // HTTP/1.1 on this listener: the same limits as the plain listener's (a slow upload is bounded by the upstream's timeouts).
-      Object.assign(h2, { requestTimeout: 0, keepAliveTimeout: 60_000 });
+      Object.assign(h2, env.limits);
       h2.on('session', (session: Http2Session) => {
         this.sessions.add(session);
         session.once('close', () => this.sessions.delete(session));
       });
       server = h2 as unknown as Server;
     } else {
-      server = createHttpsServer({ ...base, SNICallback, ServerResponse: env.http1Response as typeof ServerResponse, requestTimeout: 0, keepAliveTimeout: 60_000 }, onRequest) as unknown as Server;
+      server = createHttpsServer({ ...base, SNICallback, handshakeTimeout: env.limits.headersTimeout, ServerResponse: env.http1Response as typeof ServerResponse, ...env.limits }, onRequest) as unknown as Server;
     }
     server.on('upgrade', env.upgrade);
     server.on('clientError', env.clientError);
