@@ -79,7 +79,7 @@ async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<voi
         return { close: () => (listener = undefined) };
       },
     };
-    const registry = await PluginRegistry.load(msg.config.plugins);
+    const registry = await PluginRegistry.load(msg.config.plugins, msg.config.plugin_dirs);
     const workers = workerCount(msg.config);
     // The process exits on close, which is all the cleanup a worker needs.
     await initPlugins(registry.list(), msg.config.plugin_attr, {
