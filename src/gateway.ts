@@ -45,6 +45,8 @@ export interface Gateway {
   readonly controlAddress?: AddressInfo;
   /** Keys generated at this start (first start only): say once where they are kept. */
   readonly generated: GeneratedSecret[];
+  /** The store revision every data-plane process has applied (tests wait on it after a write). */
+  appliedRevision(): number;
   /** Stops accepting, lets in-flight requests finish, closes the store. */
   close(): Promise<void>;
 }
@@ -95,7 +97,7 @@ export async function startGateway(config: PorticoConfig, opts: StartOptions = {
   const logger = opts.logger ?? createLogger('info');
   const generated = resolveSecrets(config);
   if (generated.length > 0) opts.report?.generated?.(generated);
-  const registry = await PluginRegistry.load(config.plugins);
+  const registry = await PluginRegistry.load(config.plugins, config.plugin_dirs);
   const store = opts.store ?? (await openStore(config, registry, logger));
   const closers: Array<() => Promise<void>> = [];
   // The workers join it as they start; closed last, settling whatever is still asked.
@@ -174,6 +176,7 @@ export async function startGateway(config: PorticoConfig, opts: StartOptions = {
       statusAddress,
       controlAddress,
       generated,
+      appliedRevision: () => data.appliedRevision(),
       async close() {
         // Data plane first so in-flight proxied requests finish, then admin, then the store.
         for (const close of closers) await close().catch((err: unknown) => logger.error({ err }, 'error while closing'));
