@@ -5,6 +5,7 @@
  * throws or rejects on request.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -80,4 +81,23 @@ export function pluginDir(files: Record<string, string> = {}): PluginDir {
   write('package.json', '{ "type": "module" }\n');
   for (const [file, source] of Object.entries(files)) write(file, source);
   return { dir, write, remove: (file) => rmSync(join(dir, file), { force: true }), close: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface FreshResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/** One request on a new connection, so the kernel may hand it to any worker. */
+export function fresh(url: string, headers: Record<string, string> = {}): Promise<FreshResponse> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent: false, headers: { connection: 'close', ...headers } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }

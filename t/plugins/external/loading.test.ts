@@ -5,24 +5,10 @@
  * Admin API and shown by /plugins/list and /plugins/{name}; start-up refused,
  * naming the file and the reason, for each broken kind of file.
  */
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPluginGateway, type PluginGateway } from 'portico/testing';
-import { JS_PLUGIN, pluginDir, TS_HELPER, tsPlugin, type PluginDir } from './fixtures.js';
-
-/** One request on a fresh connection, so the kernel may hand it to either worker. */
-function fresh(url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { agent: false, headers: { connection: 'close', ...headers } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString() }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
+import { fresh, JS_PLUGIN, pluginDir, TS_HELPER, tsPlugin, type PluginDir } from './fixtures.js';
 
 describe('external plugins in two worker processes', () => {
   let plugins: PluginDir;
