@@ -24,6 +24,11 @@ export default definePlugin<Conf>({
     properties: { greeting: { type: 'string', minLength: 1 } },
     required: ['greeting'],
   },
+  // x-delay: ms to wait in access, to keep a request in flight across a reload.
+  async access(_conf: Conf, ctx: RequestContext): Promise<void> {
+    const delay = Number(ctx.requestHeader('x-delay') ?? 0);
+    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+  },
   header_filter(conf: Conf, ctx: RequestContext): void {
     ctx.response.headers.set('x-ts-hello', label(conf.greeting, ${JSON.stringify(tag)}));
     ctx.response.headers.set('x-served-by', String(process.pid));

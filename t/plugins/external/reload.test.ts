@@ -1,6 +1,7 @@
 /**
  * PUT /apisix/admin/plugins/reload with external plugins: an edited file is
- * served in every worker while a request loop sees only 200s; a broken edit
+ * served in every worker while a request loop sees only 200s and a request in
+ * flight finishes on the old code; a broken edit
  * is refused (400 naming the file and the reason) with the old code serving;
  * a schema change that a stored route no longer passes is reported and the
  * route keeps serving as last compiled; and a reload on one node reloads the
@@ -50,6 +51,8 @@ describe('reload in two workers', () => {
     const loops = [loop, (async () => {
       while (!stop) statuses.push((await gw.request('/hello')).status);
     })()];
+    // In flight when the reload comes: it finishes on the code it started with.
+    const inFlight = fresh(`${gw.url}/hello`, { 'x-delay': '1000' });
     await new Promise((r) => setTimeout(r, 200));
     // The edit is in the helper the plugin imports, so the whole module graph has to be read again.
     plugins.write('lib/label.ts', TS_HELPER.replace("greeting + '/' + tag", "greeting + '/' + tag + '+'"));
@@ -61,6 +64,9 @@ describe('reload in two workers', () => {
     await Promise.all(loops);
     expect(statuses.length).toBeGreaterThan(10);
     expect(statuses.filter((s) => s !== 200)).toEqual([]);
+    const slow = await inFlight;
+    expect(slow.status).toBe(200);
+    expect(slow.headers['x-ts-hello']).toBe('hi/v1');
     expect([...(await bothWorkers(`${gw.url}/hello`)).values()]).toEqual(['hi/v2+', 'hi/v2+']);
   });
 
