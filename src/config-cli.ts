@@ -177,7 +177,7 @@ async function main(): Promise<void> {
   } catch (err) {
     fail(err instanceof ConfigError ? err.message : String(err));
   }
-  const registry = await PluginRegistry.load(config.plugins);
+  const registry = await PluginRegistry.load(config.plugins, config.plugin_dirs);
   const needsFile = (): string => args.file ?? fail(`${args.command} needs a FILE\n${USAGE}`, 2);
   switch (args.command) {
     case 'dump': {

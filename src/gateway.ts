@@ -23,7 +23,8 @@ import { servesInWorkers, workerCount } from './core/process/worker-count.js';
 import { Channel } from './core/process/channel.js';
 import { sharedStateHub } from './core/process/shared-state.js';
 import { registerPubSubBackends } from './pubsub/index.js';
-import { initPlugins } from './core/plugin/contract.js';
+import { PluginInits } from './core/plugin/lifecycle.js';
+import { PluginReloader } from './core/plugin/reload.js';
 import { PORTICO_VERSION } from './core/config/version.js';
 import { PluginRegistry } from './core/plugin/registry.js';
 import { resolveSecrets, type GeneratedSecret } from './core/secrets/generated-keys.js';
@@ -46,6 +47,8 @@ export interface Gateway {
   readonly controlAddress?: AddressInfo;
   /** Keys generated at this start (first start only): say once where they are kept. */
   readonly generated: GeneratedSecret[];
+  /** The store revision every data-plane process has applied (tests wait on it after a write). */
+  appliedRevision(): number;
   /** Stops accepting, lets in-flight requests finish, closes the store. */
   close(): Promise<void>;
 }
@@ -67,6 +70,8 @@ export interface StartOptions {
   store?: ConfigStore;
   /** With worker_processes 1, serve requests in this process rather than a forked worker (tests, embedding). */
   inProcess?: boolean;
+  /** Re-reads config.yaml for PUT /apisix/admin/plugins/reload (its plugins and plugin_dirs); without it the start-up set is reloaded. */
+  rereadConfig?: () => PorticoConfig;
 }
 
 /**
@@ -115,7 +120,7 @@ export async function startGateway(config: PorticoConfig, opts: StartOptions = {
     throw dataDirError(config, 'keep the generated keys', err);
   }
   if (generated.length > 0) opts.report?.generated?.(generated);
-  const registry = await PluginRegistry.load(config.plugins);
+  const registry = await PluginRegistry.load(config.plugins, config.plugin_dirs);
   const store = opts.store ?? (await openStore(config, registry, logger));
   const closers: Array<() => Promise<void>> = [];
   // The workers join it as they start; closed last, settling whatever is still asked.
@@ -126,16 +131,9 @@ export async function startGateway(config: PorticoConfig, opts: StartOptions = {
     const inWorkers = servesInWorkers(config, opts.inProcess);
     const workers = inWorkers ? workerCount(config) : 1;
     const shared = sharedStateHub({ channel, role: 'main', workers });
-    closers.push(
-      await initPlugins(registry.list(), config.plugin_attr, {
-        logger,
-        version: PORTICO_VERSION,
-        process: 'main',
-        dataPlaneInWorkers: inWorkers,
-        workers,
-        shared,
-      }),
-    );
+    const inits = new PluginInits({ logger, version: PORTICO_VERSION, process: 'main', dataPlaneInWorkers: inWorkers, workers, shared }, config.plugin_attr);
+    closers.push(() => inits.close());
+    await inits.update(registry.list());
     // Up before the data plane: a readiness probe gets 503 while workers start, not a refused connection.
     let starting: DataPlane | undefined;
     let statusAddress: AddressInfo | undefined;
@@ -174,10 +172,16 @@ export async function startGateway(config: PorticoConfig, opts: StartOptions = {
         await control.close().catch(() => undefined);
       }
     }
+    const standalone = store instanceof StandaloneStore ? store : undefined;
+    const reloader = new PluginReloader({ registry, inits, dataPlane: data, store, config, rereadConfig: opts.rereadConfig, propagate: standalone === undefined, logger });
+    // Another node's reload (written to the shared store) reloads this one; a standalone document has no such key.
+    if (standalone === undefined) {
+      await reloader.watch();
+      closers.unshift(async () => reloader.close());
+    }
     let adminAddress: AddressInfo | undefined;
     if (config.deployment.admin.enable_admin) {
-      const standalone = store instanceof StandaloneStore ? store : undefined;
-      const admin = await createAdminServer({ config, store, registry, logger, standalone });
+      const admin = await createAdminServer({ config, store, registry, logger, standalone, reloadPlugins: () => reloader.reload() });
       const { ip, port } = config.deployment.admin.admin_listen;
       await listenAs('deployment.admin.admin_listen', ip, port, () => admin.listen({ host: ip, port }));
       adminAddress = admin.server.address() as AddressInfo;
@@ -195,6 +199,7 @@ export async function startGateway(config: PorticoConfig, opts: StartOptions = {
       statusAddress,
       controlAddress,
       generated,
+      appliedRevision: () => data.appliedRevision(),
       async close() {
         // Data plane first so in-flight proxied requests finish, then admin, then the store.
         for (const close of closers) await close().catch((err: unknown) => logger.error({ err }, 'error while closing'));

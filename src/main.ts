@@ -42,6 +42,7 @@ async function main(): Promise<void> {
     // Each line is printed when it becomes true: the data plane once every worker accepts, then the Admin API.
     gateway = await startGateway(config, {
       logger,
+      rereadConfig: () => loadConfig({ path: args.config }),
       report: {
         generated(secrets) {
           // Where, never the key: standard output ends up in logs that more people read than the data dir.

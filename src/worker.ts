@@ -10,13 +10,13 @@ import { startServing } from './core/dataplane/server.js';
 import type { DataPlane } from './core/dataplane/types.js';
 import { workerCount } from './core/process/worker-count.js';
 import { connectToPrimary } from './core/process/worker-link.js';
-import { TO_PRIMARY, TO_WORKER, type PrimaryMessage, type WorkerMessage } from './core/process/protocol.js';
+import { RELOAD_PLUGINS, TO_PRIMARY, TO_WORKER, type PluginSet, type PrimaryMessage, type WorkerMessage } from './core/process/protocol.js';
 import { ListenError } from './core/process/listen-error.js';
 import { sharedStateHub } from './core/process/shared-state.js';
 import { HEALTH_REPORTS } from './core/control/health.js';
 import { healthReports } from './core/upstream/index.js';
 import { registerPubSubBackends } from './pubsub/index.js';
-import { initPlugins } from './core/plugin/contract.js';
+import { PluginInits } from './core/plugin/lifecycle.js';
 import { PORTICO_VERSION } from './core/config/version.js';
 import { PluginRegistry } from './core/plugin/registry.js';
 import type { ConfigFeed } from './core/snapshot/snapshot.js';
@@ -84,17 +84,13 @@ async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<voi
         return { close: () => (listener = undefined) };
       },
     };
-    const registry = await PluginRegistry.load(msg.config.plugins);
+    const registry = await PluginRegistry.load(msg.config.plugins, msg.config.plugin_dirs);
     const workers = workerCount(msg.config);
     // The process exits on close, which is all the cleanup a worker needs.
-    await initPlugins(registry.list(), msg.config.plugin_attr, {
-      logger,
-      version: PORTICO_VERSION,
-      process: 'worker',
-      dataPlaneInWorkers: true,
-      workers,
-      shared: sharedStateHub({ channel, role: 'worker', workers, primary }),
-    });
+    const shared = sharedStateHub({ channel, role: 'worker', workers, primary });
+    const inits = new PluginInits({ logger, version: PORTICO_VERSION, process: 'worker', dataPlaneInWorkers: true, workers, shared }, msg.config.plugin_attr);
+    await inits.update(registry.list());
+    channel.serve(RELOAD_PLUGINS, (set) => reloadPlugins(registry, inits, set));
     // Messaging backends log through this process's logger (broker failures, dropped sessions).
     registerPubSubBackends({ logger });
     dataPlane = await startServing({ config: msg.config, registry, store: feed, logger });
@@ -120,4 +116,18 @@ function outliveThePrimary(startRevision: number): void {
       'the main process is gone: serving the last configuration until a new main process takes over (Admin API and config changes are down)',
     );
   });
+}
+
+/** The primary's PUT /plugins/reload: load the set anew, swap it in, recompile; the reason when it does not load. */
+async function reloadPlugins(registry: PluginRegistry, inits: PluginInits, set: PluginSet): Promise<{ error?: string }> {
+  try {
+    const next = await PluginRegistry.load(set.plugins, set.plugin_dirs);
+    await inits.update(next.list());
+    registry.replace(next);
+    await dataPlane?.pluginsChanged(set);
+    return {};
+  } catch (err) {
+    logger?.error({ err }, 'plugin reload failed; the running set keeps serving');
+    return { error: err instanceof Error ? err.message : String(err) };
+  }
 }

@@ -7,14 +7,15 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { RESOURCES, type ResourceName } from '../core/model.js';
 import type { PluginRegistry } from '../core/plugin/registry.js';
+import type { InvalidConf } from '../core/plugin/reload.js';
 import type { SchemaType } from '../core/plugin/contract.js';
 import { getCoreSchema, validateSchemaOnly } from '../schema/index.js';
 import { AdminError, adminError } from './errors.js';
 
 export interface PluginRoutesOptions {
   registry: PluginRegistry;
-  /** Re-reads the plugin list (PUT /plugins/reload); absent means nothing to reload. */
-  reloadPlugins?: () => Promise<void>;
+  /** Re-reads the plugin list and code (PUT /plugins/reload); absent means nothing to reload. */
+  reloadPlugins?: () => Promise<InvalidConf[]>;
 }
 
 type Query = Record<string, string | undefined>;
@@ -86,9 +87,18 @@ export function registerPluginRoutes(app: FastifyInstance, opts: PluginRoutesOpt
     return reply.code(200).send();
   });
 
+  // APISIX answers `done` whatever happened. Portico refuses a set that does not load (400, naming the file and
+  // the reason; the running set keeps serving), and names the stored confs a changed schema no longer accepts
+  // (their routes keep serving as last compiled) in a JSON answer; otherwise it answers as APISIX does.
   app.put('/apisix/admin/plugins/reload', async (_req, reply: FastifyReply) => {
-    await opts.reloadPlugins?.();
-    return reply.code(200).type('text/plain').send('done');
+    let invalid: InvalidConf[] = [];
+    try {
+      invalid = (await opts.reloadPlugins?.()) ?? [];
+    } catch (err) {
+      throw adminError(`failed to reload plugins: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    if (invalid.length === 0) return reply.code(200).type('text/plain').send('done');
+    return reply.code(200).send({ message: 'done', invalid });
   });
   app.route({
     method: ['GET', 'POST', 'DELETE', 'PATCH'],

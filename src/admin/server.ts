@@ -8,6 +8,7 @@
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import type { PorticoConfig } from '../core/config/types.js';
+import type { InvalidConf } from '../core/plugin/reload.js';
 import type { PluginRegistry } from '../core/plugin/registry.js';
 import type { ConfigStore } from '../core/store/types.js';
 import { compileAllowList } from './allow-list.js';
@@ -29,8 +30,8 @@ export interface AdminServerOptions {
   store: ConfigStore;
   registry: PluginRegistry;
   logger?: FastifyBaseLogger | boolean;
-  /** Called by PUT /apisix/admin/plugins/reload before it answers `done`. */
-  reloadPlugins?: () => Promise<void>;
+  /** PUT /apisix/admin/plugins/reload: resolves to the stored plugin confs the reloaded set refuses; rejects when it does not load. */
+  reloadPlugins?: () => Promise<InvalidConf[]>;
   /**
    * API-driven standalone mode: the in-memory store PUT /configs replaces. The
    * Admin API then serves /configs only, as APISIX's does in this mode.

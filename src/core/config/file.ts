@@ -132,6 +132,7 @@ export function loadConfig(opts: LoadOptions = {}): PorticoConfig {
   applyRole(config, env);
   const dataDir = config.deployment.embedded.data_dir;
   if (!isAbsolute(dataDir)) config.deployment.embedded.data_dir = resolve(dataDir);
+  config.plugin_dirs = (config.plugin_dirs ?? []).map((dir) => resolve(dir));
   fillListenDefaults(config);
   if (ignored.length > 0) {
     const unique = [...new Set(ignored)];

@@ -147,6 +147,7 @@ export const configSchema = {
       },
     },
     plugins: { type: 'array', items: { type: 'string', minLength: 1 } },
+    plugin_dirs: { type: 'array', items: { type: 'string', minLength: 1 } },
     plugin_attr: { type: 'object', additionalProperties: { type: 'object' } },
   },
 } as const;

@@ -117,5 +117,7 @@ export interface PorticoConfig {
   };
   /** Enabled plugin names; order does not matter, priority decides. */
   plugins: string[];
+  /** Directories of external plugins (absolute once loaded): every top-level .ts/.mts/.js/.mjs file is a plugin. */
+  plugin_dirs: string[];
   plugin_attr: Record<string, Record<string, unknown>>;
 }

@@ -16,7 +16,7 @@ import type { WebSocket } from 'ws';
 import { ERRORS, sendError } from '../errors.js';
 import { normalizeForRouting, normalizePath, plainPathEnd, type NormalizeOptions } from '../http/normalize-path.js';
 import { RequestCtx, type RequestEnd } from '../http/request-context.js';
-import { runLog, runPhase, type Exit, type PhaseResult } from '../plugin/pipeline.js';
+import { failureFields, runLog, runPhase, type Exit, type PhaseResult } from '../plugin/pipeline.js';
 import { ProxyExchange, type ProxyEnv } from '../proxy/exchange.js';
 import { proxyWebSocket, writeRawError } from '../proxy/websocket.js';
 import { getSchemeHandler, type SchemeRequest } from '../pubsub/scheme-handler.js';
@@ -321,7 +321,8 @@ export class RequestFlow implements RequestEnd, TakeoverEnv {
   }
 
   private pluginFailed(ctx: RequestCtx, err: unknown): void {
-    this.logger.error({ err, route: ctx.route.id, path: ctx.path }, 'plugin failed; answering 500');
+    // APISIX: a Lua error in a phase handler ends that request with a 500; every other request goes on.
+    this.logger.error({ ...failureFields(err), route: ctx.route.id, path: ctx.path }, 'plugin failed; answering 500');
     if (ctx.target !== undefined && ctx.exchange === undefined) ctx.runtime?.release(ctx.target);
     this.responder.error(ctx, ERRORS.internal);
   }

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { encodeBody, ERRORS, sendError, type GatewayError } from '../errors.js';
 import { Headers } from '../http/headers.js';
 import type { RequestCtx } from '../http/request-context.js';
-import { bodyFilters, runBodyFilter, runHeaderFilter, type Exit } from '../plugin/pipeline.js';
+import { bodyFilters, failureFields, runBodyFilter, runHeaderFilter, type Exit } from '../plugin/pipeline.js';
 
 const EMPTY = Buffer.alloc(0);
 const SERVER_AND_LENGTH: ReadonlySet<string> = new Set(['server', 'content-length']);
@@ -55,7 +55,7 @@ export class Responder {
         data = Buffer.concat([runBodyFilter(filters, ctx, buf, false), runBodyFilter(filters, ctx, EMPTY, true)]);
       }
     } catch (err) {
-      this.logger.error({ err, route: ctx.route.id }, 'plugin failed in a filter phase; answering 500');
+      this.logger.error({ ...failureFields(err), route: ctx.route.id }, 'plugin failed in a filter phase; answering 500');
       sendError(res, ERRORS.internal, { server: this.serverHeader });
       return;
     }

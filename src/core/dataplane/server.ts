@@ -56,6 +56,7 @@ export async function startServing(opts: DataPlaneOptions): Promise<DataPlane> {
     close: () => dp.close(),
     snapshot: () => dp.snapshots.current,
     appliedRevision: () => dp.snapshots.appliedRevision,
+    pluginsChanged: async () => dp.snapshots.pluginsChanged(),
     // Listening only after the first compile: serving in this process means loaded.
     notReady: () => undefined,
   };

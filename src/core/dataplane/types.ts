@@ -2,6 +2,7 @@
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { PorticoConfig } from '../config/types.js';
+import type { PluginSet } from '../process/protocol.js';
 import type { ConfigFeed, PluginLookup, Snapshot } from '../snapshot/snapshot.js';
 
 export interface DataPlaneOptions {
@@ -28,6 +29,12 @@ export interface DataPlane {
   snapshot(): Snapshot;
   /** The store revision this data plane has applied (every worker, with worker_processes > 1). */
   appliedRevision(): number;
+  /**
+   * The plugin registry changed (a reload): recompile every plugin chain from
+   * it. With forked workers each worker reloads `set` itself; rejects with the
+   * first worker's reason when one cannot.
+   */
+  pluginsChanged(set: PluginSet): Promise<void>;
   /** For /status/ready: undefined when every data-plane process serves with its config loaded, else what is missing. */
   notReady(): string | undefined;
 }

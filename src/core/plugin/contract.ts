@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import type { RequestContext } from './ctx.js';
 import type { ConsumerConf } from '../model.js';
-import type { NodeShared, SharedStateHub } from '../process/shared-state.js';
+import type { NodeShared } from '../process/shared-state.js';
 
 import type { JsonSchema, SchemaType } from '../../schema/types.js';
 
@@ -130,36 +130,4 @@ export type AnyPlugin = PluginDefinition<never, unknown>;
  */
 export function definePlugin<Conf = Record<string, unknown>, Compiled = Conf>(def: PluginDefinition<Conf, Compiled>): PluginDefinition<Conf, Compiled> {
   return def;
-}
-
-/**
- * Runs every enabled plugin's init() in priority order, each with its own
- * `plugin_attr` entry; resolves to one cleanup for all of them (reverse order).
- */
-export async function initPlugins(
-  plugins: readonly AnyPlugin[],
-  pluginAttr: Readonly<Record<string, Readonly<Record<string, unknown>>>> | undefined,
-  ctx: Omit<PluginInitContext, 'attr' | 'shared'> & { shared: SharedStateHub },
-): Promise<() => Promise<void>> {
-  const cleanups: PluginCleanup[] = [];
-  const cleanup = async (): Promise<void> => {
-    for (const fn of cleanups.splice(0).reverse()) {
-      try {
-        await fn();
-      } catch (err) {
-        ctx.logger.error({ err }, 'plugin cleanup failed');
-      }
-    }
-  };
-  try {
-    for (const def of plugins) {
-      if (def.init === undefined) continue;
-      const done = await def.init({ ...ctx, attr: pluginAttr?.[def.name] ?? {}, shared: ctx.shared.forPlugin(def.name) });
-      if (typeof done === 'function') cleanups.push(done);
-    }
-  } catch (err) {
-    await cleanup();
-    throw err;
-  }
-  return cleanup;
 }

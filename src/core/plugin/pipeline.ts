@@ -5,7 +5,7 @@
  * plugins runs without a single microtask.
  */
 import type { RequestContext, Vars } from './ctx.js';
-import type { AnyPlugin, PhaseName, PluginExit } from './contract.js';
+import type { AnyPlugin, MaybePromise, PhaseName, PluginExit } from './contract.js';
 
 export interface ChainEntry {
   readonly name: string;
@@ -69,6 +69,26 @@ function isPromise(v: unknown): v is Promise<unknown> {
   return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
 }
 
+/**
+ * A plugin's phase function threw (or its promise rejected): carries the
+ * plugin's name and phase so the request's 500 is logged against the plugin
+ * that caused it, not just the route.
+ */
+export class PluginFailure extends Error {
+  constructor(
+    readonly plugin: string,
+    readonly phase: PhaseName,
+    readonly error: unknown,
+  ) {
+    super(`plugin ${plugin} failed in ${phase}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+/** The fields a failure is logged with: the plugin and phase when known, and the original error. */
+export function failureFields(err: unknown): { err: unknown; plugin?: string; phase?: PhaseName } {
+  return err instanceof PluginFailure ? { err: err.error, plugin: err.plugin, phase: err.phase } : { err };
+}
+
 function toExit(result: PluginExit | void, entry: ChainEntry): Exit | undefined {
   if (result === undefined || result === null || typeof result !== 'object') return undefined;
   const status = result.status;
@@ -86,10 +106,20 @@ export function runPhase(list: readonly ChainEntry[], phase: ExitPhase, ctx: Req
   for (let i = start; i < list.length; i++) {
     const entry = list[i]!;
     if (entry.filter !== undefined && !entry.filter(ctx.var)) continue;
-    const result = entry.def[phase]!(entry.conf, ctx);
+    let result: MaybePromise<PluginExit | void>;
+    try {
+      result = entry.def[phase]!(entry.conf, ctx);
+    } catch (err) {
+      throw new PluginFailure(entry.name, phase, err);
+    }
     if (result === undefined) continue;
     if (isPromise(result)) {
-      return result.then((r) => toExit(r, entry) ?? runPhase(list, phase, ctx, i + 1));
+      return result.then(
+        (r) => toExit(r, entry) ?? runPhase(list, phase, ctx, i + 1),
+        (err: unknown) => {
+          throw new PluginFailure(entry.name, phase, err);
+        },
+      );
     }
     const exit = toExit(result, entry);
     if (exit !== undefined) return exit;
@@ -104,7 +134,11 @@ export function runNotify(list: readonly ChainEntry[], phase: 'header_filter' | 
 
 function notifyOne(entry: ChainEntry, phase: 'header_filter' | 'log', ctx: RequestContext): void {
   if (entry.filter !== undefined && !entry.filter(ctx.var)) return;
-  entry.def[phase]!(entry.conf, ctx);
+  try {
+    entry.def[phase]!(entry.conf, ctx);
+  } catch (err) {
+    throw new PluginFailure(entry.name, phase, err);
+  }
 }
 
 /** header_filter: global rules' plugins, then the route's. Throws when a plugin throws. */
@@ -129,7 +163,7 @@ function logEach(list: readonly ChainEntry[], ctx: RequestContext, failed: (err:
     try {
       notifyOne(entry, 'log', ctx);
     } catch (err) {
-      failed(err, entry.name);
+      failed(err instanceof PluginFailure ? err.error : err, entry.name);
     }
   }
 }
@@ -158,7 +192,12 @@ export function runBodyFilter(list: readonly ChainEntry[], ctx: RequestContext, 
   for (let i = 0; i < list.length; i++) {
     const entry = list[i]!;
     if (entry.filter !== undefined && !entry.filter(ctx.var)) continue;
-    const replaced = entry.def.body_filter!(entry.conf, ctx, out, eof);
+    let replaced: Buffer | void;
+    try {
+      replaced = entry.def.body_filter!(entry.conf, ctx, out, eof);
+    } catch (err) {
+      throw new PluginFailure(entry.name, 'body_filter', err);
+    }
     if (replaced !== undefined) out = replaced;
   }
   return out;

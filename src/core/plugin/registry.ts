@@ -1,6 +1,7 @@
 /**
  * Discovers plugin modules in src/plugins/ (one default-exported
- * PluginDefinition per top-level file) and keeps the enabled ones, so adding
+ * PluginDefinition per top-level file), and those in config.yaml's
+ * `plugin_dirs` (external.ts), and keeps the enabled ones, so adding
  * a plugin never touches the core. Only the top-level files are plugins:
  * folders (src/plugins/lib/ for shared helpers, `<plugin>/` for the rest of a
  * multi-file plugin) are never loaded by discovery. Each plugin's schemas get APISIX's injected `_meta`
@@ -10,6 +11,7 @@ import { readdir } from 'node:fs/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import type { AnyPlugin, JsonSchema, SchemaType } from './contract.js';
+import { loadExternalPlugins, PluginLoadError, type ExternalPlugin } from './external.js';
 import { compileExpr } from '../match/expr.js';
 import { compileSchema, type CompiledSchema } from '../../schema/compile.js';
 import { injectMeta } from '../../schema/plugin-meta.js';
@@ -80,16 +82,70 @@ function prepare(def: AnyPlugin): LoadedPlugin | string {
   }
 }
 
-export class PluginRegistry {
-  private readonly sorted: AnyPlugin[];
+/**
+ * An external plugin is held to the contract strictly: what a built-in gets
+ * away with as a warning (its author runs the test suite) stops start-up here.
+ */
+function checkExternal(found: ExternalPlugin, builtins: ReadonlySet<string>, seen: Map<string, string>): AnyPlugin {
+  const def = found.def as Record<string, unknown>;
+  const fail = (reason: string): never => {
+    throw new PluginLoadError(found.file, reason);
+  };
+  if (typeof def.name !== 'string' || def.name === '') fail('the plugin definition has no name');
+  const name = def.name as string;
+  if (typeof def.priority !== 'number' || !Number.isFinite(def.priority)) fail(`plugin ${name} has no priority (a number)`);
+  if (!isObject(def.schema)) fail(`plugin ${name} has no schema (an object)`);
+  if (builtins.has(name)) fail(`plugin name ${name} clashes with a built-in plugin`);
+  const other = seen.get(name);
+  if (other !== undefined) fail(`plugin name ${name} is already defined by ${other}`);
+  seen.set(name, found.file);
+  return def as unknown as AnyPlugin;
+}
 
-  private constructor(private readonly byName: Map<string, LoadedPlugin>) {
-    this.sorted = [...byName.values()].map((p) => p.def).sort((a, b) => b.priority - a.priority);
+export class PluginRegistry {
+  private sorted: AnyPlugin[];
+  /** Bumped by replace(): compiled config built from older definitions must be rebuilt. */
+  generation = 0;
+
+  private constructor(private byName: Map<string, LoadedPlugin>) {
+    this.sorted = PluginRegistry.order(byName);
   }
 
-  /** Imports every module in src/plugins/ and keeps those named in `enabled`. */
-  static async load(enabled: readonly string[]): Promise<PluginRegistry> {
-    return PluginRegistry.fromDefinitions(await discover(new URL('../../plugins/', import.meta.url)), enabled);
+  private static order(byName: Map<string, LoadedPlugin>): AnyPlugin[] {
+    return [...byName.values()].map((p) => p.def).sort((a, b) => b.priority - a.priority);
+  }
+
+  /**
+   * Imports every module in src/plugins/ and in `pluginDirs` (config.yaml's
+   * plugin_dirs) and keeps those named in `enabled`. Rejects with a
+   * PluginLoadError naming the file when an external plugin does not load,
+   * lacks a name or priority, clashes with another plugin's name or has an
+   * invalid schema, enabled or not.
+   */
+  static async load(enabled: readonly string[], pluginDirs: readonly string[] = []): Promise<PluginRegistry> {
+    const builtins = await discover(new URL('../../plugins/', import.meta.url));
+    const external = await loadExternalPlugins(pluginDirs);
+    if (external.length === 0) return PluginRegistry.fromDefinitions(builtins, enabled);
+    const builtinNames = new Set(builtins.map((d) => d.name));
+    const seen = new Map<string, string>();
+    const defs = external.map((found) => {
+      const def = checkExternal(found, builtinNames, seen);
+      const prepared = prepare(def);
+      if (typeof prepared === 'string') throw new PluginLoadError(found.file, `plugin ${def.name}: ${prepared}`);
+      return def;
+    });
+    return PluginRegistry.fromDefinitions([...builtins, ...defs], enabled);
+  }
+
+  /**
+   * Takes over `next`'s plugins (a reload): every holder of this registry
+   * (Admin API checks, snapshot compilation) sees the new set from now on;
+   * chains compiled before keep the definitions they were built with.
+   */
+  replace(next: PluginRegistry): void {
+    this.byName = next.byName;
+    this.sorted = PluginRegistry.order(next.byName);
+    this.generation++;
   }
 
   /** Builds a registry from definitions at hand (tests, embedders); `enabled` filters them as load() does. */

@@ -6,7 +6,7 @@
 import type { AddressInfo } from 'node:net';
 import type { PorticoConfig } from '../config/types.js';
 import type { StoreItem, WatchEvent } from '../store/types.js';
-import { topic } from './channel.js';
+import { service, topic } from './channel.js';
 import type { ListenFailure } from './listen-error.js';
 
 export type PrimaryMessage =
@@ -24,3 +24,17 @@ export type WorkerMessage =
 
 export const TO_WORKER = topic<PrimaryMessage>('process:primary');
 export const TO_PRIMARY = topic<WorkerMessage>('process:worker');
+
+/** The enabled plugin names and plugin_dirs a reload brings every process to. */
+export interface PluginSet {
+  readonly plugins: string[];
+  readonly plugin_dirs: string[];
+}
+
+/**
+ * PUT /apisix/admin/plugins/reload, passed on to each worker: it loads the
+ * set (external code anew), swaps it in and recompiles; answers the reason
+ * when the set does not load, keeping its running set. Loading TypeScript can
+ * take a few seconds on a busy machine.
+ */
+export const RELOAD_PLUGINS = service<PluginSet, { error?: string }>('process:reload-plugins', 60_000);

@@ -37,7 +37,7 @@ import { StoreMirror } from '../snapshot/mirror.js';
 import { KEY_PREFIX } from '../model.js';
 import type { Channel, Peer } from './channel.js';
 import { ListenError } from './listen-error.js';
-import { TO_PRIMARY, TO_WORKER, type PrimaryMessage } from './protocol.js';
+import { RELOAD_PLUGINS, TO_PRIMARY, TO_WORKER, type PrimaryMessage } from './protocol.js';
 import { forgetWorkers, recordWorkers, retireOrphans } from './orphans.js';
 
 const EXIT_GRACE_MS = 7_000;
@@ -172,6 +172,14 @@ export async function startWorkers(opts: DataPlaneOptions, channel: Channel): Pr
     close,
     snapshot(): Snapshot {
       throw new Error('the snapshot lives in the worker processes');
+    },
+    async pluginsChanged(set) {
+      // Respawned workers start from the config they are sent: the new set.
+      opts.config.plugins = set.plugins;
+      opts.config.plugin_dirs = set.plugin_dirs;
+      const answers = await channel.requestAll(RELOAD_PLUGINS, set);
+      const failed = answers.find((a) => a.error !== undefined);
+      if (failed !== undefined) throw new Error(failed.error);
     },
     appliedRevision() {
       let min = Infinity;

@@ -30,7 +30,7 @@ import { ERRORS, sendError, type GatewayError } from '../errors.js';
 import { Headers } from '../http/headers.js';
 import type { TimeoutConf } from '../model.js';
 import { encodePath } from '../http/normalize-path.js';
-import { bodyFilters, runBodyFilter, runHeaderFilter, type ChainEntry } from '../plugin/pipeline.js';
+import { bodyFilters, failureFields, runBodyFilter, runHeaderFilter, type ChainEntry } from '../plugin/pipeline.js';
 import type { RequestCtx } from '../http/request-context.js';
 import type { UpstreamOutcome, UpstreamRuntime, UpstreamTarget } from '../upstream/types.js';
 import type { Logger } from 'pino';
@@ -272,7 +272,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       try {
         runHeaderFilter(global, chain, ctx);
       } catch (err) {
-        this.env.logger.error({ err, route: ctx.route.id }, 'plugin failed in header_filter');
+        this.env.logger.error({ ...failureFields(err), route: ctx.route.id }, 'plugin failed in header_filter');
         this.fail(ERRORS.internal);
         this.abortFn?.(err as Error);
         return false;
@@ -302,7 +302,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       try {
         chunk = runBodyFilter(this.filters, this.ctx, chunk, false);
       } catch (err) {
-        this.env.logger.error({ err, route: this.ctx.route.id }, 'plugin failed in body_filter');
+        this.env.logger.error({ ...failureFields(err), route: this.ctx.route.id }, 'plugin failed in body_filter');
         res.destroy();
         return false;
       }
@@ -337,7 +337,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       try {
         tail = runBodyFilter(this.filters, this.ctx, EMPTY, true);
       } catch (err) {
-        this.env.logger.error({ err, route: this.ctx.route.id }, 'plugin failed in body_filter');
+        this.env.logger.error({ ...failureFields(err), route: this.ctx.route.id }, 'plugin failed in body_filter');
         res.destroy();
         return;
       }

@@ -121,6 +121,20 @@ export class ConfigSnapshot {
     for (const ev of events) {
       if (ev.type === 'reset') this.opts.logger.warn({ objects: ev.items.length }, 'config: store watch resynchronised from a full listing');
     }
+    this.schedule();
+  }
+
+  /**
+   * The registry's plugin set was reloaded: every chain is rebuilt from the new
+   * definitions (their generation is part of each revKey). Requests in flight
+   * keep the snapshot, and so the code, they started with.
+   */
+  pluginsChanged(): void {
+    // Now, not on the next tick: the reload answers once every process serves the new set.
+    if (!this.closed) this.compile();
+  }
+
+  private schedule(): void {
     if (!this.scheduled && !this.closed) {
       this.scheduled = true;
       setImmediate(() => {
@@ -146,6 +160,8 @@ export class ConfigSnapshot {
     const { logger } = this.opts;
     const plugins = this.plugins;
     let changed = false;
+    // Objects that hold plugin confs are rebuilt when the plugin set changes.
+    const gen = `#g${this.opts.registry.generation ?? 0}`;
 
     const upstreams = reuseOrBuild(
       prev.upstreams,
@@ -163,7 +179,7 @@ export class ConfigSnapshot {
     const consumerGroups = reuseOrBuild<RawItem, CompiledConsumerGroup>(
       prev.consumerGroups,
       this.raw.consumer_groups,
-      (_id, item) => String(item.modRevision),
+      (_id, item) => String(item.modRevision) + gen,
       (id, item, revKey) =>
         tryCompile(logger, `/apisix/consumer_groups/${id}`, () => ({
           revKey,
@@ -182,7 +198,7 @@ export class ConfigSnapshot {
       (id, item) => {
         if (id.includes('/')) return undefined;
         const g = groupOf(item);
-        return g === undefined ? String(item.modRevision) : `${item.modRevision}/${g.group?.revKey ?? 'missing'}`;
+        return g === undefined ? String(item.modRevision) + gen : `${item.modRevision}/${g.group?.revKey ?? 'missing' + gen}`;
       },
       (id, item, revKey) => {
         const g = groupOf(item);
@@ -217,7 +233,7 @@ export class ConfigSnapshot {
     }
     changed ||= consumersChanged;
 
-    const globalRevKey = [...this.raw.global_rules].map(([id, i]) => `${id}@${i.modRevision}`).join(',');
+    const globalRevKey = [...this.raw.global_rules].map(([id, i]) => `${id}@${i.modRevision}`).join(',') + gen;
     let globalChain = prev.globalChain;
     if (globalRevKey !== this.globalRevKey) {
       this.globalRevKey = globalRevKey;
@@ -236,13 +252,18 @@ export class ConfigSnapshot {
         const conf = item.value as RouteConf;
         if (conf.status === 0) return undefined;
         const { service, pc } = referenced(conf);
-        return `${item.modRevision}|${service?.modRevision ?? '-'}|${pc?.modRevision ?? '-'}`;
+        return `${item.modRevision}|${service?.modRevision ?? '-'}|${pc?.modRevision ?? '-'}${gen}`;
       },
       (id, item, revKey) => {
         const conf = item.value as RouteConf;
         const { service, pc } = referenced(conf);
         const key = `/apisix/routes/${id}`;
-        return tryCompile(logger, key, () => compileRoute(plugins, this.inlineUpstreams, id, key, revKey, conf, service, pc));
+        const built = tryCompile(logger, key, () => compileRoute(plugins, this.inlineUpstreams, id, key, revKey, conf, service, pc));
+        if (built !== undefined) return built;
+        // Unchanged but no longer valid after a plugin reload (a schema changed under it): it keeps serving as
+        // compiled before, with the code it was compiled with, until it is edited (the reload's answer lists it).
+        const old = prev.routes.get(id);
+        return old !== undefined && withoutGeneration(old.revKey) === withoutGeneration(revKey) ? { ...old, revKey } : undefined;
       },
     );
     changed ||= routes.changed;
@@ -291,6 +312,11 @@ export class ConfigSnapshot {
     this.retiring.retire(prev, next);
     this.opts.onSwap?.(next);
   }
+}
+
+function withoutGeneration(revKey: string): string {
+  const at = revKey.lastIndexOf('#g');
+  return at < 0 ? revKey : revKey.slice(0, at);
 }
 
 function sameMetadata(a: ReadonlyMap<string, unknown>, b: ReadonlyMap<string, unknown>): boolean {

@@ -13,7 +13,10 @@ import type { UpstreamRuntime } from '../upstream/types.js';
 import type { Router } from '../match/router.js';
 
 /** What the snapshot needs from the plugin registry; tests may pass their own. */
-export type PluginLookup = Pick<PluginRegistry, 'get' | 'checkConf'>;
+export type PluginLookup = Pick<PluginRegistry, 'get' | 'checkConf'> & {
+  /** Bumped when the plugin set is reloaded: everything compiled from plugin confs is rebuilt. */
+  readonly generation?: number;
+};
 
 /** The part of ConfigStore the data plane reads; workers get it over IPC. */
 export interface ConfigFeed {
