@@ -5,8 +5,8 @@
  * run in descending `priority` (APISIX's numbers).
  */
 import type { Logger } from 'pino';
-import type { RequestContext } from './ctx.js';
-import type { ConsumerConf } from '../model.js';
+import type { PluginUpstream, RequestContext } from './ctx.js';
+import type { ConsumerConf, UpstreamConf } from '../model.js';
 import type { NodeShared, SharedStateHub } from '../process/shared-state.js';
 
 import type { JsonSchema, SchemaType } from '../../schema/types.js';
@@ -54,6 +54,16 @@ export interface PluginInitContext {
   readonly shared: NodeShared;
 }
 
+/** What a plugin's compile() may ask of the core while it builds its runtime state. */
+export interface CompileEnv {
+  /**
+   * Builds an upstream written in the conf (already valid against the
+   * upstream schema): its runtime lives as long as a served config holds it,
+   * and an identical upstream in the next config keeps its pools and health.
+   */
+  upstream(conf: UpstreamConf): PluginUpstream;
+}
+
 /** Undoes what init() did (APISIX's `destroy`); called when the gateway closes. */
 export type PluginCleanup = () => MaybePromise<void>;
 
@@ -83,7 +93,7 @@ export interface PluginDefinition<Conf = Record<string, unknown>, Compiled = Con
    * Without it, phases receive the validated conf (defaults filled in).
    * Throwing skips the object that holds the conf, as an invalid conf does.
    */
-  compile?(conf: Conf): Compiled;
+  compile?(conf: Conf, env: CompileEnv): Compiled;
 
   /**
    * Auth plugins: receives every consumer whenever the consumer set changes

@@ -93,7 +93,8 @@ export function clientUpstreamHeaders(ctx: RequestCtx, runtime: UpstreamRuntime,
     out.push(name, raw[i + 1]!);
   }
   const info = ctx.socketInfo;
-  const remote = info.remoteAddr;
+  // real-ip may have replaced the socket's peer (ctx.setClientAddress).
+  const remote = ctx.remoteAddr;
   out.push(
     'host',
     upstreamHost(ctx, runtime, target),
