@@ -91,6 +91,7 @@ async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<voi
       logger,
       version: PORTICO_VERSION,
       process: 'worker',
+      httpsPorts: msg.config.apisix.ssl.enable ? msg.config.apisix.ssl.listen.map((l) => l.port) : [],
       dataPlaneInWorkers: true,
       workers,
       shared: sharedStateHub({ channel, role: 'worker', workers, primary }),

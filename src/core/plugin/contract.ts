@@ -50,6 +50,12 @@ export interface PluginInitContext {
    * counters) has to be shared through `main`.
    */
   readonly workers: number;
+  /**
+   * The ports of apisix.ssl.listen, in order, as configured (0: an ephemeral
+   * port); empty when apisix.ssl is off. redirect's http_to_https sends
+   * clients to the first one.
+   */
+  readonly httpsPorts: readonly number[];
   /** Per-node state shared by this node's processes (APISIX's shared dicts), in this plugin's namespace. */
   readonly shared: NodeShared;
 }
