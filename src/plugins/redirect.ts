@@ -26,6 +26,7 @@ import {
   type RequestContext,
   type Template,
 } from '../core/plugin/index.js';
+import { escapeControlChars } from './lib/control-chars.js';
 
 // APISIX's own segment grammar for `uri`: \$name (kept as written), ${name}, $name, and everything else.
 const SEGMENTS = '(\\\\\\$[0-9a-zA-Z_]+)|\\$\\{([0-9a-zA-Z_]+)\\}|\\$([0-9a-zA-Z_]+)|(\\$|[^$\\\\]+)';
@@ -115,11 +116,6 @@ function compile(conf: RedirectConf): RedirectCompiled {
   };
 }
 
-const HAS_CONTROL = /[\x00-\x1f\x7f]/;
-const CONTROLS = /[\x00-\x1f\x7f]/g;
-const escapeControls = (s: string): string =>
-  HAS_CONTROL.test(s) ? s.replace(CONTROLS, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')) : s;
-
 /** nginx's ngx_escape_uri(NGX_ESCAPE_URI), which APISIX's uri_safe_encode calls: controls, space, #, %, ?, and non-ASCII. */
 function escapeUri(s: string): string {
   let out = '';
@@ -147,13 +143,13 @@ function rewrite(conf: RedirectCompiled, ctx: RequestContext): PluginExit | void
   }
   let location: string;
   if (template !== undefined) {
-    location = renderTemplate(template, ctx.var, null, escapeControls);
+    location = renderTemplate(template, ctx.var, null, escapeControlChars);
   } else if (conf.regex !== undefined) {
     const path = ctx.path;
     const m = path.match(conf.regex.re);
     if (m === null) return;
     const at = m.index ?? 0;
-    location = escapeControls(path.slice(0, at) + applyReplacement(conf.regex.rep, m) + path.slice(at + m[0].length));
+    location = escapeControlChars(path.slice(0, at) + applyReplacement(conf.regex.rep, m) + path.slice(at + m[0].length));
   } else {
     return;
   }
