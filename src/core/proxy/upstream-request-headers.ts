@@ -43,7 +43,8 @@ function underscoreSpellings(name: string): string[] {
 function forwardedFor(ctx: RequestCtx, prior: string | undefined, remote: string): string {
   if (prior === undefined) return remote;
   const info = ctx.socketInfo;
-  const trusted = (info.trusted ??= ctx.snapshot.trustedPeer(remote));
+  // Trust is the socket peer's (apisix.trusted_addresses), not the address real-ip may have put in its place.
+  const trusted = (info.trusted ??= ctx.snapshot.trustedPeer(info.remoteAddr));
   if (!trusted) return remote;
   return `${prior}, ${remote}`;
 }
