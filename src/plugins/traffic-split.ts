@@ -16,6 +16,7 @@
  */
 import { idSchema } from '../schema/defs.js';
 import { upstreamSchema } from '../schema/upstream.js';
+import { checkNodeKeys } from '../schema/upstream-check.js';
 import { compileExpr, definePlugin, type CompiledExpr, type CompileEnv, type PluginUpstream, type RequestContext, type UpstreamConf } from '../core/plugin/index.js';
 
 export const schema = {
@@ -111,6 +112,11 @@ interface TrafficSplitCompiled {
 
 function check(conf: TrafficSplitConf): string | undefined {
   for (const rule of conf.rules ?? []) {
+    for (const wu of rule.weighted_upstreams ?? []) {
+      const err = wu.upstream === undefined ? undefined : checkNodeKeys(wu.upstream as unknown as Record<string, unknown>);
+      if (err !== undefined) return `weighted_upstreams: ${err}`;
+      if (wu.upstream?.pass_host === 'rewrite' && !wu.upstream.upstream_host) return "weighted_upstreams: `upstream_host` can't be empty when `pass_host` is `rewrite`";
+    }
     for (const m of rule.match ?? []) {
       try {
         compileExpr(m.vars ?? []);

@@ -116,6 +116,8 @@ describe('traffic-split', () => {
       [{ rules: [{ weighted_upstreams: [{ upstream: { type: 'roundrobin', nodes: 'x' } }] }] }, /nodes/],
       [{ rules: [{ match: [{ vars: [['arg_a', 'bad-op', 1]] }] }] }, /failed to validate the 'vars' expression/],
       [{ rules: 'x' }, /rules/],
+      [{ rules: [{ weighted_upstreams: [{ upstream: { type: 'roundrobin', nodes: { '127.0.0.1:99999': 1 } } }] }] }, /weighted_upstreams: invalid port 99999/],
+      [{ rules: [{ weighted_upstreams: [{ upstream: { type: 'roundrobin', nodes: { 'a/b:80': 1 } } }] }] }, /weighted_upstreams: invalid configuration/],
     ]);
   });
 });
