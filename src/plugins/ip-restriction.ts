@@ -1,7 +1,8 @@
 /**
  * ip-restriction (APISIX priority 3000): allows or denies clients by socket
  * address in the access phase (apisix/plugins/ip-restriction/init.lua).
- * Only the peer address is used, never X-Forwarded-For / X-Real-IP, so a
+ * Only the client address is used (the socket's peer, unless the operator
+ * put real-ip in front), never X-Forwarded-For / X-Real-IP directly, so a
  * client cannot talk its way past the list.
  */
 import { compileIpMatcher, definePlugin, isValidIpOrCidr, type IpMatcher, type PluginExit, type RequestContext } from '../core/plugin/index.js';

@@ -31,6 +31,22 @@ for (const [hashOn, pattern] of Object.entries(CHASH_KEY_PATTERNS)) {
   if (pattern) chashKeyRegex.set(hashOn, { pattern, re: new RegExp(pattern) });
 }
 
+/**
+ * The hash form's `host[:port]` keys, after the schema passed. APISIX checks only the port's range; the host and
+ * the port's form are checked too, so that a key the data plane cannot turn into a node (`a/b:80`, `host:80x`,
+ * `__proto__`) is refused now, not dropped later. Synchronous, for upstreams inside plugin confs (traffic-split).
+ */
+export function checkNodeKeys(conf: Obj): string | undefined {
+  if (!isObject(conf.nodes)) return undefined;
+  for (const addr of Object.keys(conf.nodes)) {
+    const port = portOfAddr(addr);
+    if (port !== undefined && (port < 1 || port > 65535)) return `invalid port ${port}`;
+    const err = nodeAddrError(addr);
+    if (err) return `invalid configuration: ${err}`;
+  }
+  return undefined;
+}
+
 export async function checkUpstream(
   conf: Obj,
   schema: CompiledSchema,
@@ -49,16 +65,8 @@ export async function checkUpstream(
   const err = schema.check(conf);
   if (err) return `invalid configuration: ${err}`;
 
-  if (isObject(conf.nodes)) {
-    // APISIX checks only the port's range here; the host and the port's form are checked too, so that a key
-    // the data plane cannot turn into a node (`a/b:80`, `host:80x`, `__proto__`) is refused now, not dropped later.
-    for (const addr of Object.keys(conf.nodes)) {
-      const port = portOfAddr(addr);
-      if (port !== undefined && (port < 1 || port > 65535)) return `invalid port ${port}`;
-      const err = nodeAddrError(addr);
-      if (err) return `invalid configuration: ${err}`;
-    }
-  }
+  const nodesErr = checkNodeKeys(conf);
+  if (nodesErr) return nodesErr;
 
   const tls = isObject(conf.tls) ? conf.tls : undefined;
   const sslId = tls?.client_cert_id;

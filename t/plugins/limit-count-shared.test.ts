@@ -95,7 +95,7 @@ describe('limit-count plugin with a silent primary', () => {
       process: 'worker',
     } as unknown as PluginInitContext);
     try {
-      const compiled = limitCount.compile!(conf);
+      const compiled = limitCount.compile!(conf, { upstream: () => { throw new Error('limit-count builds no upstream'); } });
       // Only what access() reads before it asks for a take; the take never comes back.
       const ctx = { method: 'GET', remoteAddr: '127.0.0.1', route: { id: 'r1' }, getData: () => undefined, var: { get: () => '127.0.0.1' } } as unknown as RequestContext;
       const started = Date.now();

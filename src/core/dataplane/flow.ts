@@ -20,7 +20,7 @@ import { failureFields, runLog, runPhase, type Exit, type PhaseResult } from '..
 import { ProxyExchange, type ProxyEnv } from '../proxy/exchange.js';
 import { proxyWebSocket, writeRawError } from '../proxy/websocket.js';
 import { getSchemeHandler, type SchemeRequest } from '../pubsub/scheme-handler.js';
-import { consumerChain, type ConfigSnapshot } from '../snapshot/snapshot.js';
+import { consumerChain, type CompiledUpstream, type ConfigSnapshot } from '../snapshot/snapshot.js';
 import { errorExit, Responder } from './respond.js';
 import { takeOver, type TakeoverEnv } from './takeover.js';
 import { upgradeBody } from './upgrade-body.js';
@@ -275,8 +275,12 @@ export class RequestFlow implements RequestEnd, TakeoverEnv {
   private resolveUpstream(ctx: RequestCtx): Exit | undefined {
     const compiled = ctx.compiled!;
     let upstream = compiled.upstream;
-    if (compiled.upstreamId !== undefined) {
-      upstream = ctx.snapshot.upstreams.get(compiled.upstreamId);
+    const choice = ctx.upstreamChoice;
+    const upstreamId = choice === undefined ? compiled.upstreamId : typeof choice === 'string' ? choice : undefined;
+    // Only the snapshot's PluginConfCompiler builds a PluginUpstream, and it builds a CompiledUpstream.
+    if (choice !== undefined && typeof choice !== 'string') upstream = choice as CompiledUpstream;
+    else if (upstreamId !== undefined) {
+      upstream = ctx.snapshot.upstreams.get(upstreamId);
       if (upstream === undefined) return errorExit(ERRORS.upstreamNotFound);
     }
     if (upstream === undefined) return errorExit(ERRORS.missingUpstream);

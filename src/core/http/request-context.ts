@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
-import type { DataKey, RequestContext, RequestMeasures, ResponseState, UpstreamRequest, Vars } from '../plugin/ctx.js';
+import type { DataKey, PluginUpstream, RequestContext, RequestMeasures, ResponseState, UpstreamRequest, Vars } from '../plugin/ctx.js';
 import { Headers } from './headers.js';
 import { unmapIPv4 } from '../match/ip-match.js';
 import type { ConsumerConf, RouteConf, ServiceConf, UpstreamConf } from '../model.js';
@@ -107,8 +107,9 @@ const EMPTY_HEADERS = Object.freeze({});
 
 export class RequestCtx implements RequestContext {
   readonly method: string;
-  readonly remoteAddr: string;
-  readonly remotePort: number;
+  /** The socket's peer, until real-ip replaces it (setClientAddress). */
+  remoteAddr: string;
+  remotePort: number;
   readonly host: string;
   /** The connection's addresses, shared by its requests. */
   readonly socketInfo: SocketInfo;
@@ -130,6 +131,8 @@ export class RequestCtx implements RequestContext {
   params: Readonly<Record<string, string>> | undefined = undefined;
   /** The runtime `target` was picked from. */
   runtime: UpstreamRuntime | undefined = undefined;
+  /** A plugin's choice of upstream over the route's (useUpstream): an upstream id or a plugin-built one. */
+  upstreamChoice: string | PluginUpstream | undefined = undefined;
 
   // Data plane bookkeeping, declared here so every context has one shape.
   plane: RequestEnd | undefined = undefined;
@@ -237,6 +240,15 @@ export class RequestCtx implements RequestContext {
 
   requestHeader(name: string): string | undefined {
     return headerValue(this.req, name);
+  }
+
+  useUpstream(upstream: string | PluginUpstream | undefined): void {
+    this.upstreamChoice = upstream;
+  }
+
+  setClientAddress(addr: string, port?: number): void {
+    this.remoteAddr = unmapIPv4(addr);
+    if (port !== undefined) this.remotePort = port;
   }
 
   getData<T>(key: DataKey<T>): T | undefined {

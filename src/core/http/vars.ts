@@ -92,6 +92,15 @@ export class LazyVars implements Vars {
         return src.remoteAddr;
       case 'remote_port':
         return String(src.remotePort);
+      // The socket's peer, whatever real-ip made of remote_addr (nginx's realip module names it so).
+      case 'realip_remote_addr': {
+        const a = src.req.socket?.remoteAddress;
+        return a === undefined ? undefined : unmapIPv4(a);
+      }
+      case 'realip_remote_port': {
+        const p = src.req.socket?.remotePort;
+        return p === undefined ? undefined : String(p);
+      }
       // An aborted upload's request has no socket any more (undici detaches it before destroying the body).
       case 'server_addr': {
         const a = src.req.socket?.localAddress;

@@ -5,8 +5,8 @@
  * run in descending `priority` (APISIX's numbers).
  */
 import type { Logger } from 'pino';
-import type { RequestContext } from './ctx.js';
-import type { ConsumerConf } from '../model.js';
+import type { PluginUpstream, RequestContext } from './ctx.js';
+import type { ConsumerConf, UpstreamConf } from '../model.js';
 import type { NodeShared } from '../process/shared-state.js';
 
 import type { JsonSchema, SchemaType } from '../../schema/types.js';
@@ -50,8 +50,24 @@ export interface PluginInitContext {
    * counters) has to be shared through `main`.
    */
   readonly workers: number;
+  /**
+   * The ports of apisix.ssl.listen, in order, as configured (0: an ephemeral
+   * port); empty when apisix.ssl is off. redirect's http_to_https sends
+   * clients to the first one.
+   */
+  readonly httpsPorts: readonly number[];
   /** Per-node state shared by this node's processes (APISIX's shared dicts), in this plugin's namespace. */
   readonly shared: NodeShared;
+}
+
+/** What a plugin's compile() may ask of the core while it builds its runtime state. */
+export interface CompileEnv {
+  /**
+   * Builds an upstream written in the conf (already valid against the
+   * upstream schema): its runtime lives as long as a served config holds it,
+   * and an identical upstream in the next config keeps its pools and health.
+   */
+  upstream(conf: UpstreamConf): PluginUpstream;
 }
 
 /** Undoes what init() did (APISIX's `destroy`); called when the gateway closes. */
@@ -83,7 +99,7 @@ export interface PluginDefinition<Conf = Record<string, unknown>, Compiled = Con
    * Without it, phases receive the validated conf (defaults filled in).
    * Throwing skips the object that holds the conf, as an invalid conf does.
    */
-  compile?(conf: Conf): Compiled;
+  compile?(conf: Conf, env: CompileEnv): Compiled;
 
   /**
    * Auth plugins: receives every consumer whenever the consumer set changes

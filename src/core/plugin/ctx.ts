@@ -60,6 +60,16 @@ export function dataKey<T>(name: string): DataKey<T> {
 }
 
 /**
+ * An upstream written inside a plugin's conf (traffic-split's inline
+ * upstreams), built by `CompileEnv.upstream` at config-change time with its
+ * balancer, pools and health checks; a request sends its traffic there with
+ * `ctx.useUpstream`. Opaque: only the core makes one.
+ */
+export interface PluginUpstream {
+  readonly conf: Readonly<UpstreamConf>;
+}
+
+/**
  * Client-side figures of one request, as nginx's `$request_time` start,
  * `$request_length` and `$bytes_sent` measure them (see
  * src/core/http/measures.ts for how). Bytes count from the start of this
@@ -103,6 +113,23 @@ export interface RequestContext {
   readonly target: Readonly<{ key: string; host: string; port: number }> | undefined;
   /** Set by an auth plugin in `rewrite`; its plugins are merged afterwards. */
   consumer?: ConsumerConf;
+
+  /**
+   * Sends this request to another upstream than the route's (APISIX's
+   * `ctx.upstream_id` and `upstream.set`): an upstream id, or one a plugin
+   * built at compile time. Call it in `rewrite` or `access`; `undefined`
+   * goes back to the route's own upstream.
+   */
+  useUpstream(upstream: string | PluginUpstream | undefined): void;
+
+  /**
+   * Replaces the client's address for everything after this call (APISIX's
+   * real-ip: `remote_addr`, `remote_port`, `ctx.remoteAddr`, routing-free
+   * plugins and logs, X-Real-IP / X-Forwarded-For to the upstream). The
+   * socket's own peer stays `realip_remote_addr`. The caller validates the
+   * address; `port` keeps the socket's port when undefined.
+   */
+  setClientAddress(addr: string, port?: number): void;
 
   /**
    * Per-request data for plugins, typed by its key (APISIX keeps plugin

@@ -4,7 +4,7 @@
  * returns a promise is awaited; a synchronous one is not, so a chain of sync
  * plugins runs without a single microtask.
  */
-import type { RequestContext, Vars } from './ctx.js';
+import type { PluginUpstream, RequestContext, Vars } from './ctx.js';
 import type { AnyPlugin, MaybePromise, PhaseName, PluginExit } from './contract.js';
 
 export interface ChainEntry {
@@ -19,6 +19,8 @@ export interface ChainEntry {
   readonly errorResponse: unknown;
   /** Added by the consumer merge (runs in rewrite_in_consumer). */
   readonly fromConsumer: boolean;
+  /** Upstreams the plugin's compile() built (CompileEnv.upstream): live while a snapshot holds this entry. */
+  readonly upstreams?: readonly PluginUpstream[];
 }
 
 export type ExitPhase = 'rewrite' | 'access' | 'before_proxy';

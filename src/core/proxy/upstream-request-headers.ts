@@ -43,7 +43,8 @@ function underscoreSpellings(name: string): string[] {
 function forwardedFor(ctx: RequestCtx, prior: string | undefined, remote: string): string {
   if (prior === undefined) return remote;
   const info = ctx.socketInfo;
-  const trusted = (info.trusted ??= ctx.snapshot.trustedPeer(remote));
+  // Trust is the socket peer's (apisix.trusted_addresses), not the address real-ip may have put in its place.
+  const trusted = (info.trusted ??= ctx.snapshot.trustedPeer(info.remoteAddr));
   if (!trusted) return remote;
   return `${prior}, ${remote}`;
 }
@@ -93,7 +94,8 @@ export function clientUpstreamHeaders(ctx: RequestCtx, runtime: UpstreamRuntime,
     out.push(name, raw[i + 1]!);
   }
   const info = ctx.socketInfo;
-  const remote = info.remoteAddr;
+  // real-ip may have replaced the socket's peer (ctx.setClientAddress).
+  const remote = ctx.remoteAddr;
   out.push(
     'host',
     upstreamHost(ctx, runtime, target),

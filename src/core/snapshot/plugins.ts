@@ -6,8 +6,12 @@
  */
 import type { Logger } from 'pino';
 import type { PluginConfMap } from '../model.js';
-import type { SchemaType } from '../plugin/contract.js';
-import type { Vars } from '../plugin/ctx.js';
+import type { CompileEnv, SchemaType } from '../plugin/contract.js';
+import type { PluginUpstream, Vars } from '../plugin/ctx.js';
+import type { UpstreamConf } from '../model.js';
+import type { UpstreamRuntime } from '../upstream/types.js';
+import type { CompiledUpstream } from './types.js';
+import { compileUpstream } from './upstreams.js';
 import { buildChain, type ChainEntry, type PluginChain } from '../plugin/pipeline.js';
 import type { PluginRegistry } from '../plugin/registry.js';
 import { decryptConf } from '../secrets/encryption.js';
@@ -31,6 +35,13 @@ export function tryCompile<T>(logger: Logger, key: string, fn: () => T): T | und
 type PluginMeta = { disable?: boolean; priority?: number; filter?: unknown[]; error_response?: unknown } | undefined;
 
 export class PluginConfCompiler {
+  /**
+   * Upstreams built for plugin confs, by content: a route edit that leaves a
+   * traffic-split upstream as it was keeps its pools and health state.
+   */
+  private readonly pluginUpstreams = new Map<string, CompiledUpstream>();
+  private pluginUpstreamSeq = 0;
+
   constructor(
     private readonly registry: PluginLookup,
     private readonly logger: Logger,
@@ -68,9 +79,18 @@ export class PluginConfCompiler {
       if (err !== undefined) throw new SkipObject(err);
       conf = resolveSecretRefs(conf, name, logger);
       if (validated !== undefined) validated[name] = conf;
+      let upstreams: PluginUpstream[] | undefined;
+      const env: CompileEnv = {
+        upstream: (up) => {
+          const built = this.pluginUpstream(up);
+          (upstreams ??= []).push(built);
+          return built;
+        },
+      };
       // The conf passed the plugin's schema, which is what its `Conf` type describes.
-      const compiled = def.compile ? def.compile(conf as never) : conf;
+      const compiled = def.compile ? def.compile(conf as never, env) : conf;
       out.push({
+        upstreams,
         name,
         def,
         conf: compiled,
@@ -81,6 +101,22 @@ export class PluginConfCompiler {
       });
     }
     return out;
+  }
+
+  private pluginUpstream(conf: UpstreamConf): CompiledUpstream {
+    const contentKey = JSON.stringify(conf);
+    let built = this.pluginUpstreams.get(contentKey);
+    if (built === undefined) {
+      // A plugin's inline upstream has no store id; APISIX keys it by the conf, as this map does.
+      built = compileUpstream({ ...conf, id: undefined }, `plugin#upstream#${++this.pluginUpstreamSeq}`, contentKey, this.keyring);
+      this.pluginUpstreams.set(contentKey, built);
+    }
+    return built;
+  }
+
+  /** Forgets plugin upstreams no served config holds any more (their runtimes retire with the snapshot). */
+  keepPluginUpstreams(live: ReadonlySet<UpstreamRuntime>): void {
+    for (const [k, u] of this.pluginUpstreams) if (u.runtime === undefined || !live.has(u.runtime)) this.pluginUpstreams.delete(k);
   }
 
   /** All global rules as one chain; a plugin in more than one rule runs in none (APISIX). */

@@ -310,6 +310,7 @@ export class ConfigSnapshot {
     for (const r of routes.compiled.values()) if (r.upstream) liveInline.add(r.key);
     for (const k of [...this.inlineUpstreams.keys()]) if (!liveInline.has(k)) this.inlineUpstreams.delete(k);
     this.retiring.retire(prev, next);
+    this.plugins.keepPluginUpstreams(runtimesOf(next));
     this.opts.onSwap?.(next);
   }
 }

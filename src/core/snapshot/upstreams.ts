@@ -9,6 +9,7 @@ import { getSchemeHandler, prepareSchemeHandler } from '../pubsub/scheme-handler
 import { createUpstreamRuntime } from '../upstream/index.js';
 import type { UpstreamRuntime } from '../upstream/types.js';
 import { decryptPrivateKey, mapUpstreamClientKey } from '../secrets/encryption.js';
+import type { ChainEntry } from '../plugin/pipeline.js';
 import type { CompiledUpstream, Snapshot } from './types.js';
 
 /** Long enough for a request that matched just before a swap to pick its node. */
@@ -22,12 +23,29 @@ export function compileUpstream(stored: UpstreamConf & { id?: string }, key: str
   return { revKey, conf, runtime: takenOver ? undefined : createUpstreamRuntime(conf, key) };
 }
 
-/** Every runtime a snapshot holds: named upstreams and routes' inline ones. */
+/** Every runtime a snapshot holds: named upstreams, routes' inline ones and those plugin confs built. */
 export function runtimesOf(snapshot: Snapshot): Set<UpstreamRuntime> {
   const live = new Set<UpstreamRuntime>();
   for (const u of snapshot.upstreams.values()) if (u.runtime) live.add(u.runtime);
-  for (const r of snapshot.routes.values()) if (r.upstream?.runtime) live.add(r.upstream.runtime);
+  for (const r of snapshot.routes.values()) {
+    if (r.upstream?.runtime) live.add(r.upstream.runtime);
+    addPluginRuntimes(live, r.chain.entries);
+  }
+  addPluginRuntimes(live, snapshot.globalChain.entries);
+  for (const c of snapshot.consumers.values()) addPluginRuntimes(live, c.entries);
+  for (const g of snapshot.consumerGroups.values()) addPluginRuntimes(live, g.entries);
   return live;
+}
+
+function addPluginRuntimes(live: Set<UpstreamRuntime>, entries: readonly ChainEntry[]): void {
+  for (const e of entries) {
+    if (e.upstreams === undefined) continue;
+    // Only PluginConfCompiler builds a PluginUpstream, and it builds a CompiledUpstream.
+    for (const u of e.upstreams) {
+      const runtime = (u as CompiledUpstream).runtime;
+      if (runtime !== undefined) live.add(runtime);
+    }
+  }
 }
 
 /** Runtimes retired by a swap, closed once in-flight requests had time to finish with them. */
