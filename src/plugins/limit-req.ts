@@ -12,8 +12,9 @@
  * Redis fails or does not answer within `redis_timeout`, the request gets
  * 500, or passes with `allow_degradation`.
  */
-import type { OwnedState, PluginCleanup, PluginExit, PluginInitContext, RequestContext } from '../core/plugin/index.js';
+import type { PluginCleanup, PluginExit, PluginInitContext, RequestContext } from '../core/plugin/index.js';
 import { definePlugin } from '../core/plugin/index.js';
+import { PerNode } from './lib/per-node.js';
 import { compileLimitKey, confDigest, counterKey, type LimitKey } from './lib/limit-key.js';
 import { evalScript, holdRedisClients, redisTarget, withRedis, type RedisTarget } from './lib/redis-client.js';
 import { redisClusterPolicySchema, redisPolicyClauses, redisPolicySchema, unusedRedisField, type RedisConf } from './lib/redis-schema.js';
@@ -59,11 +60,8 @@ interface Compiled {
   readonly redis?: RedisTarget;
 }
 
-/** This process's buckets: the node's when it serves all requests, or holds them for its workers. */
-const incomingLocal = incomingFrom(new LocalBuckets());
-/** A primary that does not answer within this is a limiter failure (500, or allowed with allow_degradation). */
-const ANSWER_MS = 1_000;
-let buckets: Pick<OwnedState<BucketRequest, BucketAnswer>, 'call'> = { call: incomingLocal };
+/** The node's buckets; a primary that does not answer within 1 s is a limiter failure (500, or allowed with allow_degradation). */
+const buckets = new PerNode<BucketRequest, BucketAnswer>('buckets', incomingFrom(new LocalBuckets()), 1_000);
 const FAILED: PluginExit = { status: 500 };
 
 function check(conf: LimitReqConf & Record<string, unknown>): string | undefined {
@@ -123,13 +121,11 @@ function access(c: Compiled, ctx: RequestContext): PluginExit | void | Promise<P
 
 /** Local buckets are per node: with several workers the primary holds them. */
 function init(ctx: PluginInitContext): PluginCleanup {
-  const owned = ctx.shared.owned<BucketRequest, BucketAnswer>('buckets', incomingLocal, ANSWER_MS);
-  buckets = owned;
+  const leave = buckets.init(ctx);
   const release = holdRedisClients();
   return () => {
-    owned.close();
+    leave();
     release();
-    if (buckets === owned) buckets = { call: incomingLocal };
   };
 }
 
