@@ -58,6 +58,8 @@ export function redisTarget(conf: RedisConf): RedisTarget {
     : ['single', conf.redis_host, conf.redis_port ?? 6379, conf.redis_username, conf.redis_password, conf.redis_database ?? 0, conf.redis_ssl, conf.redis_ssl_verify];
   const timeoutMs = conf.redis_timeout ?? 1000;
   const idleMs = conf.redis_keepalive_timeout ?? 10_000;
+  // Load the client library now, at config-change time, so the first request does not wait for it.
+  (ioredis ??= loadIoredis()).catch(() => undefined);
   return { id: JSON.stringify([...settings, timeoutMs, idleMs]), timeoutMs, idleMs, conf };
 }
 
@@ -169,14 +171,16 @@ class RedisTimeout extends Error {}
  * answered within `redis_timeout`.
  */
 export function withRedis<T>(t: RedisTarget, fn: (r: RedisCommands) => Promise<T>): Promise<T> {
+  const c = clientFor(t);
+  return c instanceof Promise ? c.then((made) => bounded(t, made, fn)) : bounded(t, c, fn);
+}
+
+/** The timer starts once the client exists: loading ioredis is no time spent waiting for Redis. */
+function bounded<T>(t: RedisTarget, c: Client, fn: (r: RedisCommands) => Promise<T>): Promise<T> {
+  c.uses++;
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => reject(new RedisTimeout(`redis did not answer within ${t.timeoutMs} ms`)), t.timeoutMs);
-    const run = (c: Client): Promise<T> => {
-      c.uses++;
-      return fn(c.redis as unknown as RedisCommands);
-    };
-    const c = clientFor(t);
-    (c instanceof Promise ? c.then(run) : run(c)).then(
+    fn(c.redis as unknown as RedisCommands).then(
       (v) => {
         clearTimeout(timer);
         resolve(v);
