@@ -166,6 +166,8 @@ const QUOTA = dataKey<Quota>('limit-count-quota');
 const COUNTED = dataKey<Set<Runtime>>('limit-count-counted');
 
 function check(conf: LimitCountConf & Record<string, unknown>): string | undefined {
+  // APISIX's schema has `rules`; this one does not declare it yet, so refuse it rather than ignore it.
+  if (conf.rules !== undefined) return 'rules is not supported yet, use count, time_window and key';
   if (conf.policy === 'redis-sentinel') return 'policy redis-sentinel is not supported yet, use "local", "redis" or "redis-cluster"';
   // APISIX's delayed sync (sync_interval) batches Redis writes per node; Portico writes every request through.
   if (conf.sync_interval !== undefined && conf.sync_interval !== -1 && (conf.policy ?? 'local') !== 'local') {

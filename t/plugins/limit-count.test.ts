@@ -110,6 +110,7 @@ describe('limit-count', () => {
       [{ count: 1, time_window: 60, policy: 'redis', redis_host: '127.0.0.1', redis_timeout: 0 }, /then clause did not match/],
       [{ count: 1, time_window: 60, window_type: 'rolling' }, /window_type/],
       [{ count: 1, time_window: 60, policy: 'redis-sentinel' }, /policy redis-sentinel is not supported yet/],
+      [{ count: 1, time_window: 60, rules: [{ count: 1, time_window: 1, key: '$remote_addr' }] }, /rules is not supported yet/],
       [{ count: 1, time_window: 60, policy: 'redis', redis_host: '127.0.0.1', sync_interval: 1 }, /sync_interval is not supported yet/],
       [{ count: 1, time_window: 60, redis_host: '127.0.0.1' }, /redis_host is only used with policy "redis", not "local"/],
       [{ count: 1, time_window: 60, policy: 'redis', redis_host: '127.0.0.1', redis_cluster_name: 'c' }, /redis_cluster_name is only used with policy "redis-cluster", not "redis"/],
