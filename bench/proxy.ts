@@ -6,6 +6,7 @@
  *   - through @fastify/http-proxy,
  *   - through Portico with no plugins,
  *   - through Portico with key-auth + limit-count,
+ *   - through Portico with key-auth + limit-req,
  * with every proxy pinned to core 0 and wrk + nginx on core 1. Rounds are
  * interleaved and ratios are taken round by round, so drift on the machine
  * affects all targets alike. This is a benchmark, not a test: it asserts nothing.
@@ -157,6 +158,12 @@ async function startPortico(upstreamPort: number, tls?: { port: number; cert: st
     upstream_id: '1',
     plugins: { 'key-auth': {}, 'limit-count': { count: 1_000_000_000, time_window: 3600, rejected_code: 429 } },
   });
+  // A rate no run reaches; the burst absorbs requests that share a millisecond (the bucket's clock), so none waits.
+  await admin(adminPort, '/routes/limit-req', {
+    uri: '/limit-req',
+    upstream_id: '1',
+    plugins: { 'key-auth': {}, 'limit-req': { rate: 1_000_000_000, burst: 1_000_000, key: 'remote_addr', rejected_code: 429 } },
+  });
   await new Promise((r) => setTimeout(r, 200));
   return { port: Number(data[1]), pid: c.pid! };
 }
@@ -264,6 +271,7 @@ async function main(): Promise<void> {
       pid: portico.pid,
       headers: [`apikey: ${API_KEY}`],
     },
+    { name: 'portico (key-auth+limit-req)', url: `http://127.0.0.1:${portico.port}/limit-req`, pid: portico.pid, headers: [`apikey: ${API_KEY}`] },
   ];
   for (const t of targets) await wrk(t, 2); // warm up JITs and pools
 
@@ -271,7 +279,7 @@ async function main(): Promise<void> {
   // Paired targets run back to back (lean proxy next to Portico, Portico next to Portico with plugins), and
   // every other round runs in reverse (ABBA), so slow drift on the machine lands on both sides of a pair
   // instead of on whichever ran later.
-  const order = [targets[0]!, targets[2]!, targets[1]!, targets[3]!, targets[4]!];
+  const order = [targets[0]!, targets[2]!, targets[1]!, targets[3]!, targets[4]!, targets[5]!];
   for (let round = 1; round <= ROUNDS; round++) {
     for (const t of round % 2 === 1 ? order : [...order].reverse()) {
       const before = t.pid ? cpuSeconds(t.pid) : 0;
@@ -307,6 +315,7 @@ async function main(): Promise<void> {
   line('portico / @fastify/http-proxy', 'portico (no plugins)', '@fastify/http-proxy', '   (target >= 1.40)');
   line('lean node proxy / @fastify/http-proxy', 'lean node:http+undici', '@fastify/http-proxy', '');
   line('portico plugins / portico no plugins', 'portico (key-auth+limit-count)', 'portico (no plugins)', '   (target >= 0.80)');
+  line('limit-req+key-auth / no plugins', 'portico (key-auth+limit-req)', 'portico (no plugins)', '   (target >= 0.80)');
   line('portico / direct nginx', 'portico (no plugins)', 'direct (nginx)', '');
   const cpu = ratios('portico (no plugins)', 'lean node:http+undici', (r) => r.cpuUsPerReq);
   console.log(`\nCPU per request, portico / lean node proxy: ${median(cpu).toFixed(2)}x [${spread(cpu, 2)}]`);

@@ -1,10 +1,16 @@
 /**
  * limit-count (APISIX priority 1002): at most `count` requests per
  * `time_window` seconds per key, in the access phase
- * (apisix/plugins/limit-count/init.lua with the `local` policy).
+ * (apisix/plugins/limit-count/init.lua).
  *
- * Windows are fixed and start with a key's first request, as
- * resty.limit.count's. Counters (limit-count/counters.ts) are keyed by route,
+ * `window_type: fixed` windows start with a key's first request, as
+ * resty.limit.count's; `sliding` windows are aligned on the epoch and weigh in
+ * the previous window's count by how much of it still overlaps the last
+ * `time_window` seconds (limit-count/counters.ts). `policy: redis` and
+ * `redis-cluster` keep the counters in Redis, shared by every node on it
+ * (limit-count/redis.ts); a Redis that fails or does not answer within
+ * `redis_timeout` gets 500 `failed to limit count`, or lets the request
+ * through with `allow_degradation`. Counters are keyed by route,
  * by the conf's content and by the limit key: recompiling after an unrelated
  * config change keeps the count, while editing this plugin's conf starts
  * afresh, as APISIX keys on the plugin conf's version. `group` shares one
@@ -23,20 +29,24 @@
  * (`limit_header`, `remaining_header`, `reset_header`), on 429s and on
  * passed requests alike, as apisix/plugins/limit-count/init.lua does.
  */
-import { createHash } from 'node:crypto';
 import {
   compileTemplate,
   dataKey,
   definePlugin,
   renderTemplate,
-  type OwnedState,
+  type MaybePromise,
   type PluginCleanup,
   type PluginExit,
   type PluginInitContext,
   type RequestContext,
   type Template,
 } from '../core/plugin/index.js';
+import { compileLimitKey, confDigest, resolveLimitKey, type LimitKey } from './lib/limit-key.js';
+import { PerNode } from './lib/per-node.js';
+import { holdRedisClients, redisTarget } from './lib/redis-client.js';
+import { redisClusterPolicySchema, redisPolicySchema, unusedRedisField, type RedisConf } from './lib/redis-schema.js';
 import { LocalCounters, takeFrom, type Take, type TakeRequest } from './limit-count/counters.js';
+import { takeFromRedis } from './limit-count/redis.js';
 
 export const schema = {
   type: 'object',
@@ -55,6 +65,10 @@ export const schema = {
     sync_interval: { type: 'number', default: -1 },
   },
   required: ['count', 'time_window'],
+  // APISIX's clauses by policy; redis-sentinel's fields are not declared, as check() refuses that policy.
+  if: { properties: { policy: { enum: ['redis'] } } },
+  then: redisPolicySchema,
+  else: { if: { properties: { policy: { enum: ['redis-cluster'] } } }, then: redisClusterPolicySchema },
 };
 
 const DEFAULT_LIMIT_HEADER = 'X-RateLimit-Limit';
@@ -76,7 +90,7 @@ interface LimitCountMetadata {
   reset_header?: string;
 }
 
-export interface LimitCountConf {
+export interface LimitCountConf extends RedisConf {
   count?: number | string;
   time_window?: number | string;
   window_type?: 'fixed' | 'sliding';
@@ -101,18 +115,21 @@ interface Runtime {
   perRoute: boolean;
   count: number | Template;
   window: number | Template;
-  keyTemplate?: Template;
+  sliding: boolean;
+  key: LimitKey;
+  /** Where the count is taken: this node's counters, or Redis. */
+  take: (req: TakeRequest) => MaybePromise<Take>;
   rejected: PluginExit;
   failed: PluginExit;
 }
 
-/** This process's counters: the node's when it serves all requests, or holds them for its workers. */
-const local = new LocalCounters();
-const takeLocal = takeFrom(local);
-/** A primary that does not answer within this is a counter failure (500, or allowed with allow_degradation). */
-const ANSWER_MS = 1_000;
-/** Where takes go: set by init to the node's shared counters; this process's own until then. */
-let counters: Pick<OwnedState<TakeRequest, Take>, 'call'> = { call: takeLocal };
+/**
+ * The node's counters: this process's when it serves all requests, or the
+ * primary's for its workers. A primary that does not answer within 1 s is a
+ * counter failure (500, or allowed with allow_degradation).
+ */
+const counters = new PerNode<TakeRequest, Take>('counters', takeFrom(new LocalCounters()), 1_000);
+const takeNode = (req: TakeRequest): MaybePromise<Take> => counters.call(req);
 
 /** The three quota header names, lower-case (Portico's header names are). */
 interface QuotaHeaders {
@@ -148,20 +165,22 @@ const QUOTA = dataKey<Quota>('limit-count-quota');
 /** The conf instances that already counted this request (in rewrite, for OPTIONS). */
 const COUNTED = dataKey<Set<Runtime>>('limit-count-counted');
 
-function check(conf: LimitCountConf): string | undefined {
-  if (conf.policy !== undefined && conf.policy !== 'local') {
-    return `policy ${conf.policy} is not supported yet, use "local"`;
+function check(conf: LimitCountConf & Record<string, unknown>): string | undefined {
+  // APISIX's schema has `rules`; this one does not declare it yet, so refuse it rather than ignore it.
+  if (conf.rules !== undefined) return 'rules is not supported yet, use count, time_window and key';
+  if (conf.policy === 'redis-sentinel') return 'policy redis-sentinel is not supported yet, use "local", "redis" or "redis-cluster"';
+  // APISIX's delayed sync (sync_interval) batches Redis writes per node; Portico writes every request through.
+  if (conf.sync_interval !== undefined && conf.sync_interval !== -1 && (conf.policy ?? 'local') !== 'local') {
+    return 'sync_interval is not supported yet, leave it at -1 (every request counted in Redis at once)';
   }
-  if (conf.window_type === 'sliding') return 'window_type "sliding" is not supported yet, use "fixed"';
-  return undefined;
+  return unusedRedisField(conf);
 }
 
 function compile(conf: LimitCountConf): LimitCountCompiled {
-  const keyType = conf.key_type ?? 'var';
   const numberOrTemplate = (v: number | string | undefined): number | Template =>
     typeof v === 'number' ? v : compileTemplate(String(v ?? ''));
   // A short digest keeps per-request key strings small.
-  const confId = createHash('sha1').update(JSON.stringify(conf)).digest('base64url').slice(0, 16);
+  const confId = confDigest(conf);
   return {
     ...conf,
     rt: {
@@ -169,7 +188,9 @@ function compile(conf: LimitCountConf): LimitCountCompiled {
       perRoute: conf.group === undefined,
       count: numberOrTemplate(conf.count),
       window: numberOrTemplate(conf.time_window),
-      keyTemplate: keyType === 'var_combination' ? compileTemplate(conf.key ?? '') : undefined,
+      sliding: conf.window_type === 'sliding',
+      key: compileLimitKey(conf.key ?? 'remote_addr', conf.key_type),
+      take: (conf.policy ?? 'local') === 'local' ? takeNode : takeFromRedis(redisTarget(conf)),
       rejected: {
         status: conf.rejected_code ?? 503,
         body: conf.rejected_msg !== undefined ? { error_msg: conf.rejected_msg } : undefined,
@@ -186,17 +207,9 @@ function resolveNumber(v: number | Template, ctx: RequestContext): number | unde
   return Number.isSafeInteger(n) && n > 0 ? n : undefined;
 }
 
-function limitKey(conf: LimitCountConf, rt: Runtime, ctx: RequestContext): string {
-  let key: string | undefined;
-  const keyType = conf.key_type ?? 'var';
-  if (keyType === 'constant') key = conf.key ?? 'remote_addr';
-  else if (keyType === 'var_combination') {
-    const rendered = renderTemplate(rt.keyTemplate!, ctx.var);
-    key = rendered === '' ? undefined : rendered;
-  } else key = ctx.var.get(conf.key ?? 'remote_addr');
-  // An absent key falls back to the client address (APISIX), so a missing header is not a free pass.
-  if (key === undefined) key = ctx.remoteAddr;
-  return rt.perRoute ? `${ctx.route?.id ?? ''}\n${rt.prefix}\n${key}` : `${rt.prefix}\n${key}`;
+function limitKey(rt: Runtime, ctx: RequestContext): string {
+  const key = resolveLimitKey(rt.key, ctx);
+  return rt.perRoute ? `${ctx.route?.id ?? ''}:${rt.prefix}:${key}` : `${rt.prefix}:${key}`;
 }
 
 function limit(conf: LimitCountCompiled, ctx: RequestContext): PluginExit | void | Promise<PluginExit | undefined> {
@@ -207,9 +220,9 @@ function limit(conf: LimitCountCompiled, ctx: RequestContext): PluginExit | void
     return conf.allow_degradation ? undefined : { status: 500 };
   }
 
-  const key = limitKey(conf, rt, ctx);
+  const key = limitKey(rt, ctx);
   const now = Date.now();
-  const t = counters.call({ key, count, windowMs: windowSec * 1000 });
+  const t = rt.take({ key, count, windowMs: windowSec * 1000, sliding: rt.sliding });
   if (t instanceof Promise) {
     return t.then(
       (taken) => outcome(conf, rt, ctx, count, taken, now),
@@ -272,11 +285,11 @@ function header_filter(_conf: LimitCountCompiled, ctx: RequestContext): void {
 
 /** The counters are per node, as APISIX's shared dict is for nginx's workers: with several workers the primary holds them. */
 function init(ctx: PluginInitContext): PluginCleanup {
-  const owned = ctx.shared.owned<TakeRequest, Take>('counters', takeLocal, ANSWER_MS);
-  counters = owned;
+  const leave = counters.init(ctx);
+  const release = holdRedisClients();
   return () => {
-    owned.close();
-    if (counters === owned) counters = { call: takeLocal };
+    leave();
+    release();
   };
 }
 
@@ -286,6 +299,7 @@ export default definePlugin({
   version: '0.5',
   schema,
   metadata_schema,
+  encrypt_fields: ['redis_password'],
   check,
   compile,
   rewrite,

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { send, startEnv, type Env } from './helpers.js';
+import { expectEncryptedAtRest, send, startEnv, type Env } from './helpers.js';
 
 let env: Env;
 beforeAll(async () => {
@@ -104,7 +104,16 @@ describe('limit-count', () => {
       [{ count: 0, time_window: 60 }, /count/],
       [{ count: 1, time_window: 60, rejected_code: 600 }, /rejected_code/],
       [{ count: 1, time_window: 60, key_type: 'cookie' }, /key_type/],
-      [{ count: 1, time_window: 60, policy: 'redis' }, /redis/],
+      // policy redis without redis_host: APISIX's "then clause did not match" (t/plugin/limit-count-redis.t).
+      [{ count: 1, time_window: 60, policy: 'redis' }, /then clause did not match/],
+      [{ count: 1, time_window: 60, policy: 'redis-cluster', redis_cluster_nodes: ['127.0.0.1:7000'] }, /else clause did not match/],
+      [{ count: 1, time_window: 60, policy: 'redis', redis_host: '127.0.0.1', redis_timeout: 0 }, /then clause did not match/],
+      [{ count: 1, time_window: 60, window_type: 'rolling' }, /window_type/],
+      [{ count: 1, time_window: 60, policy: 'redis-sentinel' }, /policy redis-sentinel is not supported yet/],
+      [{ count: 1, time_window: 60, rules: [{ count: 1, time_window: 1, key: '$remote_addr' }] }, /rules is not supported yet/],
+      [{ count: 1, time_window: 60, policy: 'redis', redis_host: '127.0.0.1', sync_interval: 1 }, /sync_interval is not supported yet/],
+      [{ count: 1, time_window: 60, redis_host: '127.0.0.1' }, /redis_host is only used with policy "redis", not "local"/],
+      [{ count: 1, time_window: 60, policy: 'redis', redis_host: '127.0.0.1', redis_cluster_name: 'c' }, /redis_cluster_name is only used with policy "redis-cluster", not "redis"/],
     ];
     for (const [conf, msg] of bad) {
       const res = await env.gw.admin('PUT', '/apisix/admin/routes/lcbad', {
@@ -116,6 +125,13 @@ describe('limit-count', () => {
       expect(res.body.error_msg).toMatch(/limit-count/);
       expect(res.body.error_msg).toMatch(msg);
     }
+  });
+});
+
+describe('limit-count with Redis settings', () => {
+  it('stores redis_password encrypted, as APISIX encrypt_fields it', async () => {
+    await env.route('lc-enc', '/lc-enc', { 'limit-count': { count: 1, time_window: 60, policy: 'redis', redis_host: '127.0.0.1', redis_password: 's3cret', allow_degradation: true } });
+    await expectEncryptedAtRest(env, '/apisix/admin/routes/lc-enc', 'limit-count', 'redis_password', 's3cret');
   });
 });
 

@@ -23,13 +23,15 @@ interface Window {
 }
 
 /**
- * Counters of one process. Windows are fixed and start with a key's first
- * request, as resty.limit.count's. An evicted key only gets a fresh window,
+ * Counters of one process. Fixed windows start with a key's first request, as
+ * resty.limit.count's; sliding ones are below. An evicted key only gets a fresh window,
  * so the bound trades exactness under a key flood for memory that cannot
  * grow without limit.
  */
 export class LocalCounters {
   private readonly windows = new LRUCache<string, Window>({ max: 100_000, ttlAutopurge: false });
+  /** Sliding windows' counts, by key and window number. */
+  private readonly slides = new LRUCache<string, number>({ max: 100_000, ttlAutopurge: false });
 
   take(key: string, count: number, windowMs: number, now: number): Take {
     let w = this.windows.get(key);
@@ -41,6 +43,37 @@ export class LocalCounters {
     w.remaining--;
     return { allowed: true, remaining: w.remaining, resetAt: w.resetAt };
   }
+
+  /**
+   * APISIX's sliding window (apisix/plugins/limit-count/sliding-window/):
+   * windows aligned on the epoch, and a request passes while this window's
+   * count plus the previous window's, weighted by how much of it still
+   * overlaps the last `windowMs`, stays under `count`.
+   */
+  takeSliding(key: string, count: number, windowMs: number, now: number): Take {
+    const id = Math.floor(now / windowMs);
+    const left = windowMs - (now % windowMs);
+    const cur = this.slides.get(`${key}\n${id}`) ?? 0;
+    const last = Math.min(this.slides.get(`${key}\n${id - 1}`) ?? 0, count);
+    const verdict = slidingVerdict(cur, last, count, windowMs, left);
+    if (verdict.allowed) this.slides.set(`${key}\n${id}`, cur + 1, { ttl: windowMs * 2 });
+    return { ...verdict, resetAt: now + verdict.resetMs };
+  }
+}
+
+/**
+ * The sliding window's decision from this window's count `cur` and the
+ * previous one's `last` (capped at `count`), `left` ms before this window
+ * ends. A refusal's reset is when the previous window's share will have
+ * shrunk enough for one more request.
+ */
+export function slidingVerdict(cur: number, last: number, count: number, windowMs: number, left: number): { allowed: boolean; remaining: number; resetMs: number } {
+  const lastShare = (last / windowMs) * left;
+  if (cur >= count || cur + lastShare >= count) {
+    const wait = cur >= count || last === 0 ? left : Math.max(0, left - (count - cur) / (last / windowMs));
+    return { allowed: false, remaining: 0, resetMs: Math.ceil(wait / 10) * 10 };
+  }
+  return { allowed: true, remaining: Math.max(0, Math.floor(count - (cur + 1) - lastShare)), resetMs: left };
 }
 
 /** One take as the process holding the counters is asked for it. */
@@ -48,9 +81,11 @@ export interface TakeRequest {
   key: string;
   count: number;
   windowMs: number;
+  /** window_type sliding. */
+  sliding?: boolean;
 }
 
 /** Takes from `counters` with the holder's clock. */
 export function takeFrom(counters: LocalCounters): (req: TakeRequest) => Take {
-  return (req) => counters.take(req.key, req.count, req.windowMs, Date.now());
+  return (req) => (req.sliding === true ? counters.takeSliding(req.key, req.count, req.windowMs, Date.now()) : counters.take(req.key, req.count, req.windowMs, Date.now()));
 }
