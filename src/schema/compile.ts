@@ -248,3 +248,16 @@ export function compileSchema(schema: JsonSchema, secretRefs: SecretRefScope = '
     },
   };
 }
+
+/**
+ * A schema a user wrote inside a conf (request-validation's header_schema and
+ * body_schema), checked as APISIX's core.schema.check checks it, messages
+ * included. It gets an ajv instance of its own: a shared one keeps every
+ * schema it ever compiled, so each config change would leak one; this one is
+ * dropped with the conf. Throws when the schema itself is invalid.
+ */
+export function compileUserSchema(schema: JsonSchema): (value: unknown) => string | undefined {
+  const ordered = sequence(schema);
+  const validate = makeAjv(false).compile(ordered as JsonSchema);
+  return (value) => run(validate, ordered, value);
+}

@@ -317,7 +317,8 @@ export class RequestFlow implements RequestEnd, TakeoverEnv {
       return;
     }
     // An upgrade request on a route without WebSocket is proxied as a plain request; Node left its body unread.
-    const length = upgrade === undefined ? 0 : Number(ctx.req.headers['content-length'] ?? 0);
+    // A plugin that read the body (readBody) already took it off the socket; the buffered copy goes instead.
+    const length = upgrade === undefined || ctx.peekUpstreamRequest()?.body !== undefined ? 0 : Number(ctx.req.headers['content-length'] ?? 0);
     const body = length > 0 ? upgradeBody(upgrade!.head, upgrade!.socket, length) : undefined;
     const exchange = new ProxyExchange(ctx, runtime, target, this.env, body);
     ctx.exchange = exchange;

@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
-import type { DataKey, PluginUpstream, RequestContext, RequestMeasures, ResponseState, UpstreamRequest, Vars } from '../plugin/ctx.js';
+import type { BodyError, DataKey, PluginUpstream, RequestContext, RequestMeasures, ResponseState, UpstreamRequest, Vars } from '../plugin/ctx.js';
 import { Headers } from './headers.js';
 import { unmapIPv4 } from '../match/ip-match.js';
 import type { ConsumerConf, RouteConf, ServiceConf, UpstreamConf } from '../model.js';
@@ -18,6 +18,8 @@ import { headerValue, LazyVars } from './vars.js';
 import { requestHost } from './request-host.js';
 import type { GatewayError } from '../errors.js';
 import { measuresOf } from './measures.js';
+import { readRequestBody } from './request-body.js';
+import { upgradeBody } from '../dataplane/upgrade-body.js';
 
 /** Who ends a request: the data plane's flow (src/core/dataplane/flow.ts). */
 export interface RequestEnd {
@@ -44,6 +46,7 @@ export interface UpgradeState {
 
 class UpstreamRequestState implements UpstreamRequest {
   host: string | undefined = undefined;
+  body: Buffer | undefined = undefined;
   readonly headers: Headers;
   constructor(
     public method: string,
@@ -163,6 +166,7 @@ export class RequestCtx implements RequestContext {
   readonly hasBody: boolean = false;
 
   private _var: Vars | undefined = undefined;
+  private _body: Promise<Buffer | BodyError> | undefined = undefined;
   private _data: Record<string, unknown> | undefined = undefined;
   private _upstreamRequest: UpstreamRequestState | undefined = undefined;
   private _response: Response | undefined = undefined;
@@ -249,6 +253,25 @@ export class RequestCtx implements RequestContext {
   setClientAddress(addr: string, port?: number): void {
     this.remoteAddr = unmapIPv4(addr);
     if (port !== undefined) this.remotePort = port;
+  }
+
+  requestHeaders(): Readonly<Record<string, string | string[] | undefined>> {
+    return this.req.headers;
+  }
+
+  readBody(maxBytes: number): Promise<Buffer | BodyError> {
+    return (this._body ??= this.readBodyOnce(maxBytes));
+  }
+
+  private async readBodyOnce(maxBytes: number): Promise<Buffer | BodyError> {
+    if (!this.hasBody) return Buffer.alloc(0);
+    const declared = this.chunked ? undefined : Number(this.req.headers['content-length'] ?? 0);
+    const up = this.upgrade;
+    // An upgrade request's body is not Node's to read: it follows the head on the raw socket.
+    const stream = up === undefined ? this.req : upgradeBody(up.head, up.socket, declared ?? 0);
+    const read = await readRequestBody(stream, declared, maxBytes);
+    if (Buffer.isBuffer(read)) this.upstreamRequest.body = read;
+    return read;
   }
 
   getData<T>(key: DataKey<T>): T | undefined {

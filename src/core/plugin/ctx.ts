@@ -36,6 +36,19 @@ export interface UpstreamRequest {
   /** Host header to send when pass_host is `pass`; undefined keeps the client's. */
   host?: string;
   readonly headers: HeaderEdits;
+  /**
+   * The body to send in place of the client's: set by `readBody` to what it
+   * read (a stream is read once), replaced by a plugin that rewrites it; the
+   * upstream's Content-Length follows it. Undefined: the client's body is streamed.
+   */
+  body: Buffer | undefined;
+}
+
+/** Why `readBody` has no body to give. */
+export interface BodyError {
+  readonly error: string;
+  /** The body is larger than the limit asked for (a Content-Length that says so is refused unread). */
+  readonly tooLarge: boolean;
 }
 
 export interface ResponseState {
@@ -99,6 +112,15 @@ export interface RequestContext {
    * never show here.
    */
   requestHeader(name: string): string | undefined;
+  /** Every request header as the client sent it (names lower-case; repeats joined as in `requestHeader`, Set-Cookie a list). */
+  requestHeaders(): Readonly<Record<string, string | string[] | undefined>>;
+  /**
+   * The client's whole body (APISIX's core.request.get_body), read once: later
+   * calls get the same answer, and the upstream then gets the buffered copy
+   * (`upstreamRequest.body`). An empty Buffer when the request has no body.
+   * Only plugins that must see the body call it; every other request streams.
+   */
+  readBody(maxBytes: number): Promise<Buffer | BodyError>;
 
   /** The matched route after the plugin_config and service merge. */
   readonly route: RouteConf & { id: string };

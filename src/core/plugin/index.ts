@@ -11,6 +11,7 @@ export type { ConsumerConf, RouteConf, ServiceConf, UpstreamConf } from '../mode
 export { compileIpMatcher, isValidIpOrCidr, type IpMatcher } from '../match/ip-match.js';
 export { compileExpr, type CompiledExpr, type ExprVars } from '../match/expr.js';
 export { isSecretRef } from '../secrets/refs.js';
+export { compileUserSchema } from '../../schema/compile.js';
 export { decodeQueryComponent, parseQuery, queryArg, withoutArg } from '../http/query.js';
 export { measureRequests } from '../http/measures.js';
 export type { GatheredState, NodeShared, OwnedState } from '../process/shared-state.js';

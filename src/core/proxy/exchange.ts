@@ -150,16 +150,18 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     const routeConnect = ctx.compiled?.timeout?.connect;
     // The pool enforces the upstream's connect timeout; a route that differs uses a pool built with its own.
     this.connectMs = routeConnect !== undefined && routeConnect * 1000 !== runtime.connectTimeoutMs ? routeConnect * 1000 : 0;
-    const body = ctx.hasBody ? ((bodyStream ?? ctx.req) as BodyStream) : null;
+    // No plugin touched the upstream request (the common case): forward what the client sent, without building edit state.
+    const up = ctx.peekUpstreamRequest();
+    // A body a plugin read or rewrote is sent from memory; otherwise the client's streams through.
+    const buffered = up?.body;
+    const body = buffered !== undefined ? buffered : ctx.hasBody ? ((bodyStream ?? ctx.req) as BodyStream) : null;
     this.sendMs = 0;
-    if (body !== null) {
+    if (body !== null && !Buffer.isBuffer(body)) {
       this.sendMs = (this.timeout?.send ?? DEFAULT_TIMEOUT_S) * 1000;
       body[kExchange] = this;
       body.on('pause', onBodyPause);
       body.on('resume', onBodyResume);
     }
-    // No plugin touched the upstream request (the common case): forward what the client sent, without building edit state.
-    const up = ctx.peekUpstreamRequest();
     const method = up === undefined ? ctx.method : up.method;
     const path = up === undefined ? ctx.path : up.path;
     const query = up === undefined ? ctx.query : up.query;

@@ -55,8 +55,9 @@ export function upstreamHeaders(ctx: RequestCtx, runtime: UpstreamRuntime, targe
   const out: string[] = [];
   const drop = connectionTokens(ctx.connectionHeader);
   edits.flatten(out, drop, REPLACED);
-  // Node parsed and de-chunked the body; undici re-frames it, so keep only a Content-Length that is true.
-  if (ctx.chunked) {
+  // Node parsed and de-chunked the body; undici re-frames it, so keep only a Content-Length that is true
+  // (a body sent from memory gets undici's own, from its length).
+  if (ctx.chunked || up.body !== undefined) {
     for (let i = 0; i < out.length; i += 2) if (out[i] === 'content-length') out.splice(i, 2), (i -= 2);
   }
   out.push('host', upstreamHost(ctx, runtime, target));
