@@ -134,6 +134,7 @@ export async function startGateway(config: PorticoConfig, opts: StartOptions = {
         dataPlaneInWorkers: inWorkers,
         workers,
         shared,
+        proxyCache: config.apisix.proxy_cache,
       }),
     );
     // Up before the data plane: a readiness probe gets 503 while workers start, not a refused connection.

@@ -93,6 +93,7 @@ async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<voi
       process: 'worker',
       dataPlaneInWorkers: true,
       workers,
+      proxyCache: msg.config.apisix.proxy_cache,
       shared: sharedStateHub({ channel, role: 'worker', workers, primary }),
     });
     // Messaging backends log through this process's logger (broker failures, dropped sessions).

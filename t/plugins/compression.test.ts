@@ -5,37 +5,21 @@
  * accepted) pass through untouched.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { brotliDecompressSync, gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { expectRouteConfsRefused, startEnv, type Env } from './helpers.js';
+import { expectRouteConfsRefused, startEnv, startStreamingUpstream, type Env, type StreamingUpstream } from './helpers.js';
 
 let env: Env;
-let streamer: Server;
-let streamerNode: string;
+let streamer: StreamingUpstream;
 /** 300 KB of compressible text with random parts, so chunking and the output loop are exercised. */
 const BIG = Buffer.concat(Array.from({ length: 60 }, (_, i) => Buffer.concat([Buffer.from(`line ${i} `.repeat(300)), Buffer.from(randomBytes(1500).toString('hex'))])));
 
 beforeAll(async () => {
   env = await startEnv();
-  // An upstream that writes its body in many chunks over time, with no Content-Length.
-  streamer = createServer((req, res) => {
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-    let i = 0;
-    const step = (): void => {
-      if (i >= BIG.length) return void res.end();
-      res.write(BIG.subarray(i, i + 10000));
-      i += 10000;
-      setImmediate(step);
-    };
-    step();
-  });
-  await new Promise<void>((resolve) => streamer.listen(0, '127.0.0.1', resolve));
-  streamerNode = `127.0.0.1:${(streamer.address() as AddressInfo).port}`;
+  streamer = await startStreamingUpstream(BIG, 'text/html; charset=utf-8', 10000);
 });
 afterAll(async () => {
-  streamer?.closeAllConnections();
   streamer?.close();
   await env?.close();
 });
@@ -80,7 +64,7 @@ describe('gzip', () => {
     await env.put('/apisix/admin/routes/gz2', {
       uri: '/gz2',
       plugins: { gzip: { types: ['text/html'], comp_level: 9 } },
-      upstream: { type: 'roundrobin', nodes: { [streamerNode]: 1 } },
+      upstream: { type: 'roundrobin', nodes: { [streamer.node]: 1 } },
     });
     const res = await get('/gz2', { 'accept-encoding': 'gzip' });
     expect(res.headers['content-encoding']).toBe('gzip');
@@ -156,7 +140,7 @@ describe('brotli', () => {
     await env.put('/apisix/admin/routes/br2', {
       uri: '/br2',
       plugins: { brotli: {} },
-      upstream: { type: 'roundrobin', nodes: { [streamerNode]: 1 } },
+      upstream: { type: 'roundrobin', nodes: { [streamer.node]: 1 } },
     });
     const res = await get('/br2', { 'accept-encoding': 'br' });
     expect(res.headers['content-encoding']).toBe('br');

@@ -7,6 +7,7 @@
 import type { Logger } from 'pino';
 import type { RequestContext } from './ctx.js';
 import type { ConsumerConf } from '../model.js';
+import type { ProxyCacheConf } from '../config/types.js';
 import type { NodeShared, SharedStateHub } from '../process/shared-state.js';
 
 import type { JsonSchema, SchemaType } from '../../schema/types.js';
@@ -52,6 +53,8 @@ export interface PluginInitContext {
   readonly workers: number;
   /** Per-node state shared by this node's processes (APISIX's shared dicts), in this plugin's namespace. */
   readonly shared: NodeShared;
+  /** `apisix.proxy_cache` from config.yaml (APISIX's plugins read it through core.config.local_conf()). */
+  readonly proxyCache: Readonly<ProxyCacheConf> | undefined;
 }
 
 /** Undoes what init() did (APISIX's `destroy`); called when the gateway closes. */
