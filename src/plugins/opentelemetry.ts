@@ -15,8 +15,17 @@
 import type { Attributes, Span } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import { dataKey, definePlugin, type RequestContext } from '../core/plugin/index.js';
-import { endServerSpan, extractParent, injectInto, Pipeline, samplerFor, startServerSpan, traceIdFrom, type OtelMetadata, type SamplerConf } from './opentelemetry/tracing.js';
+import type { OtelMetadata, Pipeline, SamplerConf } from './opentelemetry/tracing.js';
 import type { Sampler } from '@opentelemetry/sdk-trace-base';
+
+/**
+ * The SDK is loaded on the first request a route traces, not at start-up:
+ * importing it takes longer than the rest of start-up, and a gateway that
+ * lists the plugin (the default) but traces nothing should not pay for it.
+ */
+type Tracing = typeof import('./opentelemetry/tracing.js');
+let tracing: Tracing | undefined;
+let loading: Promise<Tracing> | undefined;
 
 const fraction = { type: 'number', default: 0 };
 export const schema = {
@@ -90,7 +99,8 @@ interface OtelConf {
 
 interface Compiled {
   readonly conf: OtelConf;
-  readonly sampler: Sampler;
+  /** Built from conf.sampler once the SDK is loaded. */
+  sampler: Sampler | undefined;
   /** additional_header_prefix_attributes: exact names, lower-case. */
   readonly headers: readonly string[];
 }
@@ -120,19 +130,19 @@ function check(conf: OtelConf & OtelMetadata, type: string): string | undefined 
 }
 
 function compile(conf: OtelConf): Compiled {
-  return { conf, sampler: samplerFor(conf.sampler), headers: (conf.additional_header_prefix_attributes ?? []).map((h) => h.toLowerCase()) };
+  return { conf, sampler: undefined, headers: (conf.additional_header_prefix_attributes ?? []).map((h) => h.toLowerCase()) };
 }
 
 /** The pipeline for the current metadata: rebuilt when the metadata object changes, the old one flushed. */
-function currentPipeline(meta: OtelMetadata): Pipeline {
+function currentPipeline(t: Tracing, meta: OtelMetadata): Pipeline {
   if (pipeline !== undefined && pipeline.meta === meta) return pipeline;
   const old = pipeline;
-  pipeline = new Pipeline(meta);
+  pipeline = new t.Pipeline(meta);
   old?.close().catch((err: unknown) => logger?.warn({ err }, 'opentelemetry: flushing the previous collector failed'));
   return pipeline;
 }
 
-function rewrite(c: Compiled, ctx: RequestContext): void {
+function rewrite(c: Compiled, ctx: RequestContext): void | Promise<void> {
   const meta = ctx.pluginMetadata<OtelMetadata>('opentelemetry');
   if (meta === undefined) {
     if (!warnedNoMetadata) {
@@ -141,7 +151,14 @@ function rewrite(c: Compiled, ctx: RequestContext): void {
     }
     return;
   }
-  const p = currentPipeline(meta as OtelMetadata);
+  if (tracing !== undefined) return trace(tracing, c, ctx, meta as OtelMetadata);
+  loading ??= import('./opentelemetry/tracing.js').then((t) => (tracing = t));
+  return loading.then((t) => trace(t, c, ctx, meta as OtelMetadata));
+}
+
+function trace(t: Tracing, c: Compiled, ctx: RequestContext, meta: OtelMetadata): void {
+  const p = currentPipeline(t, meta);
+  const sampler = (c.sampler ??= t.samplerFor(c.conf.sampler));
   const v = ctx.var;
   const route = ctx.route;
   const path = route.uri ?? route.uris?.[0];
@@ -168,17 +185,17 @@ function rewrite(c: Compiled, ctx: RequestContext): void {
     const value = ctx.requestHeader(name);
     if (value !== undefined) attributes[name] = value;
   }
-  const parent = extractParent((name) => ctx.requestHeader(name));
-  const traceId = meta.trace_id_source === 'x-request-id' ? traceIdFrom(ctx.requestHeader('x-request-id') ?? v.get('request_id')) : undefined;
-  const span = startServerSpan(p, p.tracer(c.sampler), path === undefined ? ctx.method : `${ctx.method} ${path}`, attributes, parent, traceId);
+  const parent = t.extractParent((name) => ctx.requestHeader(name));
+  const traceId = meta.trace_id_source === 'x-request-id' ? t.traceIdFrom(ctx.requestHeader('x-request-id') ?? v.get('request_id')) : undefined;
+  const span = t.startServerSpan(p, p.tracer(sampler), path === undefined ? ctx.method : `${ctx.method} ${path}`, attributes, parent, traceId);
   ctx.setData(ACTIVE, { span });
-  injectInto(span, parent, ctx.upstreamRequest.headers);
+  t.injectInto(span, parent, ctx.upstreamRequest.headers);
 }
 
 function log(_c: Compiled, ctx: RequestContext): void {
   const active = ctx.getData(ACTIVE);
-  if (active === undefined) return;
-  endServerSpan(active.span, ctx.responseStatus);
+  if (active === undefined || tracing === undefined) return;
+  tracing.endServerSpan(active.span, ctx.responseStatus);
 }
 
 export default definePlugin({
