@@ -7,6 +7,7 @@
  *   - through Portico with no plugins,
  *   - through Portico with key-auth + limit-count,
  *   - through Portico with key-auth + limit-req,
+ *   - from Portico's proxy-cache (memory zone, every request a HIT), against nginx serving the same body,
  * with every proxy pinned to core 0 and wrk + nginx on core 1. Rounds are
  * interleaved and ratios are taken round by round, so drift on the machine
  * affects all targets alike. This is a benchmark, not a test: it asserts nothing.
@@ -164,6 +165,8 @@ async function startPortico(upstreamPort: number, tls?: { port: number; cert: st
     upstream_id: '1',
     plugins: { 'key-auth': {}, 'limit-req': { rate: 1_000_000_000, burst: 1_000_000, key: 'remote_addr', rejected_code: 429 } },
   });
+  // Every request after the first is a HIT: nginx's body from Portico's memory zone.
+  await admin(adminPort, '/routes/cached', { uri: '/cached', upstream_id: '1', plugins: { 'proxy-cache': { cache_strategy: 'memory', cache_zone: 'memory_cache' } } });
   await new Promise((r) => setTimeout(r, 200));
   return { port: Number(data[1]), pid: c.pid! };
 }
@@ -272,8 +275,13 @@ async function main(): Promise<void> {
       headers: [`apikey: ${API_KEY}`],
     },
     { name: 'portico (key-auth+limit-req)', url: `http://127.0.0.1:${portico.port}/limit-req`, pid: portico.pid, headers: [`apikey: ${API_KEY}`] },
+    // nginx answers every path with the same body, so this compares a cache HIT with nginx serving it.
+    { name: 'portico (proxy-cache HIT)', url: `http://127.0.0.1:${portico.port}/cached`, pid: portico.pid },
   ];
   for (const t of targets) await wrk(t, 2); // warm up JITs and pools
+  const cached = await fetch(targets.find((t) => t.name === 'portico (proxy-cache HIT)')!.url);
+  await cached.arrayBuffer();
+  if (cached.headers.get('apisix-cache-status') !== 'HIT') throw new Error(`proxy-cache target is not a HIT: ${cached.headers.get('apisix-cache-status')}`);
 
   const results = new Map<string, Array<WrkResult & { cpuUsPerReq: number }>>();
   // Paired targets run back to back (lean proxy next to Portico, Portico next to Portico with plugins), and
@@ -317,6 +325,7 @@ async function main(): Promise<void> {
   line('portico plugins / portico no plugins', 'portico (key-auth+limit-count)', 'portico (no plugins)', '   (target >= 0.80)');
   line('limit-req+key-auth / no plugins', 'portico (key-auth+limit-req)', 'portico (no plugins)', '   (target >= 0.80)');
   line('portico / direct nginx', 'portico (no plugins)', 'direct (nginx)', '');
+  line('portico proxy-cache HIT / direct nginx', 'portico (proxy-cache HIT)', 'direct (nginx)', '');
   const cpu = ratios('portico (no plugins)', 'lean node:http+undici', (r) => r.cpuUsPerReq);
   console.log(`\nCPU per request, portico / lean node proxy: ${median(cpu).toFixed(2)}x [${spread(cpu, 2)}]`);
 

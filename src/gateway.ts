@@ -132,7 +132,10 @@ export async function startGateway(config: PorticoConfig, opts: StartOptions = {
     const workers = inWorkers ? workerCount(config) : 1;
     const shared = sharedStateHub({ channel, role: 'main', workers });
     const httpsPorts = config.apisix.ssl.enable ? config.apisix.ssl.listen.map((l) => l.port) : [];
-    const inits = new PluginInits({ logger, version: PORTICO_VERSION, process: 'main', httpsPorts, dataPlaneInWorkers: inWorkers, workers, shared }, config.plugin_attr);
+    const inits = new PluginInits(
+      { logger, version: PORTICO_VERSION, process: 'main', httpsPorts, dataPlaneInWorkers: inWorkers, workers, shared, proxyCache: config.apisix.proxy_cache },
+      config.plugin_attr,
+    );
     closers.push(() => inits.close());
     await inits.update(registry.list());
     // Up before the data plane: a readiness probe gets 503 while workers start, not a refused connection.

@@ -89,7 +89,10 @@ async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<voi
     // The process exits on close, which is all the cleanup a worker needs.
     const shared = sharedStateHub({ channel, role: 'worker', workers, primary });
     const httpsPorts = msg.config.apisix.ssl.enable ? msg.config.apisix.ssl.listen.map((l) => l.port) : [];
-    const inits = new PluginInits({ logger, version: PORTICO_VERSION, process: 'worker', httpsPorts, dataPlaneInWorkers: true, workers, shared }, msg.config.plugin_attr);
+    const inits = new PluginInits(
+      { logger, version: PORTICO_VERSION, process: 'worker', httpsPorts, dataPlaneInWorkers: true, workers, shared, proxyCache: msg.config.apisix.proxy_cache },
+      msg.config.plugin_attr,
+    );
     await inits.update(registry.list());
     channel.serve(RELOAD_PLUGINS, (set) => reloadPlugins(registry, inits, set));
     // Messaging backends log through this process's logger (broker failures, dropped sessions).

@@ -20,10 +20,10 @@ import {
   definePlugin,
   renderTemplate,
   type CompiledExpr,
-  type ExprVars,
   type RequestContext,
   type Template,
 } from '../core/plugin/index.js';
+import { ResponseVars } from './lib/response-vars.js';
 
 const headerValue = { oneOf: [{ type: 'string' }, { type: 'number' }] };
 
@@ -189,22 +189,7 @@ function compile(conf: ResponseRewriteConf): ResponseRewriteCompiled {
   return { ...conf, rt };
 }
 
-/**
- * `vars` here see the response too: `status`, and `upstream_http_*` /
- * `sent_http_*` from the response headers, as nginx offers in header_filter.
- * header_filter is synchronous, so one reusable view is enough.
- */
-class ResponseVars implements ExprVars {
-  ctx: RequestContext | undefined;
-  get(name: string): unknown {
-    const ctx = this.ctx;
-    if (ctx === undefined) return undefined;
-    if (name === 'status' || name === 'upstream_status') return String(ctx.response.status);
-    if (name.startsWith('upstream_http_')) return ctx.response.headers.get(name.slice(14).replace(/_/g, '-'));
-    if (name.startsWith('sent_http_')) return ctx.response.headers.get(name.slice(10).replace(/_/g, '-'));
-    return ctx.var.get(name);
-  }
-}
+/** `vars` here see the response too (status, upstream_http_*, sent_http_*). */
 const responseVars = new ResponseVars();
 
 function header_filter(conf: ResponseRewriteCompiled, ctx: RequestContext): void {

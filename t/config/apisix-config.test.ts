@@ -121,7 +121,6 @@ describe("APISIX's config.yaml.example, sections uncommented", () => {
     for (const key of [
       'apisix.enable_ipv6',
       'apisix.proxy_protocol',
-      'apisix.proxy_cache',
       'apisix.dns_resolver',
       'nginx_config.user',
       'nginx_config.envs',
@@ -139,8 +138,10 @@ describe("APISIX's config.yaml.example, sections uncommented", () => {
       expect(listed).toContain(key);
     }
     // Honoured keys are not reported as ignored; a section is named once, not key by key.
-    // apisix.ssl, status and the control API are served (src/core/tls/, src/core/status/, src/core/control/).
-    for (const key of ['apisix.enable_admin', 'apisix.router.ssl', 'deployment.role', 'deployment.role_traditional', 'apisix.ssl', 'apisix.status', 'apisix.enable_control', 'apisix.control']) {
+    // apisix.ssl, status and the control API are served (src/core/tls/, src/core/status/, src/core/control/);
+    // proxy_cache's zones by proxy-cache.
+    expect(config.apisix.proxy_cache?.zones?.map((z) => z.name)).toEqual(['disk_cache_one', 'memory_cache']);
+    for (const key of ['apisix.enable_admin', 'apisix.router.ssl', 'deployment.role', 'deployment.role_traditional', 'apisix.ssl', 'apisix.status', 'apisix.enable_control', 'apisix.control', 'apisix.proxy_cache']) {
       expect(listed).not.toContain(key);
     }
     // nginx_config.http is honoured in part (client_header_timeout), so the rest of it is named key by key.

@@ -160,3 +160,36 @@ export async function expectEncryptedAtRest(env: Env, path: string, plugin: stri
   expect(viewer.body.value.plugins[plugin][field]).not.toBe(plain);
   expect(viewer.body.value.plugins[plugin][field]).toMatch(/^[A-Za-z0-9+/]+=*$/);
 }
+
+export interface StreamingUpstream {
+  node: string;
+  /** Requests served so far. */
+  hits(): number;
+  close(): void;
+}
+
+/** An upstream that writes `body` in `chunk`-sized writes, one per tick, without Content-Length. */
+export async function startStreamingUpstream(body: Buffer, contentType: string, chunk = 16384): Promise<StreamingUpstream> {
+  let hits = 0;
+  const server: Server = createServer((_req, res) => {
+    hits++;
+    res.writeHead(200, { 'content-type': contentType });
+    let i = 0;
+    const step = (): void => {
+      if (i >= body.length) return void res.end();
+      res.write(body.subarray(i, i + chunk));
+      i += chunk;
+      setImmediate(step);
+    };
+    step();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    node: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    hits: () => hits,
+    close() {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
+}

@@ -211,6 +211,22 @@ describe('prometheus: one process', () => {
   });
 });
 
+describe('prometheus: from start', () => {
+  it('every metric family is declared before the first request, and the unlabelled counters read 0', async () => {
+    const gw = await startTestGateway({ config: { plugins: ['prometheus'], ...EXPORT } });
+    try {
+      const res = await get(exportServerAddress()!.port, URI);
+      for (const name of ['http_status', 'http_latency', 'bandwidth', 'node_info', 'http_requests_total', 'nginx_http_current_connections', 'nginx_metric_errors_total']) {
+        expect(res.body, name).toMatch(new RegExp(`^# TYPE apisix_${name} `, 'm'));
+      }
+      expect(res.body).toMatch(/^apisix_nginx_metric_errors_total 0$/m);
+      expect(res.body).toMatch(/^apisix_http_requests_total \d+$/m);
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
 describe('prometheus: plugin_attr', () => {
   it('enable_export_server: false is refused at start, naming the key', async () => {
     await expect(startTestGateway({ config: { plugins: ['prometheus'], plugin_attr: { prometheus: { enable_export_server: false } } } })).rejects.toThrow(

@@ -7,6 +7,9 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import { HTTP_ROUTER_NAMES } from '../match/router.js';
 
+/** An nginx size: bytes, or a number with k, m or g. */
+const SIZE = { anyOf: [{ type: 'integer', minimum: 1 }, { type: 'string', pattern: '^[0-9]+[kKmMgG]?$' }] };
+
 const listen = {
   type: 'object',
   additionalProperties: false,
@@ -77,6 +80,30 @@ export const configSchema = {
           properties: {
             max_frame_size: { type: 'integer', minimum: 1024, maximum: 104857600 },
             idle_timeout: { type: 'number', minimum: 0 },
+          },
+        },
+        proxy_cache: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            // The disk strategy's default validity (proxy_cache_valid); Portico has no disk strategy.
+            cache_ttl: { type: 'string', pattern: '^[0-9]+[smhd]?$' },
+            zones: {
+              type: 'array',
+              items: {
+                type: 'object',
+                additionalProperties: false,
+                required: ['name', 'memory_size'],
+                properties: {
+                  name: { type: 'string', minLength: 1, maxLength: 100 },
+                  memory_size: SIZE,
+                  disk_size: SIZE,
+                  disk_path: { type: 'string', minLength: 1 },
+                  cache_levels: { type: 'string', pattern: '^[12](:[12]){0,2}$' },
+                  max_entry_size: SIZE,
+                },
+              },
+            },
           },
         },
       },

@@ -80,6 +80,8 @@ export interface PorticoConfig {
       /** Close a pub/sub session after this many seconds without a frame (0 = never). */
       idle_timeout: number;
     };
+    /** APISIX's proxy-cache zones (conf/config.yaml); the memory strategy serves them. */
+    proxy_cache?: ProxyCacheConf;
   };
   nginx_config: {
     /** Data-plane worker processes; `auto` = number of cores, 1 = serve in the main process. */
@@ -120,4 +122,24 @@ export interface PorticoConfig {
   /** Directories of external plugins (absolute once loaded): every top-level .ts/.mts/.js/.mjs file is a plugin. */
   plugin_dirs: string[];
   plugin_attr: Record<string, Record<string, unknown>>;
+}
+
+/** An nginx size: bytes, or `50m`-style with k, m or g. */
+export type SizeValue = number | string;
+
+export interface ProxyCacheZone {
+  name: string;
+  /** The zone's bound in bytes, bodies and headers included. */
+  memory_size: SizeValue;
+  /** APISIX's disk strategy's keys; Portico has no disk strategy, and says so at start-up. */
+  disk_size?: SizeValue;
+  disk_path?: string;
+  cache_levels?: string;
+  /** Portico's: a response larger than this is passed through, never held (default 1m, at most memory_size). */
+  max_entry_size?: SizeValue;
+}
+
+export interface ProxyCacheConf {
+  cache_ttl?: string;
+  zones?: ProxyCacheZone[];
 }

@@ -109,6 +109,10 @@ export class Headers implements HeaderEdits {
     return connectionTokens(value);
   }
 
+  pairs(): string[] {
+    return this.flatten([]);
+  }
+
   /** True when an edit (set, add or remove) was recorded for `name`. */
   edited(name: string): boolean {
     return this.edits !== undefined && this.edits.has(name);

@@ -7,6 +7,7 @@
 import type { Logger } from 'pino';
 import type { PluginUpstream, RequestContext } from './ctx.js';
 import type { ConsumerConf, UpstreamConf } from '../model.js';
+import type { ProxyCacheConf } from '../config/types.js';
 import type { NodeShared } from '../process/shared-state.js';
 
 import type { JsonSchema, SchemaType } from '../../schema/types.js';
@@ -58,6 +59,8 @@ export interface PluginInitContext {
   readonly httpsPorts: readonly number[];
   /** Per-node state shared by this node's processes (APISIX's shared dicts), in this plugin's namespace. */
   readonly shared: NodeShared;
+  /** `apisix.proxy_cache` from config.yaml (APISIX's plugins read it through core.config.local_conf()). */
+  readonly proxyCache: Readonly<ProxyCacheConf> | undefined;
 }
 
 /** What a plugin's compile() may ask of the core while it builds its runtime state. */

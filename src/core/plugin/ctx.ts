@@ -13,6 +13,12 @@ export interface HeaderEdits {
   set(name: string, value: string): void;
   add(name: string, value: string): void;
   remove(name: string): void;
+  /**
+   * Every header with its edits applied, as flat [name, value, ...] pairs (a
+   * repeated header once per value; hop-by-hop headers left out): what a
+   * plugin that keeps a whole response (proxy-cache) copies.
+   */
+  pairs(): string[];
 }
 
 /**

@@ -8,6 +8,7 @@ export * from './ctx.js';
 export * from './ctx-names.js';
 export * from './template.js';
 export type { ConsumerConf, RouteConf, ServiceConf, UpstreamConf } from '../model.js';
+export type { ProxyCacheConf, ProxyCacheZone } from '../config/types.js';
 export { compileIpMatcher, isValidIpOrCidr, type IpMatcher } from '../match/ip-match.js';
 export { compileExpr, type CompiledExpr, type ExprVars } from '../match/expr.js';
 export { isSecretRef } from '../secrets/refs.js';

@@ -106,6 +106,7 @@ export class HttpMetrics {
   private readonly status: Counter;
   private readonly latency: Histogram;
   private readonly bandwidth: Counter;
+  private readonly errors: Counter;
   private readonly series = new Map<string, Series>();
 
   constructor(opts: MetricsOptions) {
@@ -149,6 +150,9 @@ export class HttpMetrics {
       buckets: [...opts.buckets],
       registers,
     });
+    // Present from start at 0, as APISIX's: a failure while recording a request counts here, not in the request.
+    this.errors = new Counter({ name: `${p}nginx_metric_errors_total`, help: 'Number of nginx-lua-prometheus errors', registers });
+    this.errors.inc(0);
     this.bandwidth = new Counter({
       name: `${p}bandwidth`,
       help: 'Total bandwidth in bytes consumed per service in APISIX',
@@ -182,6 +186,14 @@ export class HttpMetrics {
   record(conf: PrometheusConfView, ctx: RequestContext): void {
     if (ctx.getData(LOGGED) === true) return;
     ctx.setData(LOGGED, true);
+    try {
+      this.recordOnce(conf, ctx);
+    } catch {
+      this.errors.inc();
+    }
+  }
+
+  private recordOnce(conf: PrometheusConfView, ctx: RequestContext): void {
     if (!this.subscribed) {
       this.subscribed = true;
       this.stats.subscribe();
