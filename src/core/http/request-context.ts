@@ -18,6 +18,7 @@ import { headerValue, LazyVars } from './vars.js';
 import { requestHost } from './request-host.js';
 import type { GatewayError } from '../errors.js';
 import { measuresOf } from './measures.js';
+import { keeperFor, type BodyKeeper } from './body-keeper.js';
 
 /** Who ends a request: the data plane's flow (src/core/dataplane/flow.ts). */
 export interface RequestEnd {
@@ -159,6 +160,10 @@ export class RequestCtx implements RequestContext {
   /** A body follows: chunked, or a Content-Length other than 0. */
   readonly hasBody: boolean = false;
 
+  /** Set when a plugin asked to keep the bodies (keepRequestBody/keepResponseBody). */
+  requestKeeper: BodyKeeper | undefined = undefined;
+  responseKeeper: BodyKeeper | undefined = undefined;
+
   private _var: Vars | undefined = undefined;
   private _data: Record<string, unknown> | undefined = undefined;
   private _upstreamRequest: UpstreamRequestState | undefined = undefined;
@@ -239,6 +244,10 @@ export class RequestCtx implements RequestContext {
     return headerValue(this.req, name);
   }
 
+  get requestHeaders(): Readonly<Record<string, string | string[] | undefined>> {
+    return this.req.headers;
+  }
+
   getData<T>(key: DataKey<T>): T | undefined {
     // The key's type is the only way a value gets into its slot (setData).
     return this._data?.[key.name] as T | undefined;
@@ -250,6 +259,22 @@ export class RequestCtx implements RequestContext {
 
   get measures(): RequestMeasures | undefined {
     return measuresOf(this.req);
+  }
+
+  keepRequestBody(maxBytes: number): void {
+    this.requestKeeper = keeperFor(this.requestKeeper, maxBytes);
+  }
+
+  get requestBody(): Buffer | undefined {
+    return this.requestKeeper?.body;
+  }
+
+  keepResponseBody(maxBytes: number): void {
+    this.responseKeeper = keeperFor(this.responseKeeper, maxBytes);
+  }
+
+  get responseBody(): Buffer | undefined {
+    return this.responseKeeper?.body;
   }
 
   get upstreamRequest(): UpstreamRequestState {

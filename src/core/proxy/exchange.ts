@@ -308,6 +308,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       }
       if (chunk.length === 0) return true;
     }
+    this.ctx.responseKeeper?.add(chunk);
     const left = this.bodyLeft;
     if (left >= 0) {
       if (chunk.length >= left) {
@@ -341,6 +342,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
         res.destroy();
         return;
       }
+      this.ctx.responseKeeper?.add(tail);
       res.end(tail.length > 0 ? tail : undefined);
       return;
     }
