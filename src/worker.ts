@@ -38,6 +38,7 @@ function send(msg: WorkerMessage): void {
 
 let listener: WatchListener | undefined;
 let dataPlane: DataPlane | undefined;
+let cleanupPlugins: (() => Promise<void>) | undefined;
 const pending: Array<Extract<PrimaryMessage, { type: 'events' }>> = [];
 
 channel.on(TO_WORKER, (msg) => {
@@ -53,8 +54,10 @@ function drainAndExit(): void {
   if (draining) return;
   draining = true;
   const done = () => process.exit(0);
-  if (dataPlane) dataPlane.close().then(done, done);
-  else done();
+  // Plugins' cleanups after the last request's log phase: the loggers flush what they buffered.
+  const cleanup = () => (cleanupPlugins === undefined ? done() : cleanupPlugins().then(done, done));
+  if (dataPlane) dataPlane.close().then(cleanup, cleanup);
+  else cleanup();
 }
 
 // Ctrl-C reaches the whole process group, and service managers signal every process of the unit: drain as on
@@ -86,10 +89,10 @@ async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<voi
     };
     const registry = await PluginRegistry.load(msg.config.plugins, msg.config.plugin_dirs);
     const workers = workerCount(msg.config);
-    // The process exits on close, which is all the cleanup a worker needs.
     const shared = sharedStateHub({ channel, role: 'worker', workers, primary });
     const inits = new PluginInits({ logger, version: PORTICO_VERSION, process: 'worker', dataPlaneInWorkers: true, workers, shared }, msg.config.plugin_attr);
     await inits.update(registry.list());
+    cleanupPlugins = () => inits.close();
     channel.serve(RELOAD_PLUGINS, (set) => reloadPlugins(registry, inits, set));
     // Messaging backends log through this process's logger (broker failures, dropped sessions).
     registerPubSubBackends({ logger });
