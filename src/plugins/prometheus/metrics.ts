@@ -26,6 +26,7 @@ import type { Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { dataKey, measureRequests, type RequestContext, type RouteConf } from '../../core/plugin/index.js';
+import { registerBatchMetrics } from '../lib/batch-metrics.js';
 
 /** APISIX's DEFAULT_BUCKETS, in milliseconds. */
 export const DEFAULT_BUCKETS: readonly number[] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000];
@@ -149,6 +150,8 @@ export class HttpMetrics {
       buckets: [...opts.buckets],
       registers,
     });
+    // The loggers' backlog and discards (src/plugins/lib/batch-metrics.ts), summed over workers like the rest.
+    registerBatchMetrics(this.registry, p);
     this.bandwidth = new Counter({
       name: `${p}bandwidth`,
       help: 'Total bandwidth in bytes consumed per service in APISIX',
