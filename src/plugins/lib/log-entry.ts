@@ -85,6 +85,11 @@ class LogVars implements Vars {
   }
 }
 
+/** The variables a log-phase rule (file-logger's `match`, include_resp_body_expr) reads. */
+export function logVars(ctx: RequestContext): Vars {
+  return new LogVars(ctx);
+}
+
 /** ngx.req.get_uri_args(): repeated names become arrays, a bare name is `true`. */
 function queryObject(query: string): Record<string, string | boolean | Array<string | boolean>> {
   const out: Record<string, string | boolean | Array<string | boolean>> = {};
