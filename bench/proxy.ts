@@ -6,6 +6,7 @@
  *   - through @fastify/http-proxy,
  *   - through Portico with no plugins,
  *   - through Portico with key-auth + limit-count,
+ *   - through Portico with http-logger, posting to a local collector that answers 200,
  * with every proxy pinned to core 0 and wrk + nginx on core 1. Rounds are
  * interleaved and ratios are taken round by round, so drift on the machine
  * affects all targets alike. This is a benchmark, not a test: it asserts nothing.
@@ -130,7 +131,18 @@ async function admin(port: number, path: string, body: unknown): Promise<void> {
   if (res.status >= 300) throw new Error(`admin ${path}: ${res.status} ${await res.text()}`);
 }
 
-async function startPortico(upstreamPort: number, tls?: { port: number; cert: string; key: string }): Promise<{ port: number; pid: number }> {
+/** http-logger's destination: reads each batch and answers 200 (in this process, which idles while wrk runs). */
+async function startCollector(): Promise<string> {
+  const { createServer: createHttpServer } = await import('node:http');
+  const server = createHttpServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-length': '0' }).end());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}/logs`;
+}
+
+async function startPortico(upstreamPort: number, tls?: { port: number; cert: string; key: string }, collector?: string): Promise<{ port: number; pid: number }> {
   const config = join(tmp, 'portico.yaml');
   const ssl = tls ? `  ssl:\n    listen: [{ ip: 127.0.0.1, port: ${tls.port}${args.includes('--tls-http1') ? ', enable_http2: false' : ''} }]\n` : '  ssl:\n    enable: false\n';
   writeFileSync(
@@ -157,6 +169,7 @@ async function startPortico(upstreamPort: number, tls?: { port: number; cert: st
     upstream_id: '1',
     plugins: { 'key-auth': {}, 'limit-count': { count: 1_000_000_000, time_window: 3600, rejected_code: 429 } },
   });
+  if (collector) await admin(adminPort, '/routes/logged', { uri: '/logged', upstream_id: '1', plugins: { 'http-logger': { uri: collector } } });
   await new Promise((r) => setTimeout(r, 200));
   return { port: Number(data[1]), pid: c.pid! };
 }
@@ -252,7 +265,7 @@ async function main(): Promise<void> {
   const upstream = `http://127.0.0.1:${upstreamPort}`;
   const lean = await startNodeBaseline('lean-proxy.js', upstream);
   const fp = await startNodeBaseline('fastify-proxy.js', upstream);
-  const portico = await startPortico(upstreamPort);
+  const portico = await startPortico(upstreamPort, undefined, await startCollector());
   const targets: Target[] = [
     { name: 'direct (nginx)', url: `${upstream}/plain` },
     { name: 'lean node:http+undici', url: `http://127.0.0.1:${lean.port}/plain`, pid: lean.pid },
@@ -264,6 +277,7 @@ async function main(): Promise<void> {
       pid: portico.pid,
       headers: [`apikey: ${API_KEY}`],
     },
+    { name: 'portico (http-logger)', url: `http://127.0.0.1:${portico.port}/logged`, pid: portico.pid },
   ];
   for (const t of targets) await wrk(t, 2); // warm up JITs and pools
 
@@ -271,7 +285,7 @@ async function main(): Promise<void> {
   // Paired targets run back to back (lean proxy next to Portico, Portico next to Portico with plugins), and
   // every other round runs in reverse (ABBA), so slow drift on the machine lands on both sides of a pair
   // instead of on whichever ran later.
-  const order = [targets[0]!, targets[2]!, targets[1]!, targets[3]!, targets[4]!];
+  const order = [targets[0]!, targets[2]!, targets[1]!, targets[3]!, targets[4]!, targets[5]!];
   for (let round = 1; round <= ROUNDS; round++) {
     for (const t of round % 2 === 1 ? order : [...order].reverse()) {
       const before = t.pid ? cpuSeconds(t.pid) : 0;
@@ -307,6 +321,7 @@ async function main(): Promise<void> {
   line('portico / @fastify/http-proxy', 'portico (no plugins)', '@fastify/http-proxy', '   (target >= 1.40)');
   line('lean node proxy / @fastify/http-proxy', 'lean node:http+undici', '@fastify/http-proxy', '');
   line('portico plugins / portico no plugins', 'portico (key-auth+limit-count)', 'portico (no plugins)', '   (target >= 0.80)');
+  line('portico http-logger / portico no plugins', 'portico (http-logger)', 'portico (no plugins)', '   (target >= 0.85)');
   line('portico / direct nginx', 'portico (no plugins)', 'direct (nginx)', '');
   const cpu = ratios('portico (no plugins)', 'lean node:http+undici', (r) => r.cpuUsPerReq);
   console.log(`\nCPU per request, portico / lean node proxy: ${median(cpu).toFixed(2)}x [${spread(cpu, 2)}]`);
