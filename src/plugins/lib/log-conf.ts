@@ -5,6 +5,7 @@
  */
 import { compileExpr, type CompiledExpr } from '../../core/plugin/index.js';
 import { compileLogFormat, type CompiledFormat } from './log-format.js';
+import { measureForLogs } from './log-measures.js';
 
 /** APISIX's MAX_REQ_BODY / MAX_RESP_BODY: 512 KiB. */
 export const MAX_BODY_BYTES = 524288;
@@ -68,6 +69,7 @@ export function checkLogConf(conf: LogConf): string | undefined {
 }
 
 export function compileLogConf(conf: LogConf): CompiledLog {
+  measureForLogs();
   return {
     format: conf.log_format === undefined ? undefined : compileLogFormat(conf.log_format),
     extra: conf.log_format_extra === undefined ? undefined : compileLogFormat(conf.log_format_extra),

@@ -3,7 +3,7 @@
  * in access, mark the upstream attempt in before_proxy, and at start-up turn
  * on request measures (sizes, latency) and hook the flush on shutdown.
  */
-import { measureRequests, type PluginCleanup, type PluginInitContext, type RequestContext } from '../../core/plugin/index.js';
+import { type PluginCleanup, type PluginInitContext, type RequestContext } from '../../core/plugin/index.js';
 import type { BatchManager } from './batch-manager.js';
 import type { CompiledLog, LogConf } from './log-conf.js';
 import { keepBodies, markUpstream, setServerVersion } from './log-entry.js';
@@ -25,13 +25,11 @@ export function loggerBeforeProxy(_c: unknown, ctx: RequestContext): void {
   markUpstream(ctx);
 }
 
-/** init(): measures on, the manager told where to report; the cleanup flushes it. */
+/** init(): the manager told where to report; the cleanup flushes it. */
 export function initLogger(ctx: PluginInitContext, manager?: BatchManager<unknown>): PluginCleanup {
   setServerVersion(ctx.version);
-  const release = measureRequests();
   const flush = manager?.attach(ctx.logger);
   return async () => {
     await flush?.(FLUSH_DEADLINE_MS);
-    release();
   };
 }
