@@ -39,6 +39,8 @@ function send(msg: WorkerMessage): void {
 let listener: WatchListener | undefined;
 let dataPlane: DataPlane | undefined;
 let cleanupPlugins: (() => Promise<void>) | undefined;
+/** Longer than the loggers' flush deadline (3 s), shorter than the primary's exit grace (7 s). */
+const PLUGIN_CLEANUP_MS = 4000;
 const pending: Array<Extract<PrimaryMessage, { type: 'events' }>> = [];
 
 channel.on(TO_WORKER, (msg) => {
@@ -55,7 +57,9 @@ function drainAndExit(): void {
   draining = true;
   const done = () => process.exit(0);
   // Plugins' cleanups after the last request's log phase: the loggers flush what they buffered.
-  const cleanup = () => (cleanupPlugins === undefined ? done() : cleanupPlugins().then(done, done));
+  // Bounded: the primary kills a worker that lingers, and a cleanup must not be the reason.
+  const cleanup = () =>
+    cleanupPlugins === undefined ? done() : Promise.race([cleanupPlugins(), new Promise((r) => setTimeout(r, PLUGIN_CLEANUP_MS))]).then(done, done);
   if (dataPlane) dataPlane.close().then(cleanup, cleanup);
   else cleanup();
 }
