@@ -8,6 +8,7 @@
  *   - through Portico with key-auth + limit-count,
  *   - through Portico with key-auth + limit-req,
  *   - from Portico's proxy-cache (memory zone, every request a HIT), against nginx serving the same body,
+ *   - through Portico with http-logger, posting to a local collector that answers 200,
  * with every proxy pinned to core 0 and wrk + nginx on core 1. Rounds are
  * interleaved and ratios are taken round by round, so drift on the machine
  * affects all targets alike. This is a benchmark, not a test: it asserts nothing.
@@ -132,7 +133,18 @@ async function admin(port: number, path: string, body: unknown): Promise<void> {
   if (res.status >= 300) throw new Error(`admin ${path}: ${res.status} ${await res.text()}`);
 }
 
-async function startPortico(upstreamPort: number, tls?: { port: number; cert: string; key: string }): Promise<{ port: number; pid: number }> {
+/** http-logger's destination: reads each batch and answers 200 (in this process, which idles while wrk runs). */
+async function startCollector(): Promise<string> {
+  const { createServer: createHttpServer } = await import('node:http');
+  const server = createHttpServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-length': '0' }).end());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}/logs`;
+}
+
+async function startPortico(upstreamPort: number, tls?: { port: number; cert: string; key: string }, collector?: string): Promise<{ port: number; pid: number }> {
   const config = join(tmp, 'portico.yaml');
   const ssl = tls ? `  ssl:\n    listen: [{ ip: 127.0.0.1, port: ${tls.port}${args.includes('--tls-http1') ? ', enable_http2: false' : ''} }]\n` : '  ssl:\n    enable: false\n';
   writeFileSync(
@@ -167,6 +179,7 @@ async function startPortico(upstreamPort: number, tls?: { port: number; cert: st
   });
   // Every request after the first is a HIT: nginx's body from Portico's memory zone.
   await admin(adminPort, '/routes/cached', { uri: '/cached', upstream_id: '1', plugins: { 'proxy-cache': { cache_strategy: 'memory', cache_zone: 'memory_cache' } } });
+  if (collector) await admin(adminPort, '/routes/logged', { uri: '/logged', upstream_id: '1', plugins: { 'http-logger': { uri: collector } } });
   await new Promise((r) => setTimeout(r, 200));
   return { port: Number(data[1]), pid: c.pid! };
 }
@@ -262,7 +275,7 @@ async function main(): Promise<void> {
   const upstream = `http://127.0.0.1:${upstreamPort}`;
   const lean = await startNodeBaseline('lean-proxy.js', upstream);
   const fp = await startNodeBaseline('fastify-proxy.js', upstream);
-  const portico = await startPortico(upstreamPort);
+  const portico = await startPortico(upstreamPort, undefined, await startCollector());
   const targets: Target[] = [
     { name: 'direct (nginx)', url: `${upstream}/plain` },
     { name: 'lean node:http+undici', url: `http://127.0.0.1:${lean.port}/plain`, pid: lean.pid },
@@ -277,6 +290,7 @@ async function main(): Promise<void> {
     { name: 'portico (key-auth+limit-req)', url: `http://127.0.0.1:${portico.port}/limit-req`, pid: portico.pid, headers: [`apikey: ${API_KEY}`] },
     // nginx answers every path with the same body, so this compares a cache HIT with nginx serving it.
     { name: 'portico (proxy-cache HIT)', url: `http://127.0.0.1:${portico.port}/cached`, pid: portico.pid },
+    { name: 'portico (http-logger)', url: `http://127.0.0.1:${portico.port}/logged`, pid: portico.pid },
   ];
   for (const t of targets) await wrk(t, 2); // warm up JITs and pools
   const cached = await fetch(targets.find((t) => t.name === 'portico (proxy-cache HIT)')!.url);
@@ -324,6 +338,7 @@ async function main(): Promise<void> {
   line('lean node proxy / @fastify/http-proxy', 'lean node:http+undici', '@fastify/http-proxy', '');
   line('portico plugins / portico no plugins', 'portico (key-auth+limit-count)', 'portico (no plugins)', '   (target >= 0.80)');
   line('limit-req+key-auth / no plugins', 'portico (key-auth+limit-req)', 'portico (no plugins)', '   (target >= 0.80)');
+  line('portico http-logger / portico no plugins', 'portico (http-logger)', 'portico (no plugins)', '   (target >= 0.85)');
   line('portico / direct nginx', 'portico (no plugins)', 'direct (nginx)', '');
   line('portico proxy-cache HIT / direct nginx', 'portico (proxy-cache HIT)', 'direct (nginx)', '');
   const cpu = ratios('portico (no plugins)', 'lean node:http+undici', (r) => r.cpuUsPerReq);

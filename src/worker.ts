@@ -38,6 +38,9 @@ function send(msg: WorkerMessage): void {
 
 let listener: WatchListener | undefined;
 let dataPlane: DataPlane | undefined;
+let cleanupPlugins: (() => Promise<void>) | undefined;
+/** Longer than the loggers' flush deadline (3 s), shorter than the primary's exit grace (7 s). */
+const PLUGIN_CLEANUP_MS = 4000;
 const pending: Array<Extract<PrimaryMessage, { type: 'events' }>> = [];
 
 channel.on(TO_WORKER, (msg) => {
@@ -53,8 +56,12 @@ function drainAndExit(): void {
   if (draining) return;
   draining = true;
   const done = () => process.exit(0);
-  if (dataPlane) dataPlane.close().then(done, done);
-  else done();
+  // Plugins' cleanups after the last request's log phase: the loggers flush what they buffered.
+  // Bounded: the primary kills a worker that lingers, and a cleanup must not be the reason.
+  const cleanup = () =>
+    cleanupPlugins === undefined ? done() : Promise.race([cleanupPlugins(), new Promise((r) => setTimeout(r, PLUGIN_CLEANUP_MS))]).then(done, done);
+  if (dataPlane) dataPlane.close().then(cleanup, cleanup);
+  else cleanup();
 }
 
 // Ctrl-C reaches the whole process group, and service managers signal every process of the unit: drain as on
@@ -86,7 +93,6 @@ async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<voi
     };
     const registry = await PluginRegistry.load(msg.config.plugins, msg.config.plugin_dirs);
     const workers = workerCount(msg.config);
-    // The process exits on close, which is all the cleanup a worker needs.
     const shared = sharedStateHub({ channel, role: 'worker', workers, primary });
     const httpsPorts = msg.config.apisix.ssl.enable ? msg.config.apisix.ssl.listen.map((l) => l.port) : [];
     const inits = new PluginInits(
@@ -94,6 +100,7 @@ async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<voi
       msg.config.plugin_attr,
     );
     await inits.update(registry.list());
+    cleanupPlugins = () => inits.close();
     channel.serve(RELOAD_PLUGINS, (set) => reloadPlugins(registry, inits, set));
     // Messaging backends log through this process's logger (broker failures, dropped sessions).
     registerPubSubBackends({ logger });

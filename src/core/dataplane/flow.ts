@@ -10,12 +10,13 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import { ERRORS, sendError } from '../errors.js';
 import { normalizeForRouting, normalizePath, plainPathEnd, type NormalizeOptions } from '../http/normalize-path.js';
 import { RequestCtx, type RequestEnd } from '../http/request-context.js';
+import { KeepingStream } from '../http/body-keeper.js';
 import { failureFields, runLog, runPhase, type Exit, type PhaseResult } from '../plugin/pipeline.js';
 import { ProxyExchange, type ProxyEnv } from '../proxy/exchange.js';
 import { proxyWebSocket, writeRawError } from '../proxy/websocket.js';
@@ -318,8 +319,16 @@ export class RequestFlow implements RequestEnd, TakeoverEnv {
     }
     // An upgrade request on a route without WebSocket is proxied as a plain request; Node left its body unread.
     // A plugin that read the body (readBody) already took it off the socket; the buffered copy goes instead.
-    const length = upgrade === undefined || ctx.peekUpstreamRequest()?.body !== undefined ? 0 : Number(ctx.req.headers['content-length'] ?? 0);
-    const body = length > 0 ? upgradeBody(upgrade!.head, upgrade!.socket, length) : undefined;
+    const buffered = ctx.peekUpstreamRequest()?.body;
+    const length = upgrade === undefined || buffered !== undefined ? 0 : Number(ctx.req.headers['content-length'] ?? 0);
+    let body: Readable | undefined = length > 0 ? upgradeBody(upgrade!.head, upgrade!.socket, length) : undefined;
+    // A plugin keeps the request body (a logger's include_req_body): the body reaches the upstream through a tee,
+    // or, when a plugin already read it whole, is kept from that copy.
+    const keeper = ctx.requestKeeper;
+    if (keeper !== undefined && ctx.hasBody) {
+      if (buffered !== undefined) keeper.add(buffered);
+      else body = (body ?? ctx.req).pipe(new KeepingStream(keeper));
+    }
     const exchange = new ProxyExchange(ctx, runtime, target, this.env, body);
     ctx.exchange = exchange;
     exchange.start();

@@ -148,6 +148,18 @@ export class Headers implements HeaderEdits {
     return this.appendEdits(out, skip);
   }
 
+  toObject(): Record<string, string | string[]> {
+    const flat = this.flatten([]);
+    const out: Record<string, string | string[]> = {};
+    for (let i = 0; i < flat.length; i += 2) {
+      const name = flat[i]!.toLowerCase();
+      const value = flat[i + 1]!;
+      const prior = out[name];
+      out[name] = prior === undefined ? value : Array.isArray(prior) ? [...prior, value] : [prior, value];
+    }
+    return out;
+  }
+
   private appendEdits(out: string[], skip: ReadonlySet<string> | undefined): string[] {
     const edits = this.edits;
     if (edits !== undefined) {

@@ -20,6 +20,7 @@ import type { GatewayError } from '../errors.js';
 import { measuresOf } from './measures.js';
 import { readRequestBody } from './request-body.js';
 import { upgradeBody } from '../dataplane/upgrade-body.js';
+import { keeperFor, type BodyKeeper } from './body-keeper.js';
 
 /** Who ends a request: the data plane's flow (src/core/dataplane/flow.ts). */
 export interface RequestEnd {
@@ -165,6 +166,10 @@ export class RequestCtx implements RequestContext {
   /** A body follows: chunked, or a Content-Length other than 0. */
   readonly hasBody: boolean = false;
 
+  /** Set when a plugin asked to keep the bodies (keepRequestBody/keepResponseBody). */
+  requestKeeper: BodyKeeper | undefined = undefined;
+  responseKeeper: BodyKeeper | undefined = undefined;
+
   private _var: Vars | undefined = undefined;
   private _body: Promise<Buffer | BodyError> | undefined = undefined;
   private _data: Record<string, unknown> | undefined = undefined;
@@ -285,6 +290,22 @@ export class RequestCtx implements RequestContext {
 
   get measures(): RequestMeasures | undefined {
     return measuresOf(this.req);
+  }
+
+  keepRequestBody(maxBytes: number): void {
+    this.requestKeeper = keeperFor(this.requestKeeper, maxBytes);
+  }
+
+  get requestBody(): Buffer | undefined {
+    return this.requestKeeper?.body;
+  }
+
+  keepResponseBody(maxBytes: number): void {
+    this.responseKeeper = keeperFor(this.responseKeeper, maxBytes);
+  }
+
+  get responseBody(): Buffer | undefined {
+    return this.responseKeeper?.body;
   }
 
   get upstreamRequest(): UpstreamRequestState {

@@ -19,6 +19,8 @@ export interface HeaderEdits {
    * plugin that keeps a whole response (proxy-cache) copies.
    */
   pairs(): string[];
+  /** Every header with the edits applied, names lower-case, repeats as arrays (log plugins). */
+  toObject(): Record<string, string | string[]>;
 }
 
 /**
@@ -181,6 +183,26 @@ export interface RequestContext {
    * wants the status alone (metrics) reads this instead.
    */
   readonly responseStatus: number;
+
+  /**
+   * Keeps the first `maxBytes` of the client's request body as it streams to
+   * the upstream (APISIX's loggers call `ngx.req.read_body` in access for
+   * this), readable as `requestBody` in the log phase. Call before the
+   * upstream is contacted (rewrite, access, before_proxy); the largest limit
+   * asked for wins. A request answered by the gateway itself (a plugin's exit)
+   * never reads its body, so it has none.
+   */
+  keepRequestBody(maxBytes: number): void;
+  /** What keepRequestBody kept; undefined when nobody asked or no body came. */
+  readonly requestBody: Buffer | undefined;
+  /**
+   * Keeps the first `maxBytes` of the response body as the client gets it
+   * (after every body_filter), readable as `responseBody` in the log phase.
+   * Call before the response starts.
+   */
+  keepResponseBody(maxBytes: number): void;
+  /** What keepResponseBody kept; undefined when nobody asked. */
+  readonly responseBody: Buffer | undefined;
 
   /**
    * The plugin_metadata object of plugin `name` (APISIX's plugin.plugin_metadata), as the current config has it.

@@ -310,6 +310,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       }
       if (chunk.length === 0) return true;
     }
+    this.ctx.responseKeeper?.add(chunk);
     const left = this.bodyLeft;
     if (left >= 0) {
       if (chunk.length >= left) {
@@ -343,6 +344,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
         res.destroy();
         return;
       }
+      this.ctx.responseKeeper?.add(tail);
       res.end(tail.length > 0 ? tail : undefined);
       return;
     }

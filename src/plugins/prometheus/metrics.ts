@@ -26,6 +26,7 @@ import type { Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { dataKey, measureRequests, type RequestContext, type RouteConf } from '../../core/plugin/index.js';
+import { registerBatchMetrics } from '../lib/batch-metrics.js';
 
 /** APISIX's DEFAULT_BUCKETS, in milliseconds. */
 export const DEFAULT_BUCKETS: readonly number[] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000];
@@ -153,6 +154,8 @@ export class HttpMetrics {
     // Present from start at 0, as APISIX's: a failure while recording a request counts here, not in the request.
     this.errors = new Counter({ name: `${p}nginx_metric_errors_total`, help: 'Number of nginx-lua-prometheus errors', registers });
     this.errors.inc(0);
+    // The loggers' backlog and discards (src/plugins/lib/batch-metrics.ts), summed over workers like the rest.
+    registerBatchMetrics(this.registry, p);
     this.bandwidth = new Counter({
       name: `${p}bandwidth`,
       help: 'Total bandwidth in bytes consumed per service in APISIX',
