@@ -301,7 +301,7 @@ async function main(): Promise<void> {
   // Paired targets run back to back (lean proxy next to Portico, Portico next to Portico with plugins), and
   // every other round runs in reverse (ABBA), so slow drift on the machine lands on both sides of a pair
   // instead of on whichever ran later.
-  const order = [targets[0]!, targets[2]!, targets[1]!, targets[3]!, targets[4]!, targets[5]!];
+  const order = [targets[0]!, targets[2]!, targets[1]!, targets[3]!, ...targets.slice(4)];
   for (let round = 1; round <= ROUNDS; round++) {
     for (const t of round % 2 === 1 ? order : [...order].reverse()) {
       const before = t.pid ? cpuSeconds(t.pid) : 0;
