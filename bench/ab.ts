@@ -39,13 +39,21 @@ const API_KEY = 'bench-consumer-key';
 const tmp = mkdtempSync(join(tmpdir(), 'portico-ab-'));
 const children: ChildProcess[] = [];
 process.on('exit', () => {
-  for (const c of children) c.kill('SIGKILL');
+  // Each child leads its own process group: a gateway's workers outlive a killed main process by design
+  // (they keep serving until a new main takes over), so the whole group goes, not only the main.
+  for (const c of children) {
+    try {
+      if (c.pid !== undefined) process.kill(-c.pid, 'SIGKILL');
+    } catch {
+      c.kill('SIGKILL');
+    }
+  }
   rmSync(tmp, { recursive: true, force: true });
 });
 const run = promisify(execFile);
 
 function start(core: string, cmd: string, argv: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; output: () => string } {
-  const child = spawn('taskset', ['-c', core, cmd, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const child = spawn('taskset', ['-c', core, cmd, ...argv], { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let text = '';
   child.stdout!.on('data', (d: Buffer) => (text += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (text += d.toString()));

@@ -49,7 +49,15 @@ const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
 const children: ChildProcess[] = [];
 const tmp = mkdtempSync(join(tmpdir(), 'portico-bench-'));
 function cleanup(): void {
-  for (const c of children) c.kill('SIGKILL');
+  // Each child leads its own process group: a gateway's workers outlive a killed main process by design
+  // (they keep serving until a new main takes over), so the whole group goes, not only the main.
+  for (const c of children) {
+    try {
+      if (c.pid !== undefined) process.kill(-c.pid, 'SIGKILL');
+    } catch {
+      c.kill('SIGKILL');
+    }
+  }
   rmSync(tmp, { recursive: true, force: true });
 }
 process.on('exit', cleanup);
@@ -67,7 +75,7 @@ function freePort(): Promise<number> {
 const outputs = new WeakMap<ChildProcess, { text: string }>();
 
 function pinned(core: string, cmd: string, argv: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-  const c = spawn('taskset', ['-c', core, cmd, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const c = spawn('taskset', ['-c', core, cmd, ...argv], { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const out = { text: '' };
   outputs.set(c, out);
   c.stdout!.on('data', (d: Buffer) => (out.text += d.toString()));
