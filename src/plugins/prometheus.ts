@@ -16,7 +16,7 @@
  * does not have: start-up stops and says so rather than hide the metrics.
  */
 import type { AddressInfo } from 'node:net';
-import { definePlugin, type PluginCleanup, type PluginInitContext, type RequestContext } from '../core/plugin/index.js';
+import { definePlugin, healthReports, type PluginCleanup, type PluginInitContext, type RequestContext } from '../core/plugin/index.js';
 import { DEFAULT_BUCKETS, HttpMetrics } from './prometheus/metrics.js';
 import { startExportServer, WORKER_ANSWER_MS, type ExportServer, type MetricsJson } from './prometheus/export-server.js';
 
@@ -94,7 +94,7 @@ async function init(ctx: PluginInitContext): Promise<PluginCleanup> {
   if (ignored.length > 0 && ctx.process === 'main') {
     ctx.logger.warn(`plugin_attr.prometheus: ${ignored.join(', ')} (extra labels, expiry) not supported by Portico, ignored`);
   }
-  metrics ??= new HttpMetrics({ prefix: attr.metric_prefix, buckets: attr.default_buckets, version: ctx.version });
+  metrics ??= new HttpMetrics({ prefix: attr.metric_prefix, buckets: attr.default_buckets, version: ctx.version, health: healthReports });
   const own = metrics;
   users++;
   let server: ExportServer | undefined;

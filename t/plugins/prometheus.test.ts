@@ -6,11 +6,11 @@
  * the workers. Bandwidth is checked byte for byte against raw sockets.
  */
 import { request as httpRequest } from 'node:http';
-import { connect } from 'node:net';
+import { connect, createServer as createNetServer } from 'node:net';
 import { hostname } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { send } from '../dataplane/helpers.js';
+import { send, startUpstream as startUpstreamServer } from '../dataplane/helpers.js';
 import { startTestGateway, useGatewayWithEcho } from '../helpers/gateway.js';
 import { exportServerAddress } from '../../src/plugins/prometheus.js';
 
@@ -295,4 +295,40 @@ describe('prometheus: worker_processes 2', () => {
     expect(pick(after, 'apisix_node_info').map((s) => s.value)).toEqual([1]);
     expect(value(after, 'apisix_http_requests_total')).toBeGreaterThanOrEqual(requestsBase + N);
   });
+});
+
+describe('prometheus: apisix_upstream_status from the health checkers', () => {
+  for (const workers of [1, 2]) {
+    it(`1 for a healthy node, 0 for one the active check marked down (worker_processes ${workers})`, async () => {
+      const gw = await startTestGateway({ config: { plugins: ['prometheus'], nginx_config: { worker_processes: workers }, ...EXPORT }, inProcess: workers === 1 });
+      const up = await startUpstreamServer();
+      // A port nothing listens on.
+      const dead = await new Promise<number>((resolve) => {
+        const s = createNetServer().listen(0, '127.0.0.1', () => {
+          const port = (s.address() as { port: number }).port;
+          s.close(() => resolve(port));
+        });
+      });
+      try {
+        const checks = { active: { type: 'http', http_path: '/', timeout: 1, healthy: { interval: 1, successes: 1 }, unhealthy: { interval: 1, http_failures: 1, tcp_failures: 1, timeouts: 1 } } };
+        const nodes = { [`127.0.0.1:${up.port}`]: 1, [`127.0.0.1:${dead}`]: 1 };
+        expect((await gw.admin('PUT', '/apisix/admin/upstreams/hc', { nodes, checks })).status).toBe(201);
+        const status = (samples: Sample[], port: number): number | undefined =>
+          samples.find((s) => s.name === 'apisix_upstream_status' && s.labels.port === String(port) && s.labels.name === '/apisix/upstreams/hc')?.value;
+        let samples: Sample[] = [];
+        for (const end = Date.now() + 15_000; Date.now() < end; await new Promise((r) => setTimeout(r, 200))) {
+          samples = await scrape();
+          if (status(samples, dead) === 0 && status(samples, up.port) === 1) break;
+        }
+        expect(status(samples, up.port)).toBe(1);
+        expect(status(samples, dead)).toBe(0);
+        expect(samples.find((s) => s.name === 'apisix_upstream_status' && s.labels.port === String(dead))!.labels.ip).toBe('127.0.0.1');
+        // One series per node, however many workers check it.
+        expect(samples.filter((s) => s.name === 'apisix_upstream_status')).toHaveLength(2);
+      } finally {
+        await gw.close();
+        await up.close();
+      }
+    }, 60_000);
+  }
 });

@@ -25,7 +25,7 @@ import dc from 'node:diagnostics_channel';
 import type { Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { dataKey, measureRequests, type RequestContext, type RouteConf } from '../../core/plugin/index.js';
+import { dataKey, measureRequests, type CheckerReport, type RequestContext, type RouteConf } from '../../core/plugin/index.js';
 import { registerBatchMetrics } from '../lib/batch-metrics.js';
 
 /** APISIX's DEFAULT_BUCKETS, in milliseconds. */
@@ -92,6 +92,8 @@ export interface MetricsOptions {
   prefix: string;
   buckets: readonly number[];
   version: string;
+  /** This process's health checkers, read at each scrape. */
+  health: () => readonly CheckerReport[];
 }
 
 interface PrometheusConfView {
@@ -131,6 +133,19 @@ export class HttpMetrics {
       registers,
       collect() {
         this.set(stats.requests);
+      },
+    });
+    // APISIX's upstream health gauge: 1 healthy, 0 not, per checked node. Every worker runs its own checkers;
+    // across them the lowest wins, so a node any worker has marked down reads 0.
+    new Gauge({
+      name: `${p}upstream_status`,
+      help: 'Upstream status from health check',
+      labelNames: ['name', 'ip', 'port'],
+      registers,
+      aggregator: 'min',
+      collect() {
+        this.reset();
+        for (const r of opts.health()) for (const n of r.nodes) this.set({ name: r.name, ip: n.ip, port: String(n.port) }, n.status === 'healthy' ? 1 : 0);
       },
     });
     // Every process reports the same node: the cluster sum keeps one, not N.
