@@ -29,6 +29,7 @@ import { PORTICO_VERSION } from './core/config/version.js';
 import { PluginRegistry } from './core/plugin/registry.js';
 import { resolveSecrets, type GeneratedSecret } from './core/secrets/generated-keys.js';
 import { StoreUnavailableError, type ConfigStore } from './core/store/types.js';
+import { KEY_PREFIX } from './core/model.js';
 import { StandaloneStore } from './core/store/standalone.js';
 import type { DocumentValidator } from './core/store/standalone-doc.js';
 import { validateConfiguration } from './admin/config-validate.js';
@@ -111,6 +112,18 @@ function dataDirError(config: PorticoConfig, what: string, err: unknown): Error 
   return new StoreUnavailableError(`cannot ${what} in ${dir} (deployment.embedded.data_dir): ${detail}`, { cause: err });
 }
 
+/** Whether the store answers one read within `ms` (a frozen etcd accepts connections and never answers). */
+function answersWithin(store: ConfigStore, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    timer.unref();
+    store.get(`${KEY_PREFIX}/routes`).then(
+      () => resolve(true),
+      () => resolve(false),
+    ).finally(() => clearTimeout(timer));
+  });
+}
+
 export async function startGateway(config: PorticoConfig, opts: StartOptions = {}): Promise<Gateway> {
   const logger = opts.logger ?? createLogger('info');
   let generated: GeneratedSecret[];
@@ -132,8 +145,9 @@ export async function startGateway(config: PorticoConfig, opts: StartOptions = {
     const workers = inWorkers ? workerCount(config) : 1;
     const shared = sharedStateHub({ channel, role: 'main', workers });
     const httpsPorts = config.apisix.ssl.enable ? config.apisix.ssl.listen.map((l) => l.port) : [];
+    const configStoreReachable = config.deployment.config_provider === 'etcd' ? () => answersWithin(store, 2_000) : undefined;
     const inits = new PluginInits(
-      { logger, version: PORTICO_VERSION, process: 'main', httpsPorts, dataPlaneInWorkers: inWorkers, workers, shared, proxyCache: config.apisix.proxy_cache },
+      { logger, version: PORTICO_VERSION, process: 'main', httpsPorts, dataPlaneInWorkers: inWorkers, workers, shared, proxyCache: config.apisix.proxy_cache, configStoreReachable },
       config.plugin_attr,
     );
     closers.push(() => inits.close());

@@ -16,6 +16,7 @@
  * does not have: start-up stops and says so rather than hide the metrics.
  */
 import type { AddressInfo } from 'node:net';
+import { Gauge } from 'prom-client';
 import { definePlugin, healthReports, type PluginCleanup, type PluginInitContext, type RequestContext } from '../core/plugin/index.js';
 import { DEFAULT_BUCKETS, HttpMetrics } from './prometheus/metrics.js';
 import { startExportServer, WORKER_ANSWER_MS, type ExportServer, type MetricsJson } from './prometheus/export-server.js';
@@ -100,6 +101,19 @@ async function init(ctx: PluginInitContext): Promise<PluginCleanup> {
   let server: ExportServer | undefined;
   // Each worker's registry, answered to (in a worker) or collected by (in main) the export server.
   const registries = ctx.shared.gathered<MetricsJson>('metrics', () => own.registry.getMetricsAsJSON(), WORKER_ANSWER_MS);
+  const reachable = ctx.configStoreReachable;
+  const etcdGauge = `${attr.metric_prefix}etcd_reachable`;
+  if (ctx.process === 'main' && reachable !== undefined && own.registry.getSingleMetric(etcdGauge) === undefined) {
+    // APISIX's gauge: asked at each scrape, in the process that holds the store.
+    new Gauge({
+      name: etcdGauge,
+      help: 'Config server etcd reachable from APISIX, 0 is unreachable',
+      registers: [own.registry],
+      async collect() {
+        this.set((await reachable()) ? 1 : 0);
+      },
+    });
+  }
   if (ctx.process === 'main') {
     const { ip, port } = attr.export_addr;
     const gather = ctx.dataPlaneInWorkers ? () => registries.collect() : undefined;
@@ -115,6 +129,7 @@ async function init(ctx: PluginInitContext): Promise<PluginCleanup> {
   }
   return async () => {
     registries.close();
+    own.registry.removeSingleMetric(etcdGauge);
     if (server !== undefined) {
       if (lastExport === server) lastExport = undefined;
       await server.close();

@@ -13,6 +13,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { send, startUpstream as startUpstreamServer } from '../dataplane/helpers.js';
 import { startTestGateway, useGatewayWithEcho } from '../helpers/gateway.js';
 import { exportServerAddress } from '../../src/plugins/prometheus.js';
+import { startEtcd } from '../helpers/etcd.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 const EXPORT = { plugin_attr: { prometheus: { export_addr: { ip: '127.0.0.1', port: 0 } } } };
@@ -331,4 +332,35 @@ describe('prometheus: apisix_upstream_status from the health checkers', () => {
       }
     }, 60_000);
   }
+});
+
+describe('prometheus: apisix_etcd_reachable', () => {
+  it('1 while etcd answers, 0 within a scrape once it is frozen, 1 again when it resumes; absent with the embedded store', async () => {
+    const embedded = await startTestGateway({ config: { plugins: ['prometheus'], ...EXPORT } });
+    try {
+      expect(pick(await scrape(), 'apisix_etcd_reachable')).toEqual([]);
+    } finally {
+      await embedded.close();
+    }
+    const etcd = await startEtcd();
+    const gw = await startTestGateway({
+      config: { plugins: ['prometheus'], ...EXPORT, deployment: { config_provider: 'etcd', etcd: { host: [etcd.endpoint], prefix: '/prom-reach', timeout: 5 } } },
+    });
+    try {
+      expect(value(await scrape(), 'apisix_etcd_reachable')).toBe(1);
+      etcd.proc.kill('SIGSTOP');
+      const started = Date.now();
+      expect(value(await scrape(), 'apisix_etcd_reachable')).toBe(0);
+      // The probe gives up after two seconds, so a scrape answers well inside Prometheus's 10 s default.
+      expect(Date.now() - started).toBeLessThan(6_000);
+      etcd.proc.kill('SIGCONT');
+      let back = 0;
+      for (const end = Date.now() + 15_000; back !== 1 && Date.now() < end; await new Promise((r) => setTimeout(r, 200))) back = value(await scrape(), 'apisix_etcd_reachable');
+      expect(back).toBe(1);
+    } finally {
+      etcd.proc.kill('SIGCONT');
+      await gw.close();
+      await etcd.stop();
+    }
+  }, 60_000);
 });

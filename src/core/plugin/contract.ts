@@ -61,6 +61,12 @@ export interface PluginInitContext {
   readonly shared: NodeShared;
   /** `apisix.proxy_cache` from config.yaml (APISIX's plugins read it through core.config.local_conf()). */
   readonly proxyCache: Readonly<ProxyCacheConf> | undefined;
+  /**
+   * In `main`, when the config store is etcd: whether etcd answers a read now,
+   * resolved within two seconds (false when it does not). Undefined in workers
+   * and with the embedded or standalone store. prometheus's apisix_etcd_reachable.
+   */
+  readonly configStoreReachable?: () => Promise<boolean>;
 }
 
 /** What a plugin's compile() may ask of the core while it builds its runtime state. */
