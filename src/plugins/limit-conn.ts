@@ -22,7 +22,7 @@ import type { PluginCleanup, PluginExit, PluginInitContext, RequestContext, Temp
 import { compileTemplate, dataKey, definePlugin, renderTemplate } from '../core/plugin/index.js';
 import { PerNode } from './lib/per-node.js';
 import { compileLimitKey, confDigest, counterKey, type LimitKey } from './lib/limit-key.js';
-import { evalScript, holdRedisClients, redisTarget, withRedis, type RedisTarget } from './lib/redis-client.js';
+import { evalScript, initLimiter, redisTarget, withRedis, type RedisTarget } from './lib/redis-client.js';
 import { redisClusterPolicySchema, redisPolicyClauses, redisPolicySchema, unusedRedisField, withKeyTtl, type RedisConf } from './lib/redis-schema.js';
 import { LocalConnections, REDIS_INCOMING, type ConnAnswer, type ConnRequest } from './limit-conn/connections.js';
 
@@ -178,12 +178,7 @@ function log(_c: Compiled, ctx: RequestContext): void {
 }
 
 function init(ctx: PluginInitContext): PluginCleanup {
-  const leave = connections.init(ctx);
-  const release = holdRedisClients();
-  return () => {
-    leave();
-    release();
-  };
+  return initLimiter(connections, ctx);
 }
 
 export default definePlugin({

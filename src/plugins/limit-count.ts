@@ -43,7 +43,7 @@ import {
 } from '../core/plugin/index.js';
 import { compileLimitKey, confDigest, resolveLimitKey, type LimitKey } from './lib/limit-key.js';
 import { PerNode } from './lib/per-node.js';
-import { holdRedisClients, redisTarget } from './lib/redis-client.js';
+import { initLimiter, redisTarget } from './lib/redis-client.js';
 import { redisClusterPolicySchema, redisPolicySchema, unusedRedisField, type RedisConf } from './lib/redis-schema.js';
 import { LocalCounters, takeFrom, type Take, type TakeRequest } from './limit-count/counters.js';
 import { takeFromRedis } from './limit-count/redis.js';
@@ -285,12 +285,7 @@ function header_filter(_conf: LimitCountCompiled, ctx: RequestContext): void {
 
 /** The counters are per node, as APISIX's shared dict is for nginx's workers: with several workers the primary holds them. */
 function init(ctx: PluginInitContext): PluginCleanup {
-  const leave = counters.init(ctx);
-  const release = holdRedisClients();
-  return () => {
-    leave();
-    release();
-  };
+  return initLimiter(counters, ctx);
 }
 
 export default definePlugin({

@@ -16,7 +16,7 @@ import type { PluginCleanup, PluginExit, PluginInitContext, RequestContext } fro
 import { definePlugin } from '../core/plugin/index.js';
 import { PerNode } from './lib/per-node.js';
 import { compileLimitKey, confDigest, counterKey, type LimitKey } from './lib/limit-key.js';
-import { evalScript, holdRedisClients, redisTarget, withRedis, type RedisTarget } from './lib/redis-client.js';
+import { evalScript, initLimiter, redisTarget, withRedis, type RedisTarget } from './lib/redis-client.js';
 import { redisClusterPolicySchema, redisPolicyClauses, redisPolicySchema, unusedRedisField, type RedisConf } from './lib/redis-schema.js';
 import { incomingFrom, LocalBuckets, REDIS_INCOMING, type BucketAnswer, type BucketRequest } from './limit-req/buckets.js';
 
@@ -121,12 +121,7 @@ function access(c: Compiled, ctx: RequestContext): PluginExit | void | Promise<P
 
 /** Local buckets are per node: with several workers the primary holds them. */
 function init(ctx: PluginInitContext): PluginCleanup {
-  const leave = buckets.init(ctx);
-  const release = holdRedisClients();
-  return () => {
-    leave();
-    release();
-  };
+  return initLimiter(buckets, ctx);
 }
 
 export default definePlugin({

@@ -17,6 +17,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
+import type { PluginCleanup, PluginInitContext } from '../../core/plugin/index.js';
 import type { RedisConf } from './redis-schema.js';
 
 /** The commands the limiting plugins use, common to a single Redis and a cluster. */
@@ -210,5 +211,18 @@ export function holdRedisClients(): () => void {
     clients.clear();
     if (sweeper !== undefined) clearInterval(sweeper);
     sweeper = undefined;
+  };
+}
+
+/**
+ * A limiter's init() (limit-count, limit-req, limit-conn): joins its per-node
+ * state and holds the Redis clients; the one cleanup lets go of both.
+ */
+export function initLimiter(state: { init(ctx: PluginInitContext): PluginCleanup }, ctx: PluginInitContext): PluginCleanup {
+  const leave = state.init(ctx);
+  const release = holdRedisClients();
+  return () => {
+    void leave();
+    release();
   };
 }
