@@ -5,6 +5,7 @@
  */
 import { KEY_PREFIX, resourceKey } from '../core/model.js';
 import type { ConfigStore, StoreItem } from '../core/store/types.js';
+import { listChildren } from '../core/store/list-children.js';
 import { isPlainObject, type JsonObject } from './merge.js';
 import type { ResourceDef } from './resources.js';
 import type { ValueCodec } from './stored-value.js';
@@ -17,11 +18,7 @@ export function objectKey(def: ResourceDef, id: string): string {
   return resourceKey(def.name, id);
 }
 
-/** The items directly under `prefix` (one path segment deeper), not the sub-resources below them. */
-export async function listChildren(store: ConfigStore, prefix: string): Promise<StoreItem[]> {
-  const { items } = await store.list(prefix);
-  return items.filter((i) => !i.key.slice(prefix.length).includes('/') && i.key.length > prefix.length);
-}
+export { listChildren };
 
 export async function listItems(store: ConfigStore, def: ResourceDef): Promise<StoreItem[]> {
   return listChildren(store, collectionPrefix(def));

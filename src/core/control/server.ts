@@ -22,6 +22,8 @@ import { fastify, type FastifyInstance, type FastifyReply } from 'fastify';
 import { KEY_PREFIX, type ResourceName } from '../model.js';
 import type { PluginRegistry } from '../plugin/registry.js';
 import type { ConfigStore, StoreItem } from '../store/types.js';
+import { listChildren } from '../store/list-children.js';
+import { isPlainObject } from '../config/plain-object.js';
 import type { CheckerReport } from '../upstream/index.js';
 import { applyCoreDefaults, getCoreSchema } from '../../schema/index.js';
 import type { SchemaResource } from '../../schema/types.js';
@@ -48,11 +50,8 @@ export function createControlServer(opts: ControlOptions): FastifyInstance {
   const { store, registry } = opts;
   const app = fastify({ logger: false, exposeHeadRoutes: false });
 
-  /** The objects directly under a collection (not sub-resources such as consumer credentials). */
   async function running(resource: ResourceName & SchemaResource): Promise<RunningItem[]> {
-    const prefix = `${KEY_PREFIX}/${resource}/`;
-    const { items } = await store.list(prefix);
-    return items.filter((i) => i.key.length > prefix.length && !i.key.slice(prefix.length).includes('/')).map((i) => asRunning(resource, i));
+    return (await listChildren(store, `${KEY_PREFIX}/${resource}/`)).map((i) => asRunning(resource, i));
   }
 
   app.get('/v1/schema', async () => {
@@ -127,22 +126,18 @@ function asRunning(resource: SchemaResource, item: StoreItem): RunningItem {
   // The data plane runs objects with their schema defaults filled in (priority, status, upstream type...), as APISIX's
   // config does after its check: show that, not the bare stored body. A stored object the schema now refuses is shown as stored.
   const value = structuredClone(item.value);
-  if (isObject(value)) applyCoreDefaults(resource, value);
+  if (isPlainObject(value)) applyCoreDefaults(resource, value);
   return { key: item.key, value, createdIndex: item.createRevision, modifiedIndex: item.modRevision };
 }
 
 function metadataValue(name: string, item: StoreItem): unknown {
-  return isObject(item.value) ? { ...item.value, id: name } : item.value;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
+  return isPlainObject(item.value) ? { ...item.value, id: name } : item.value;
 }
 
 function checksOf(value: unknown): Record<string, unknown> | undefined {
-  if (!isObject(value)) return undefined;
-  if (isObject(value.checks)) return value.checks;
-  if (isObject(value.upstream) && isObject(value.upstream.checks)) return value.upstream.checks;
+  if (!isPlainObject(value)) return undefined;
+  if (isPlainObject(value.checks)) return value.checks;
+  if (isPlainObject(value.upstream) && isPlainObject(value.upstream.checks)) return value.upstream.checks;
   return undefined;
 }
 
@@ -154,7 +149,7 @@ function checkType(value: unknown): CheckerReport['type'] {
   const checks = checksOf(value);
   for (const kind of ['active', 'passive'] as const) {
     const c = checks?.[kind];
-    if (isObject(c) && (c.type === 'http' || c.type === 'https' || c.type === 'tcp')) return c.type;
+    if (isPlainObject(c) && (c.type === 'http' || c.type === 'https' || c.type === 'tcp')) return c.type;
   }
   return 'http';
 }
