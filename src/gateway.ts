@@ -23,7 +23,7 @@ import { servesInWorkers, workerCount } from './core/process/worker-count.js';
 import { Channel } from './core/process/channel.js';
 import { sharedStateHub } from './core/process/shared-state.js';
 import { registerPubSubBackends } from './pubsub/index.js';
-import { PluginInits } from './core/plugin/lifecycle.js';
+import { configFacts, PluginInits } from './core/plugin/lifecycle.js';
 import { PluginReloader } from './core/plugin/reload.js';
 import { PORTICO_VERSION } from './core/config/version.js';
 import { PluginRegistry } from './core/plugin/registry.js';
@@ -144,10 +144,9 @@ export async function startGateway(config: PorticoConfig, opts: StartOptions = {
     const inWorkers = servesInWorkers(config, opts.inProcess);
     const workers = inWorkers ? workerCount(config) : 1;
     const shared = sharedStateHub({ channel, role: 'main', workers });
-    const httpsPorts = config.apisix.ssl.enable ? config.apisix.ssl.listen.map((l) => l.port) : [];
     const configStoreReachable = config.deployment.config_provider === 'etcd' ? () => answersWithin(store, 2_000) : undefined;
     const inits = new PluginInits(
-      { logger, version: PORTICO_VERSION, process: 'main', httpsPorts, dataPlaneInWorkers: inWorkers, workers, shared, proxyCache: config.apisix.proxy_cache, configStoreReachable },
+      { logger, version: PORTICO_VERSION, process: 'main', ...configFacts(config), dataPlaneInWorkers: inWorkers, workers, shared, configStoreReachable },
       config.plugin_attr,
     );
     closers.push(() => inits.close());

@@ -16,7 +16,7 @@ import { sharedStateHub } from './core/process/shared-state.js';
 import { HEALTH_REPORTS } from './core/control/health.js';
 import { healthReports } from './core/upstream/index.js';
 import { registerPubSubBackends } from './pubsub/index.js';
-import { PluginInits } from './core/plugin/lifecycle.js';
+import { configFacts, PluginInits } from './core/plugin/lifecycle.js';
 import { PORTICO_VERSION } from './core/config/version.js';
 import { PluginRegistry } from './core/plugin/registry.js';
 import type { ConfigFeed } from './core/snapshot/snapshot.js';
@@ -94,9 +94,8 @@ async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<voi
     const registry = await PluginRegistry.load(msg.config.plugins, msg.config.plugin_dirs);
     const workers = workerCount(msg.config);
     const shared = sharedStateHub({ channel, role: 'worker', workers, primary });
-    const httpsPorts = msg.config.apisix.ssl.enable ? msg.config.apisix.ssl.listen.map((l) => l.port) : [];
     const inits = new PluginInits(
-      { logger, version: PORTICO_VERSION, process: 'worker', httpsPorts, dataPlaneInWorkers: true, workers, shared, proxyCache: msg.config.apisix.proxy_cache },
+      { logger, version: PORTICO_VERSION, process: 'worker', ...configFacts(msg.config), dataPlaneInWorkers: true, workers, shared },
       msg.config.plugin_attr,
     );
     await inits.update(registry.list());

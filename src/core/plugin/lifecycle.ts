@@ -8,8 +8,17 @@
  */
 import type { AnyPlugin, PluginCleanup, PluginInitContext } from './contract.js';
 import type { SharedStateHub } from '../process/shared-state.js';
+import type { PorticoConfig } from '../config/types.js';
 
 export type PluginInitEnv = Omit<PluginInitContext, 'attr' | 'shared'> & { shared: SharedStateHub };
+
+/** What plugins' init() is told of config.yaml, the same in the main process and in every worker. */
+export function configFacts(config: PorticoConfig): Pick<PluginInitContext, 'httpsPorts' | 'proxyCache'> {
+  return {
+    httpsPorts: config.apisix.ssl.enable ? config.apisix.ssl.listen.map((l) => l.port) : [],
+    proxyCache: config.apisix.proxy_cache,
+  };
+}
 
 export class PluginInits {
   /** Initialised definitions, in the order they were initialised, with their cleanup. */
