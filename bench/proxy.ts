@@ -13,7 +13,7 @@
  * interleaved and ratios are taken round by round, so drift on the machine
  * affects all targets alike. This is a benchmark, not a test: it asserts nothing.
  *
- *   npm run bench -- [--rounds 8] [--duration 4] [--connections 50]
+ *   npm run bench -- [--rounds 8] [--duration 4] [--connections 50] [--only 'no plugins,http-logger']
  *   npm run bench -- --tls [--rounds 8]   HTTPS instead: Portico's listener against the lean proxy on
  *                                          node:https, with keep-alive, and one new handshake per request
  *                                          (--tls-http1: Portico's listener without HTTP/2, node:https too)
@@ -39,6 +39,8 @@ const ROUNDS = opt('rounds', 8);
 const DURATION = opt('duration', 4);
 const CONNECTIONS = opt('connections', 50);
 const H2H_ROUNDS = opt('h2h-rounds', 4);
+// --only portico,nginx: only the targets whose names contain one of these (quick iteration on one pair).
+const ONLY = args.includes('--only') ? args[args.indexOf('--only') + 1]!.split(',') : undefined;
 const TWO_CORES = cpus().length >= 2;
 const PROXY_CORE = '0';
 const LOAD_CORE = TWO_CORES ? '1' : '0';
@@ -284,7 +286,7 @@ async function main(): Promise<void> {
   const lean = await startNodeBaseline('lean-proxy.js', upstream);
   const fp = await startNodeBaseline('fastify-proxy.js', upstream);
   const portico = await startPortico(upstreamPort, undefined, await startCollector());
-  const targets: Target[] = [
+  const allTargets: Target[] = [
     { name: 'direct (nginx)', url: `${upstream}/plain` },
     { name: 'lean node:http+undici', url: `http://127.0.0.1:${lean.port}/plain`, pid: lean.pid },
     { name: '@fastify/http-proxy', url: `http://127.0.0.1:${fp.port}/plain`, pid: fp.pid },
@@ -300,16 +302,18 @@ async function main(): Promise<void> {
     { name: 'portico (proxy-cache HIT)', url: `http://127.0.0.1:${portico.port}/cached`, pid: portico.pid },
     { name: 'portico (http-logger)', url: `http://127.0.0.1:${portico.port}/logged`, pid: portico.pid },
   ];
+  const targets = ONLY === undefined ? allTargets : allTargets.filter((t) => ONLY.some((o) => t.name.includes(o)));
   for (const t of targets) await wrk(t, 2); // warm up JITs and pools
-  const cached = await fetch(targets.find((t) => t.name === 'portico (proxy-cache HIT)')!.url);
-  await cached.arrayBuffer();
-  if (cached.headers.get('apisix-cache-status') !== 'HIT') throw new Error(`proxy-cache target is not a HIT: ${cached.headers.get('apisix-cache-status')}`);
+  const cachedTarget = targets.find((t) => t.name === 'portico (proxy-cache HIT)');
+  const cached = cachedTarget && (await fetch(cachedTarget.url));
+  await cached?.arrayBuffer();
+  if (cached && cached.headers.get('apisix-cache-status') !== 'HIT') throw new Error(`proxy-cache target is not a HIT: ${cached.headers.get('apisix-cache-status')}`);
 
   const results = new Map<string, Array<WrkResult & { cpuUsPerReq: number }>>();
   // Paired targets run back to back (lean proxy next to Portico, Portico next to Portico with plugins), and
   // every other round runs in reverse (ABBA), so slow drift on the machine lands on both sides of a pair
   // instead of on whichever ran later.
-  const order = [targets[0]!, targets[2]!, targets[1]!, targets[3]!, ...targets.slice(4)];
+  const order = [allTargets[0]!, allTargets[2]!, allTargets[1]!, allTargets[3]!, ...allTargets.slice(4)].filter((t) => targets.includes(t));
   for (let round = 1; round <= ROUNDS; round++) {
     for (const t of round % 2 === 1 ? order : [...order].reverse()) {
       const before = t.pid ? cpuSeconds(t.pid) : 0;
@@ -337,6 +341,7 @@ async function main(): Promise<void> {
     );
   }
   const line = (label: string, a: string, b: string, target: string) => {
+    if (!results.has(a) || !results.has(b)) return;
     const rps = ratios(a, b, (r) => r.rps);
     console.log(`  ${label.padEnd(38)} ${median(rps).toFixed(2)}x [${spread(rps, 2)}]${target}`);
   };
@@ -349,6 +354,7 @@ async function main(): Promise<void> {
   line('portico http-logger / portico no plugins', 'portico (http-logger)', 'portico (no plugins)', '   (target >= 0.85)');
   line('portico / direct nginx', 'portico (no plugins)', 'direct (nginx)', '');
   line('portico proxy-cache HIT / direct nginx', 'portico (proxy-cache HIT)', 'direct (nginx)', '');
+  if (ONLY !== undefined) return;
   const cpu = ratios('portico (no plugins)', 'lean node:http+undici', (r) => r.cpuUsPerReq);
   console.log(`\nCPU per request, portico / lean node proxy: ${median(cpu).toFixed(2)}x [${spread(cpu, 2)}]`);
 

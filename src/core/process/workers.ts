@@ -64,7 +64,9 @@ export async function startWorkers(opts: DataPlaneOptions, channel: Channel): Pr
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   cluster.setupPrimary({
     exec: fileURLToPath(new URL(`../../worker.${isTs ? 'ts' : 'js'}`, import.meta.url)),
-    execArgv: isTs ? ['--import', 'tsx'] : [],
+    // PORTICO_WORKER_NODE_ARGS: Node flags for the workers only, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to
+    // profile the data plane (NODE_OPTIONS refuses --cpu-prof, and the primary's own flags are not passed on).
+    execArgv: [...(isTs ? ['--import', 'tsx'] : []), ...(process.env.PORTICO_WORKER_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? [])],
     serialization: 'advanced',
   });
 
