@@ -90,6 +90,20 @@ describe('http-logger', () => {
     expect((JSON.parse(one!.body) as { route_id: string }).route_id).toBe('hl-one');
   });
 
+
+  it('sends entries with non-ASCII text as valid UTF-8, whole (the batch body is sized in bytes, not characters)', async () => {
+    reset();
+    await env.route('hl-utf8', '/hl/utf8', { 'http-logger': { uri: col.url, batch_max_size: 3, inactive_timeout: 60 } });
+    // Query values decode to 2-, 3- and 4-byte UTF-8 characters; the ASCII-only entry sits between them.
+    await send(`${env.gw.dataUrl}/hl/utf8?q=${encodeURIComponent('café 日本 🎉')}`);
+    await send(`${env.gw.dataUrl}/hl/utf8?q=plain`);
+    await send(`${env.gw.dataUrl}/hl/utf8?q=${encodeURIComponent('日本'.repeat(200))}`);
+    const [post] = await col.waitFor(1);
+    expect(Buffer.from(post!.body, 'utf8').equals(post!.raw)).toBe(true); // the bytes are valid UTF-8
+    expect(Number(post!.headers['content-length'])).toBe(post!.raw.length);
+    const entries = JSON.parse(post!.body) as Array<{ request: { querystring: { q: string } } }>;
+    expect(entries.map((e) => e.request.querystring.q)).toEqual(['café 日本 🎉', 'plain', '日本'.repeat(200)]);
+  });
   it('retries a failed batch after retry_delay, up to max_retry_count', async () => {
     reset();
     col.status = 500;

@@ -9,6 +9,8 @@ import type { AddressInfo } from 'node:net';
 export interface Received {
   headers: IncomingHttpHeaders;
   body: string;
+  /** The body's bytes as received. */
+  raw: Buffer;
   status: number;
 }
 
@@ -51,7 +53,8 @@ export async function startCollector(): Promise<Collector> {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const status = collector.status;
-      received.push({ headers: req.headers, body: Buffer.concat(chunks).toString(), status });
+      const raw = Buffer.concat(chunks);
+      received.push({ headers: req.headers, body: raw.toString(), raw, status });
       res.writeHead(status, { 'content-type': 'text/plain' }).end(status < 400 ? 'ok' : 'collector failing');
       for (const w of waiters.splice(0)) w();
     });
