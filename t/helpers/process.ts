@@ -78,7 +78,9 @@ export function startGatewayProcess(args: string[] = [], env: NodeJS.ProcessEnv 
     proc,
     output: () => out,
     exited,
-    waitFor(re, timeoutMs = 15_000) {
+    // Generous: a gateway's start (tsx transpiling, workers forking) can take 20 s on two busy cores; a wait that
+    // is cut short fails a test for the machine's load, not for the code. Hooks allow 60 s, tests 30 s.
+    waitFor(re, timeoutMs = 40_000) {
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => {
           waiters.delete(check);
