@@ -5,13 +5,16 @@
  * offset a session lists says which cluster answered. A route moved from A to
  * B takes its open sessions along without dropping their WebSockets; a route
  * whose plugins, scheme or existence changed closes them with 1012 and a
- * reason; a write to anything else leaves them alone.
+ * reason; a write to anything else leaves them alone. A Redis Streams route
+ * (scheme redis) is followed the same way.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeKafkaBackends } from '../../src/pubsub/index.js';
+import { closeRedisBackends } from '../../src/pubsub/redis.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startKafkaMock, type KafkaMock } from '../helpers/kafka-mock.js';
 import { body, connect, type PubSubClient } from '../helpers/pubsub-client.js';
+import { startRedis, type RedisServer } from '../helpers/redis.js';
 
 const TOPIC = 'moves';
 let A: KafkaMock;
@@ -44,6 +47,7 @@ async function latest(w: Watched): Promise<bigint> {
   return body(r, 'kafka_list_offset_resp').offset;
 }
 
+/** The first message's value: Kafka offset 0, or a Redis stream's first entry (offset 0 reads from the start). */
 async function firstValue(w: Watched): Promise<string> {
   const r = await w.c.request({ cmd_kafka_fetch: { topic: TOPIC, partition: 0, offset: 0n } });
   return Buffer.from(body(r, 'kafka_fetch_resp').messages[0]!.value ?? []).toString();
@@ -189,4 +193,34 @@ describe('switching back and forth leaves no Kafka client behind', () => {
     for (const w of ws) expect(w.closed).toBeUndefined();
     await Promise.all(ws.map((w) => w.c.close()));
   }, 30_000);
+});
+
+describe('redis streams sessions follow their route too', () => {
+  let gw: TestGateway;
+  let r1: RedisServer;
+  let r2: RedisServer;
+  const redisUpstream = (r: RedisServer): Record<string, unknown> => ({ type: 'roundrobin', scheme: 'redis', nodes: { [`127.0.0.1:${r.port}`]: 1 } });
+
+  beforeAll(async () => {
+    [r1, r2] = await Promise.all([startRedis(), startRedis()]);
+    await r1.cli('XADD', TOPIC, '*', 'value', 'one');
+    await r2.cli('XADD', TOPIC, '*', 'value', 'two');
+    gw = await startTestGateway({});
+    await put(gw, 'routes/streams', { uri: '/streams', upstream: redisUpstream(r1) });
+  }, 30_000);
+
+  afterAll(async () => {
+    await gw?.close();
+    await closeRedisBackends();
+    await Promise.all([r1?.stop(), r2?.stop()]);
+  });
+
+  it('three open sessions read from the second server after the route moved, on the same WebSockets', async () => {
+    const ws = await Promise.all(Array.from({ length: 3 }, () => open(gw, '/streams')));
+    for (const w of ws) expect(await firstValue(w)).toBe('one');
+    await put(gw, 'routes/streams', { uri: '/streams', upstream: redisUpstream(r2) });
+    for (const w of ws) await eventually('session reads server 2', async () => (await firstValue(w)) === 'two');
+    for (const w of ws) expect(w.closed).toBeUndefined();
+    await Promise.all(ws.map((w) => w.c.close()));
+  });
 });
