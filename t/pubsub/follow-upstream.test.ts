@@ -9,6 +9,7 @@
  * (scheme redis) is followed the same way.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fitCloseReason } from '../../src/core/pubsub/follow.js';
 import { closeKafkaBackends } from '../../src/pubsub/index.js';
 import { closeRedisBackends } from '../../src/pubsub/redis.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
@@ -222,5 +223,16 @@ describe('redis streams sessions follow their route too', () => {
     for (const w of ws) await eventually('session reads server 2', async () => (await firstValue(w)) === 'two');
     for (const w of ws) expect(w.closed).toBeUndefined();
     await Promise.all(ws.map((w) => w.c.close()));
+  });
+});
+
+describe('close reasons', () => {
+  it('a reason longer than a close frame holds (123 bytes) is cut, not refused by the WebSocket layer', () => {
+    const long = `route r changed: ${'é'.repeat(100)}`;
+    const cut = fitCloseReason(long);
+    expect(Buffer.byteLength(cut)).toBeLessThanOrEqual(123);
+    expect(cut.startsWith('route r changed: é')).toBe(true);
+    expect(cut.endsWith('...')).toBe(true);
+    expect(fitCloseReason('route 1 deleted')).toBe('route 1 deleted');
   });
 });
