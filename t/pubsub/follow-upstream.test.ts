@@ -150,6 +150,24 @@ function suite(name: string, config: Parameters<typeof startTestGateway>[0]): vo
       await expect(open(gw, '/guarded')).rejects.toThrow(/401/);
     });
 
+    it('an authenticated session: a write to another consumer leaves it alone, a change of its own consumer closes it', async () => {
+      await put(gw, 'consumers', { username: 'alice', plugins: { 'key-auth': { key: 'alice-key' } } });
+      await put(gw, 'consumers', { username: 'bob', plugins: { 'key-auth': { key: 'bob-key' } } });
+      await put(gw, 'routes/authed', { uri: '/authed', plugins: { 'key-auth': {} }, upstream: kafkaUpstream(A) });
+      await applied(gw, '/authed');
+      const ws = await openN(2, '/authed', { apikey: 'alice-key' });
+      for (const w of ws) expect(await latest(w)).toBe(3n);
+      await put(gw, 'consumers', { username: 'bob', plugins: { 'key-auth': { key: 'bob-key-2' } } });
+      // Changes apply in order: once this route is served, bob's change has been too.
+      await put(gw, 'routes/after-bob', { uri: '/after-bob', upstream: { type: 'roundrobin', nodes: { '127.0.0.1:1': 1 } } });
+      await applied(gw, '/after-bob');
+      for (const w of ws) expect(await latest(w)).toBe(3n);
+      for (const w of ws) expect(w.closed).toBeUndefined();
+      await put(gw, 'consumers', { username: 'alice', plugins: { 'key-auth': { key: 'alice-key-2' } } });
+      for (const w of ws) expect(await w.whenClosed).toEqual({ code: 1012, reason: 'route authed changed: consumer alice changed' });
+      await expect(open(gw, '/authed', { apikey: 'alice-key' })).rejects.toThrow(/401/);
+    });
+
     it('a route whose upstream is no longer kafka closes its sessions', async () => {
       const ws = await openN(2, '/to-http');
       for (const w of ws) expect(await latest(w)).toBe(3n);
