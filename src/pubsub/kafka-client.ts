@@ -205,6 +205,8 @@ interface TopicLeaders {
 /** Per-record overhead counted against maxBytes, roughly the protobuf framing of a KafkaMessage. */
 export const RECORD_OVERHEAD_BYTES = 32;
 
+const DEFAULT_OPERATION_TIMEOUT_MS = 5000;
+
 class KafkajsBackend implements KafkaBackend {
   private readonly cluster: InternalCluster;
   private readonly topics = new Map<string, TopicLeaders>();
@@ -223,7 +225,7 @@ class KafkajsBackend implements KafkaBackend {
   ) {
     this.metadataMaxAgeMs = tuning.metadataMaxAgeMs ?? 5 * 60_000;
     this.saslMechanism = settings.sasl?.mechanism;
-    this.operationTimeoutMs = tuning.operationTimeoutMs ?? 5000;
+    this.operationTimeoutMs = tuning.operationTimeoutMs ?? DEFAULT_OPERATION_TIMEOUT_MS;
     const kafka = new Kafka({
       clientId: tuning.clientId ?? 'portico',
       brokers: settings.brokers,
@@ -607,6 +609,12 @@ export interface KafkaBackendPoolOptions {
   tuning?: KafkaClientTuning;
   /** For tests: how backends are made. */
   factory?: (settings: KafkaSettings, tuning: KafkaClientTuning) => KafkaBackend;
+  /**
+   * How long a backend no session holds any more is kept after a session moved
+   * off it (retire), so commands already running on it finish. Default: the
+   * operation timeout plus a second.
+   */
+  retireGraceMs?: number;
 }
 
 /**
@@ -618,12 +626,16 @@ export class KafkaBackendPool {
   private readonly cache: LRUCache<string, KafkaBackend>;
   private readonly tuning: KafkaClientTuning;
   private readonly factory: NonNullable<KafkaBackendPoolOptions['factory']>;
+  /** Open sessions per settings key: a backend a session moved off is closed once nobody holds it. */
+  private readonly holders = new Map<string, number>();
+  private readonly retireGraceMs: number;
   /** How many backends this pool has created (a test and metrics hook). */
   created = 0;
 
   constructor(opts: KafkaBackendPoolOptions = {}) {
     this.tuning = opts.tuning ?? {};
     this.factory = opts.factory ?? createKafkaBackend;
+    this.retireGraceMs = opts.retireGraceMs ?? (this.tuning.operationTimeoutMs ?? DEFAULT_OPERATION_TIMEOUT_MS) + 1000;
     this.cache = new LRUCache<string, KafkaBackend>({
       max: opts.max ?? 256,
       ttl: opts.idleMs ?? 10 * 60_000,
@@ -642,6 +654,31 @@ export class KafkaBackendPool {
       this.cache.set(key, b);
     }
     return b;
+  }
+
+  /** A session uses the backend for `key` until it calls release. */
+  hold(key: string): void {
+    this.holders.set(key, (this.holders.get(key) ?? 0) + 1);
+  }
+
+  /**
+   * The session no longer uses `key`. With `retire` (it moved to another
+   * upstream after a config change) a backend nobody holds is closed after the
+   * grace period, so a route changed again and again leaves no clients or
+   * broker connections behind; otherwise it stays for reuse until idle.
+   */
+  release(key: string, retire = false): void {
+    const n = (this.holders.get(key) ?? 1) - 1;
+    if (n > 0) {
+      this.holders.set(key, n);
+      return;
+    }
+    this.holders.delete(key);
+    if (!retire || !this.cache.has(key)) return;
+    const timer = setTimeout(() => {
+      if (!this.holders.has(key)) this.cache.delete(key); // dispose closes it
+    }, this.retireGraceMs);
+    timer.unref();
   }
 
   get size(): number {

@@ -17,6 +17,7 @@ import {
   type KafkaAcks,
   sharedKafkaBackends,
   type KafkaBackend,
+  type KafkaBackendPool,
   type KafkaSettings,
   type SaslMechanism,
 } from './kafka-client.js';
@@ -28,7 +29,7 @@ export interface KafkaPubSubOptions {
   /** Overrides config `apisix.pubsub.idle_timeout`, in ms; 0 = never. */
   idleTimeoutMs?: number;
   /** Where backends come from; the process-wide shared pool by default. */
-  backends?: { get(settings: KafkaSettings, key?: string): KafkaBackend };
+  backends?: Pick<KafkaBackendPool, 'get'> & Partial<Pick<KafkaBackendPool, 'hold' | 'release'>>;
   logger?: PubSubLogger;
 }
 
@@ -49,9 +50,9 @@ export function brokersOf(upstream: UpstreamConf | undefined): string[] {
 }
 
 /** Connection settings from the upstream and what kafka-proxy left in the request's data; a string is a setup error. */
-export function kafkaSettingsOf(ctx: RequestContext): KafkaSettings | string {
-  const settings: KafkaSettings = { brokers: brokersOf(ctx.upstream) };
-  const tls = ctx.upstream?.tls;
+export function kafkaSettingsOf(ctx: RequestContext, upstream: UpstreamConf | undefined = ctx.upstream): KafkaSettings | string {
+  const settings: KafkaSettings = { brokers: brokersOf(upstream) };
+  const tls = upstream?.tls;
   // APISIX: any tls object turns TLS on; verify defaults to false.
   if (tls) settings.tls = { verify: tls.verify === true };
   if (ctx.getData(KAFKA_ENABLE_SASL)) {
@@ -108,9 +109,25 @@ export function createKafkaSchemeHandler(opts: KafkaPubSubOptions = {}): SchemeH
     if (!session) return;
     const maxFrameSize = overrides.maxFrameSize ?? request.pubsub.maxFrameSize;
 
-    const settings = kafkaSettingsOf(request.ctx);
-    // Computed once per session: hashing the password per command would be wasted work.
-    const key = typeof settings === 'string' ? '' : kafkaSettingsKey(settings);
+    let settings = kafkaSettingsOf(request.ctx);
+    // Computed once per session (and per upstream change): hashing the password per command would be wasted work.
+    let key = typeof settings === 'string' ? '' : kafkaSettingsKey(settings);
+    if (key !== '') backends.hold?.(key);
+    // The route's upstream changed (core/pubsub/follow.ts): the next command goes to the new brokers, and the
+    // old client is closed once no session holds it; a command already running finishes on the old one.
+    session.onUpstreamChange((upstream) => {
+      const next = kafkaSettingsOf(request.ctx, upstream);
+      const nextKey = typeof next === 'string' ? '' : kafkaSettingsKey(next);
+      settings = next;
+      if (nextKey === key) return;
+      if (nextKey !== '') backends.hold?.(nextKey);
+      if (key !== '') backends.release?.(key, true);
+      logger?.debug(`kafka pubsub session of route ${request.ctx.route.id} now uses ${typeof next === 'string' ? next : next.brokers.join(',')}`);
+      key = nextKey;
+    });
+    void session.wait().then(() => {
+      if (key !== '') backends.release?.(key);
+    });
     const backend = (): KafkaBackend | string => {
       if (typeof settings === 'string') return settings;
       if (settings.brokers.length === 0) return NOT_FOUND_TOPIC;
@@ -185,7 +202,8 @@ export function createKafkaSchemeHandler(opts: KafkaPubSubOptions = {}): SchemeH
         if (records.length === 0) {
           await b.waitForOffset(topic, partition, offset, lim.maxWaitMs, lim.signal);
           if (lim.signal.aborted) return [];
-          records = await b.fetch(topic, partition, offset, opts);
+          // The upstream may have changed while waiting: read from the current brokers.
+          records = await need(backend()).fetch(topic, partition, offset, opts);
         }
         return records.length > lim.maxMessages ? records.slice(0, lim.maxMessages) : records;
       },

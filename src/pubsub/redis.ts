@@ -153,9 +153,17 @@ export function createRedisSchemeHandler(opts: RedisPubSubOptions = {}): SchemeH
   return async (request) => {
     const session = await openPubSub(request, logger ? { logger } : {});
     if (!session) return;
-    const server = serverOf(request.ctx.upstream);
-    const tls = request.ctx.upstream?.tls;
-    const key = server ? `${server.host}:${server.port}#${tls ? (tls.verify ? 'tls-verify' : 'tls') : 'plain'}` : '';
+    let server = serverOf(request.ctx.upstream);
+    let tls = request.ctx.upstream?.tls;
+    const keyOf = (): string => (server ? `${server.host}:${server.port}#${tls ? (tls.verify ? 'tls-verify' : 'tls') : 'plain'}` : '');
+    let key = keyOf();
+    // The route's upstream changed (core/pubsub/follow.ts): the next command goes to the new server. The old
+    // server's connections stay in the shared cache for other sessions until idle (bounded by its size and TTL).
+    session.onUpstreamChange((upstream) => {
+      server = serverOf(upstream);
+      tls = upstream.tls;
+      key = keyOf();
+    });
     const backend = (): RedisBackend => {
       if (!server) throw new RedisBackendError('the upstream has no node');
       let b = backends.get(key);

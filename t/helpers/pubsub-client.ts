@@ -182,6 +182,8 @@ export async function startSchemeServer(
       ctx,
       isUpgrade: socket !== undefined,
       pubsub,
+      // No config changes here: nothing to follow.
+      follow: () => () => undefined,
       accept(options) {
         if (!socket || !head || used) return Promise.reject(new Error('accept() without an upgrade request'));
         used = true;

@@ -20,6 +20,7 @@ import { KeepingStream } from '../http/body-keeper.js';
 import { failureFields, runLog, runPhase, type Exit, type PhaseResult } from '../plugin/pipeline.js';
 import { ProxyExchange, type ProxyEnv } from '../proxy/exchange.js';
 import { proxyWebSocket, writeRawError } from '../proxy/websocket.js';
+import { SessionFollowers } from '../pubsub/follow.js';
 import { getSchemeHandler, type SchemeRequest } from '../pubsub/scheme-handler.js';
 import { consumerChain, type CompiledUpstream, type ConfigSnapshot } from '../snapshot/snapshot.js';
 import { errorExit, Responder } from './respond.js';
@@ -53,6 +54,8 @@ export class RequestFlow implements RequestEnd, TakeoverEnv {
   readonly pubsub: SchemeRequest['pubsub'];
   /** Sockets handed to WebSocket proxying or a scheme handler; no longer tracked by the HTTP server. */
   readonly upgraded = new Set<Duplex>();
+  /** Open pub/sub sessions, told of each config change (pubsub/follow.ts). */
+  readonly followers: SessionFollowers;
   private readonly snapshots: ConfigSnapshot;
   private readonly env: ProxyEnv;
   private readonly uriOptions: NormalizeOptions | undefined;
@@ -66,6 +69,7 @@ export class RequestFlow implements RequestEnd, TakeoverEnv {
     this.env = { logger: opts.logger, serverHeader: opts.serverHeader };
     this.uriOptions = opts.uriOptions;
     this.pubsub = opts.pubsub;
+    this.followers = new SessionFollowers(opts.logger);
     this.plain = this.uriOptions === undefined ? (req, res) => this.plainRequest(req, res) : (req, res) => this.plainWithUriOptions(req, res);
   }
 
@@ -288,7 +292,7 @@ export class RequestFlow implements RequestEnd, TakeoverEnv {
     ctx.upstream = upstream.conf;
     const handler = getSchemeHandler(upstream.conf.scheme);
     if (handler !== undefined) {
-      takeOver(ctx, handler, this);
+      takeOver(ctx, handler, this, upstream);
       return undefined;
     }
     const runtime = upstream.runtime;

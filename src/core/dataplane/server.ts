@@ -156,7 +156,11 @@ class DataPlaneServer {
       config: opts.config,
       logger: this.logger,
       // Clients without SNI get the fallback_sni object's certificate: the listeners' default context follows the table.
-      onSwap: (snapshot) => this.tls?.refresh(snapshot.tls),
+      // Open pub/sub sessions follow their route: switched to a changed upstream, or closed with a reason.
+      onSwap: (snapshot) => {
+        this.tls?.refresh(snapshot.tls);
+        this.flow?.followers.onSwap(snapshot);
+      },
     });
     const { delete_uri_tail_slash: tailSlash, normalize_uri_like_servlet: servlet, pubsub } = opts.config.apisix;
     this.flow = new RequestFlow({

@@ -8,6 +8,8 @@ import type { Logger } from 'pino';
 import { encodeBody, ERRORS, sendError } from '../errors.js';
 import type { RequestCtx } from '../http/request-context.js';
 import type { SchemeHandler, SchemeRequest } from '../pubsub/scheme-handler.js';
+import type { SessionFollowers } from '../pubsub/follow.js';
+import type { CompiledUpstream } from '../snapshot/types.js';
 import type { Responder } from './respond.js';
 
 export interface TakeoverEnv {
@@ -17,11 +19,14 @@ export interface TakeoverEnv {
   readonly pubsub: SchemeRequest['pubsub'];
   /** Sockets no longer tracked by the HTTP server, destroyed when the data plane closes. */
   readonly upgraded: Set<unknown>;
+  /** The open sessions that follow their route across config changes. */
+  readonly followers: SessionFollowers;
   /** Runs the log phase once. */
   end(ctx: RequestCtx): void;
 }
 
-export function takeOver(ctx: RequestCtx, handler: SchemeHandler, env: TakeoverEnv): void {
+/** `upstream` is the compiled upstream the flow resolved for the request. */
+export function takeOver(ctx: RequestCtx, handler: SchemeHandler, env: TakeoverEnv, upstream: CompiledUpstream): void {
   ctx.takenOver = true;
   const upgrade = ctx.upgrade;
   const req = ctx.req;
@@ -47,6 +52,22 @@ export function takeOver(ctx: RequestCtx, handler: SchemeHandler, env: TakeoverE
     reject: (status, body) => {
       if (accepted) return;
       env.responder.body(ctx, status, encodeBody(body), undefined);
+    },
+    follow: (session) => {
+      const choice = ctx.upstreamChoice;
+      const consumerName = ctx.consumer?.username;
+      return env.followers.add(
+        {
+          route: ctx.compiled!,
+          upstream,
+          chosenUpstreamId: typeof choice === 'string' ? choice : undefined,
+          pluginBuiltUpstream: choice !== undefined && typeof choice !== 'string',
+          globalChain: ctx.snapshot.globalChain,
+          consumerName,
+          consumer: consumerName === undefined ? undefined : ctx.snapshot.consumers.get(consumerName),
+        },
+        session,
+      );
     },
   };
   let session: Promise<void>;

@@ -7,6 +7,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
 import type { RequestContext } from '../plugin/ctx.js';
+import type { FollowingSession } from './follow.js';
 
 export interface SchemeRequest {
   /** The plugins' context, plus the raw request the WebSocket handshake is checked on (plugins never see it). */
@@ -23,6 +24,12 @@ export interface SchemeRequest {
   reject(status: number, body: unknown): void;
   /** From config `apisix.pubsub`: frame size limit (bytes) and idle timeout (ms, 0 = none). */
   readonly pubsub: { readonly maxFrameSize: number; readonly idleTimeoutMs: number };
+  /**
+   * Follows the route across config changes once the socket is accepted
+   * (core/pubsub/follow.ts): the session is told of a changed upstream or
+   * closed. Returns the function that stops following, for when the session ends.
+   */
+  follow(session: FollowingSession): () => void;
 }
 
 /** Resolves when the session is over; the log phase runs after it. */

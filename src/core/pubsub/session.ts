@@ -29,6 +29,7 @@ import {
 import { PUBSUB_ACCESS } from '../plugin/pubsub-access.js';
 import { accessDenied, READ_ONLY_ACCESS, type PubSubAccess } from './access-check.js';
 import type { SchemeRequest } from './scheme-handler.js';
+import type { UpstreamConf } from '../model.js';
 import { pubsubUpgradeRequired } from '../errors.js';
 
 export interface PubSubLogger {
@@ -102,6 +103,7 @@ export class PubSubSession {
   private running = false;
   private ended = false;
   private idleTimer: NodeJS.Timeout | undefined;
+  private upstreamListener: ((upstream: UpstreamConf) => void) | undefined;
   private resolveDone!: () => void;
   private readonly done = new Promise<void>((resolve) => (this.resolveDone = resolve));
 
@@ -139,6 +141,28 @@ export class PubSubSession {
     }
     // Whoever accepted the socket may have paused it so frames wait for us; reading is ours to steer now.
     if (ws.isPaused) ws.resume();
+  }
+
+  /**
+   * Registers how the backend moves to the route's new upstream after a config
+   * change (same scheme; core/pubsub/follow.ts): commands from then on use it.
+   * A session without one is closed with a reason instead, so its client reconnects.
+   */
+  onUpstreamChange(fn: (upstream: UpstreamConf) => void): this {
+    this.upstreamListener = fn;
+    return this;
+  }
+
+  /** Hands a changed upstream to the backend; false when it cannot take one. */
+  switchUpstream(upstream: UpstreamConf): boolean {
+    if (this.ended || this.upstreamListener === undefined) return false;
+    try {
+      this.upstreamListener(upstream);
+      return true;
+    } catch (e) {
+      this.log.warn(`pubsub session could not switch upstream, err: ${errorMessage(e)}`);
+      return false;
+    }
   }
 
   /** Registers (or replaces) the handler of a command, e.g. `cmd_kafka_fetch`. */
@@ -366,5 +390,11 @@ export async function openPubSub(request: SchemeRequest, opts: Partial<PubSubSes
     return undefined;
   }
   const ws = await request.accept({ maxPayload: full.maxFrameSize });
-  return new PubSubSession(ws, full);
+  const session = new PubSubSession(ws, full);
+  const unfollow = request.follow({
+    switchUpstream: (upstream) => session.switchUpstream(upstream),
+    close: (code, reason) => session.close(code, reason),
+  });
+  void session.wait().then(unfollow);
+  return session;
 }
