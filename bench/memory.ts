@@ -11,8 +11,11 @@
  * `whitelist`) it writes `--objects` routes each carrying `--items` entries and
  * reports the cost per entry (KB), the figures docs/reliability.md quotes.
  *
- * RSS moves in steps with the garbage collector; figures are taken after the
- * data plane settles (`--settle` seconds). A benchmark, not a test: it asserts
+ * RSS moves in steps with the garbage collector and V8 keeps freed heap, so
+ * RSS overstates what stays live; the worker runs with --trace-gc and the
+ * routes run also reports its heap after the latest full collection (a live
+ * heap estimate; "NaN" before the first). Figures are taken after the data
+ * plane settles (`--settle` seconds). A benchmark, not a test: it asserts
  * nothing. Run it on a quiet machine.
  *
  *   npm run bench:memory -- [--routes 1000,5000,10000] [--batch 50] [--settle 3]
@@ -47,6 +50,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 interface RunningGateway {
   proc: ChildProcess;
   worker: number;
+  /** The worker's live heap (MB) after its latest full GC, from --trace-gc; NaN before the first. */
+  heapAfterGc(): number;
   dataPort: number;
   admin(method: string, path: string, body?: unknown): Promise<number>;
   stop(): Promise<void>;
@@ -65,18 +70,32 @@ async function startGateway(): Promise<RunningGateway> {
   );
   // Its own process group, so stopping it stops its worker too, whatever happens to the main process.
   const proc = spawn(process.execPath, [MAIN, '--config', config], {
-    env: { PATH: process.env.PATH, PORTICO_ADMIN_KEY: KEY, PORTICO_LOG_LEVEL: 'warn' },
+    // --trace-gc: the worker prints each collection's heap sizes, the cheap way to tell live heap from garbage.
+    env: { PATH: process.env.PATH, PORTICO_ADMIN_KEY: KEY, PORTICO_LOG_LEVEL: 'warn', PORTICO_WORKER_NODE_ARGS: '--trace-gc' },
     stdio: ['ignore', 'pipe', 'inherit'],
     detached: true,
   });
+  let heap = NaN;
+  let partial = '';
   await new Promise<void>((resolve, reject) => {
-    proc.stdout!.on('data', (d: Buffer) => /Admin API listening/.test(d.toString()) && resolve());
+    proc.stdout!.on('data', (d: Buffer) => {
+      const text = partial + d.toString();
+      const lines = text.split('\n');
+      partial = lines.pop()!;
+      for (const line of lines) {
+        if (/Admin API listening/.test(line)) resolve();
+        // `[pid:0x...]   1234 ms: Mark-Compact 45.1 (60.2) -> 30.3 (55.0) MB, ...`: only the worker traces.
+        const m = /Mark-Compact(?: \(reduce\))? [\d.]+ \([\d.]+\) -> ([\d.]+) \(/.exec(line);
+        if (m) heap = Number(m[1]);
+      }
+    });
     proc.once('exit', (code) => reject(new Error(`gateway exited with ${code}`)));
   });
   const workers = childrenOf(proc.pid!);
   if (workers.length !== 1) throw new Error(`expected one data-plane worker, found ${workers.length}`);
   return {
     proc,
+    heapAfterGc: () => heap,
     worker: workers[0]!,
     dataPort,
     async admin(method, path, body) {
@@ -156,17 +175,22 @@ async function routesRun(n: number, nodes: Record<string, number>): Promise<void
   try {
     await waitServed(gw.dataPort, '/none', {}, 404);
     const before = await settledRss(gw.worker);
+    const heapBefore = gw.heapAfterGc();
     const t0 = Date.now();
     await writeAll(n, (i) => gw.admin('PUT', `/routes/m${i}`, ordinaryRoute(i, nodes)));
     await waitServed(gw.dataPort, `/r/${n - 1}/x`, { host: `h${n - 1}.example.com` }, 200);
     const written = (Date.now() - t0) / 1000;
     const loaded = await settledRss(gw.worker);
+    const heapLoaded = gw.heapAfterGc();
     await writeAll(n, (i) => gw.admin('DELETE', `/routes/m${i}`));
     await waitServed(gw.dataPort, `/r/${n - 1}/x`, { host: `h${n - 1}.example.com` }, 404);
     const emptied = await settledRss(gw.worker);
+    const perThousand = (a: number, b: number) => (((b - a) / n) * 1000).toFixed(1);
     console.log(
-      `${n} routes: worker RSS ${before.toFixed(1)} -> ${loaded.toFixed(1)} MB (${(((loaded - before) / n) * 1000).toFixed(1)} MB per 1,000 routes, ` +
-        `written and served in ${written.toFixed(1)} s); after deleting them all ${emptied.toFixed(1)} MB`,
+      `${n} routes: worker RSS ${before.toFixed(1)} -> ${loaded.toFixed(1)} MB (${perThousand(before, loaded)} MB per 1,000 routes, ` +
+        `written and served in ${written.toFixed(1)} s); after deleting them all ${emptied.toFixed(1)} MB\n` +
+        `  live heap at the last full GC: ${heapBefore.toFixed(1)} -> ${heapLoaded.toFixed(1)} MB (${perThousand(heapBefore, heapLoaded)} MB per 1,000 routes); ` +
+        `after deleting them all ${gw.heapAfterGc().toFixed(1)} MB`,
     );
   } finally {
     await gw.stop();
