@@ -6,15 +6,16 @@
  * client cannot talk its way past the list.
  */
 import { compileIpMatcher, definePlugin, isValidIpOrCidr, type IpMatcher, type PluginExit, type RequestContext } from '../core/plugin/index.js';
+import { MAX_IP_LIST_ENTRIES } from '../schema/limits.js';
 
 export const schema = {
   type: 'object',
   properties: {
     message: { type: 'string', minLength: 1, maxLength: 1024, default: 'Your IP address is not allowed' },
     response_code: { type: 'integer', minimum: 403, maximum: 404, default: 403 },
-    // Entries are checked one by one in check(), which names the bad address.
-    whitelist: { type: 'array', items: { type: 'string' }, minItems: 1 },
-    blacklist: { type: 'array', items: { type: 'string' }, minItems: 1 },
+    // Entries are checked one by one in check(), which names the bad address. maxItems: Portico's bound.
+    whitelist: { type: 'array', items: { type: 'string' }, minItems: 1, maxItems: MAX_IP_LIST_ENTRIES },
+    blacklist: { type: 'array', items: { type: 'string' }, minItems: 1, maxItems: MAX_IP_LIST_ENTRIES },
   },
   oneOf: [{ required: ['whitelist'] }, { required: ['blacklist'] }],
 };

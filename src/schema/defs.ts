@@ -6,6 +6,7 @@
  * the same shapes APISIX does.
  */
 import type { JsonSchema } from './types.js';
+import { MAX_HOST_LENGTH } from './limits.js';
 
 export const idSchema: JsonSchema = {
   anyOf: [
@@ -15,7 +16,8 @@ export const idSchema: JsonSchema = {
 };
 
 export const HOST_DEF_PATTERN = '^\\*$|^\\*?[0-9a-zA-Z-._\\[\\]:]+$';
-export const hostDef: JsonSchema = { type: 'string', pattern: HOST_DEF_PATTERN };
+// maxLength: Portico's bound (limits.ts).
+export const hostDef: JsonSchema = { type: 'string', pattern: HOST_DEF_PATTERN, maxLength: MAX_HOST_LENGTH };
 
 const IPV4_SEG = '([0-9]|[1-9][0-9]|1[0-9]{2}|2[0-4][0-9]|25[0-5])';
 const IPV4_DEF = [IPV4_SEG, IPV4_SEG, IPV4_SEG, IPV4_SEG].join('\\.');

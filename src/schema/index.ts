@@ -17,6 +17,7 @@ import { sslSchema } from './ssl.js';
 import { credentialSchema } from './credential.js';
 import { consumerGroupSchema } from './consumer-group.js';
 import { protoSchema } from './proto.js';
+import { boundsSchemas } from './limits.js';
 
 /** Core schema names as GET /apisix/admin/schema/{name} knows them. */
 const CORE_SCHEMAS: Record<string, JsonSchema> = {
@@ -61,6 +62,19 @@ const SECRET_REF_FIELDS: Record<string, SecretRefScope> = {
 const compiled = new Map<string, CompiledSchema>(
   Object.entries(CORE_SCHEMAS).map(([name, schema]) => [name, compileSchema(schema, SECRET_REF_FIELDS[name] ?? [])]),
 );
+
+const bounds = new Map<string, CompiledSchema>(
+  Object.entries(boundsSchemas).map(([name, schema]) => [BY_RESOURCE[`${name}s` as SchemaResource], compileSchema(schema, [])]),
+);
+
+/**
+ * Portico's bounds alone (limits.ts), for objects that reach the data plane
+ * without the Admin API (etcd, standalone): the reason an object of this
+ * table (`routes`, `services`, `upstreams`) is beyond one, or undefined.
+ */
+export function boundsViolation(table: string, value: unknown): string | undefined {
+  return bounds.get(BY_RESOURCE[table as SchemaResource])?.check(value);
+}
 
 export function schemaOf(resource: SchemaResource): CompiledSchema {
   return compiled.get(BY_RESOURCE[resource]) as CompiledSchema;

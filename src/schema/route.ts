@@ -11,19 +11,27 @@ import {
   timeoutDef,
 } from './defs.js';
 import { upstreamSchema } from './upstream.js';
+import { MAX_MATCH_ENTRIES, MAX_URI_LENGTH } from './limits.js';
 
 export const routeSchema: JsonSchema = {
   type: 'object',
   properties: {
     ...metadataProps(),
     uri: { type: 'string', minLength: 1, maxLength: 4096 },
-    uris: { type: 'array', items: { description: 'HTTP uri', type: 'string' }, minItems: 1, uniqueItems: true },
+    // maxItems and the items' maxLength: Portico's bounds (limits.ts), as on hosts and remote_addrs.
+    uris: {
+      type: 'array',
+      items: { description: 'HTTP uri', type: 'string', maxLength: MAX_URI_LENGTH },
+      minItems: 1,
+      maxItems: MAX_MATCH_ENTRIES,
+      uniqueItems: true,
+    },
     priority: { type: 'integer', default: 0 },
     methods: { type: 'array', items: methodSchema, uniqueItems: true },
     host: hostDef,
-    hosts: { type: 'array', items: hostDef, minItems: 1, uniqueItems: true },
+    hosts: { type: 'array', items: hostDef, minItems: 1, maxItems: MAX_MATCH_ENTRIES, uniqueItems: true },
     remote_addr: remoteAddrDef,
-    remote_addrs: { type: 'array', items: remoteAddrDef, minItems: 1, uniqueItems: true },
+    remote_addrs: { type: 'array', items: remoteAddrDef, minItems: 1, maxItems: MAX_MATCH_ENTRIES, uniqueItems: true },
     timeout: timeoutDef,
     vars: { type: 'array' },
     filter_func: { type: 'string', minLength: 10, pattern: '^function' },

@@ -2,8 +2,12 @@
 import type { JsonSchema } from './types.js';
 import { hostDef, idSchema, metadataProps, timeoutDef } from './defs.js';
 import { healthChecker } from './health-check.js';
+import { MAX_UPSTREAM_NODES } from './limits.js';
 
 export const nodesSchema: JsonSchema = {
+  // Portico's bound (limits.ts), on either form.
+  maxItems: MAX_UPSTREAM_NODES,
+  maxProperties: MAX_UPSTREAM_NODES,
   anyOf: [
     {
       // Hash form: {"host:port": weight}; ports are checked after the schema (`invalid port`).

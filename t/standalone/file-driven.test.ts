@@ -120,6 +120,17 @@ describe('file-driven standalone mode', () => {
     expect(await status('/five')).toBe(404);
   });
 
+  test("a route beyond one of Portico's bounds (src/schema/limits.ts) is refused like the Admin API refuses it", async () => {
+    const before = gp.output().length;
+    const uris = Array.from({ length: 4097 }, (_, k) => `/seven/${k}`);
+    replaceFile(routeFile('/seven').replace('    uri: /seven\n', `    uris: ${JSON.stringify(uris)}\n`));
+    // The whole output is searched: the field's own line (JSON, quotes escaped) tells this refusal from the earlier ones.
+    await gp.waitFor(/routes\[0\], id r1, field uris: invalid configuration: property \\"uris\\" validation failed: expect array to have at most 4096 items/, 3000);
+    expect(gp.output().slice(before)).toMatch(/refused .*apisix\.yaml: 1 invalid item/);
+    expect(await status('/three')).toBe(200);
+    expect(await status('/seven/0')).toBe(404);
+  });
+
   test('a YAML file without #END is refused (a half-written file is never loaded)', async () => {
     replaceFile(routeFile('/six').replace('#END\n', ''));
     await gp.waitFor(/missing valid end flag in file .*apisix\.yaml/, 3000);

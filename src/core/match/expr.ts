@@ -15,9 +15,10 @@
  * is not a number; `in` is an exact element test; `has` looks for the value in a
  * list-valued variable; JSON `null` as the value stands for "no value".
  *
- * One deliberate difference: lua-resty-expr accepts a bad regex and the rule
+ * Two deliberate differences: lua-resty-expr accepts a bad regex and the rule
  * then never matches; here the regex is compiled up front so the mistake is
- * reported when the route is written.
+ * reported when the route is written. And an expression holds at most
+ * MAX_EXPR_RULES rules and logical groups, at any depth (see below).
  */
 import { compileIpMatcher } from './ip-match.js';
 
@@ -67,6 +68,14 @@ function show(v: unknown): string {
 }
 
 /**
+ * Portico's bound on one expression: rules and logical groups ("AND", ...)
+ * counted at every depth. Each compiled rule costs a data-plane worker about 0.8 KB
+ * (docs/reliability.md, "What a stored object costs"); real `vars` hold a
+ * handful. A bound on the top-level array alone would let one group hold the rest.
+ */
+export const MAX_EXPR_RULES = 1024;
+
+/**
  * Compiles a lua-resty-expr rule list. Throws with lua-resty-expr's message on
  * invalid input. The returned function never throws.
  */
@@ -75,19 +84,21 @@ export function compileExpr(expr: unknown): CompiledExpr {
   if (!Array.isArray(expr)) throw new Error('rule should be wrapped inside brackets');
   if (expr.length === 0) return () => true;
   if (!Array.isArray(expr[0]) && !isLogic(expr[0])) throw new Error('rule should be wrapped inside brackets');
-  return compileRule(expr);
+  return compileRule(expr, { rules: 0 });
 }
 
-function compileRule(rules: unknown): CompiledExpr {
+function compileRule(rules: unknown, count: { rules: number }): CompiledExpr {
   if (!Array.isArray(rules)) throw new Error('invalid expression');
   if (rules.length === 0) throw new Error('rule too short');
 
+  // A plain list of rules is not counted: `vars` of MAX_EXPR_RULES leaves is within the bound.
   if (Array.isArray(rules[0])) {
-    return combine('AND', rules.map((r) => compileRule(r)));
+    return combine('AND', rules.map((r) => compileRule(r, count)));
   }
+  if (++count.rules > MAX_EXPR_RULES) throw new Error(`expression has more than ${MAX_EXPR_RULES} rules and logical groups (Portico's bound)`);
   if (isLogic(rules[0])) {
     if (rules.length <= 2) throw new Error('rule too short');
-    return combine((rules[0] as string).toUpperCase(), rules.slice(1).map((r) => compileRule(r)));
+    return combine((rules[0] as string).toUpperCase(), rules.slice(1).map((r) => compileRule(r, count)));
   }
   return compileLeaf(rules);
 }

@@ -17,6 +17,10 @@ export interface MirrorOptions {
   tables?: readonly string[];
   /** Told about an item whose value is not an object; it is left out. */
   onIgnored?: (key: string) => void;
+  /** Why an object of `table` must be left out (beyond Portico's bounds), or undefined to keep it. */
+  refuse?: (table: string, value: Record<string, unknown>) => string | undefined;
+  /** Told about an object `refuse` left out, and why. */
+  onRefused?: (key: string, reason: string) => void;
 }
 
 const PREFIX = KEY_PREFIX + '/';
@@ -60,7 +64,7 @@ export class StoreMirror {
     if (revision > this.revision) this.revision = revision;
   }
 
-  private place(key: string): { table: Map<string, MirroredItem>; id: string } | undefined {
+  private place(key: string): { table: Map<string, MirroredItem>; name: string; id: string } | undefined {
     if (!key.startsWith(PREFIX)) return undefined;
     const slash = key.indexOf('/', PREFIX.length);
     if (slash < 0) return undefined;
@@ -71,7 +75,7 @@ export class StoreMirror {
       table = new Map();
       this.tables.set(name, table);
     }
-    return { table, id: key.slice(slash + 1) };
+    return { table, name, id: key.slice(slash + 1) };
   }
 
   private put(item: StoreItem): void {
@@ -80,6 +84,12 @@ export class StoreMirror {
     const { value } = item;
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       this.opts.onIgnored?.(item.key);
+      p.table.delete(p.id);
+      return;
+    }
+    const refused = this.opts.refuse?.(p.name, value as Record<string, unknown>);
+    if (refused !== undefined) {
+      this.opts.onRefused?.(item.key, refused);
       p.table.delete(p.id);
       return;
     }

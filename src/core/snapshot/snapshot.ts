@@ -23,6 +23,7 @@ import { KEY_PREFIX } from '../model.js';
 import { EMPTY_CHAIN } from '../plugin/pipeline.js';
 import type { WatchEvent, Watcher } from '../store/types.js';
 import { StoreMirror, type MirroredItem } from './mirror.js';
+import { boundsViolation } from '../../schema/index.js';
 import type { UpstreamRuntime } from '../upstream/types.js';
 import { compileIpMatcher } from '../match/ip-match.js';
 import { ConfigError } from '../config/project-root.js';
@@ -82,7 +83,13 @@ export class ConfigSnapshot {
     this.sni = ssl?.enable ? { logger: opts.logger, keyring: opts.config.apisix.data_encryption?.keyring ?? [], base: tlsBaseOptions(ssl) } : undefined;
     this.retiring = new RetiringUpstreams(opts.logger);
     this.plugins = new PluginConfCompiler(opts.registry, opts.logger, opts.config.apisix.data_encryption?.keyring ?? []);
-    this.mirror = new StoreMirror({ tables: KEPT, onIgnored: (key) => opts.logger.warn({ key }, 'config: ignoring a non-object value') });
+    this.mirror = new StoreMirror({
+      tables: KEPT,
+      onIgnored: (key) => opts.logger.warn({ key }, 'config: ignoring a non-object value'),
+      // The Admin API refuses these (src/schema/limits.ts); etcd written directly may still hold one.
+      refuse: boundsViolation,
+      onRefused: (key, reason) => opts.logger.warn({ key, err: reason }, 'config: skipping invalid object'),
+    });
     this.raw = Object.fromEntries(KEPT.map((name) => [name, this.mirror.table(name)])) as RawTables;
     const trusted = opts.config.apisix.trusted_addresses ?? [];
     try {
