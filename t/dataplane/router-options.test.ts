@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, type DeepPartial } from '../../src/core/config/file.js';
 import type { PorticoConfig } from '../../src/core/config/types.js';
-import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { putRoutes, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { send, startUpstream, type Upstream } from './helpers.js';
 
 const names = ['host', 'plain', 'param', 'foo', 'root', 'guarded', 'public'] as const;
@@ -52,10 +52,7 @@ const gws: Record<'hostUri' | 'uri' | 'uriParam' | 'tailSlash' | 'servlet', Test
 
 async function gateway(config: DeepPartial<PorticoConfig>, routes: Array<[string, Record<string, unknown>]>, probe: string): Promise<TestGateway> {
   const gw = await startTestGateway({ config });
-  for (const [id, body] of routes) {
-    const res = await gw.admin('PUT', `/apisix/admin/routes/${id}`, body);
-    expect(res.status, res.text).toBeLessThan(300);
-  }
+  await putRoutes(gw, routes);
   // Routes reach the data plane through the store's watch: wait until the last one answers.
   const deadline = Date.now() + 5000;
   while ((await send(gw.dataPort, { path: probe })).status === 404 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { startUpstream, type Upstream } from '../dataplane/helpers.js';
 import { loadConfig, mergeConfig, type DeepPartial } from '../../src/core/config/file.js';
 import type { PorticoConfig } from '../../src/core/config/types.js';
@@ -31,6 +31,17 @@ export interface TestGateway {
   gateway: Gateway;
   admin(method: string, path: string, body?: unknown, key?: string): Promise<AdminResponse>;
   close(): Promise<void>;
+}
+
+/** PUTs each `[id, route]` through the Admin API, in order; a refused one fails the test naming its id. */
+export async function putRoutes(
+  gw: { admin(method: string, path: string, body: unknown): Promise<{ status: number; text: string }> },
+  routes: ReadonlyArray<readonly [string, unknown]>,
+): Promise<void> {
+  for (const [id, route] of routes) {
+    const res = await gw.admin('PUT', `/apisix/admin/routes/${id}`, route);
+    expect(res.status, `${id}: ${res.text}`).toBeLessThan(300);
+  }
 }
 
 export async function startTestGateway(

@@ -112,6 +112,24 @@ export async function connect(url: string, headers?: Record<string, string>): Pr
   };
 }
 
+/**
+ * The pub/sub clients of one test file on a data plane: `open(path)` connects and keeps the client,
+ * `closeAll()` (in afterAll) closes every one still kept.
+ */
+export function trackedClients(dataPort: () => number): { open(path: string): Promise<PubSubClient>; closeAll(): Promise<void> } {
+  const clients: PubSubClient[] = [];
+  return {
+    async open(path) {
+      const c = await connect(`ws://127.0.0.1:${dataPort()}${path}`);
+      clients.push(c);
+      return c;
+    },
+    async closeAll() {
+      await Promise.all(clients.splice(0).map((c) => c.close().catch(() => undefined)));
+    },
+  };
+}
+
 /** The response's `member`, or a thrown error naming what came instead (the error_resp's message). */
 export function body<K extends keyof ResponseBodies>(r: PubSubResponse, member: K): ResponseBodies[K] {
   if ('error_resp' in r && member !== 'error_resp') throw new Error(`error_resp: ${r.error_resp.message}`);

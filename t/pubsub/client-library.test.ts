@@ -24,8 +24,11 @@ async function client(u = url, reconnect = false): Promise<PubSubClient> {
   return c;
 }
 
-/** A TCP relay to the gateway whose connections the test can cut. */
-async function relay(): Promise<{ url: string; cut(): void; close(): Promise<void> }> {
+/**
+ * A TCP relay to the gateway whose connections the test can cut. With `batchMs`, what the gateway sends is
+ * held and handed on every `batchMs` in one write, so frames sent apart reach the client in one read.
+ */
+async function relay(opts: { batchMs?: number } = {}): Promise<{ url: string; cut(): void; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
   const srv: Server = createServer((a) => {
     const b = netConnect(gw.dataPort, '127.0.0.1');
@@ -34,7 +37,21 @@ async function relay(): Promise<{ url: string; cut(): void; close(): Promise<voi
       s.on('close', () => sockets.delete(s));
       s.on('error', () => undefined);
     }
-    a.pipe(b).pipe(a);
+    a.pipe(b);
+    if (!opts.batchMs) {
+      b.pipe(a);
+      return;
+    }
+    let held: Buffer[] = [];
+    const timer = setInterval(() => {
+      if (held.length > 0 && !a.destroyed) a.write(Buffer.concat(held));
+      held = [];
+    }, opts.batchMs);
+    b.on('data', (d: Buffer) => held.push(d));
+    b.on('close', () => {
+      clearInterval(timer);
+      a.destroy();
+    });
   });
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
   return {
@@ -118,6 +135,25 @@ describe('the client library in Node', () => {
       expect(events).toContain(undefined);
       // Requests work again on the new connection.
       expect(await c.listOffset('lib-resume', 0, 'latest')).toBe(4n);
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('messages pushed in the same read as the subscribe answer are delivered, not dropped', async () => {
+    const r = await relay({ batchMs: 400 });
+    try {
+      const producer = await client();
+      await producer.produce('lib-one-read', 0, [{ value: 'x' }, { value: 'y' }]);
+      const c = await client(r.url);
+      const sub = await c.subscribe('lib-one-read', 0, { from: 'earliest', credit: 10 });
+      const it = sub[Symbol.asyncIterator]();
+      const got: string[] = [];
+      const read = (async () => {
+        for (let i = 0; i < 2; i++) got.push(text((await it.next()).value!.value));
+      })();
+      await Promise.race([read, new Promise((resolve) => setTimeout(resolve, 5_000))]);
+      expect(got).toEqual(['x', 'y']);
     } finally {
       await r.close();
     }

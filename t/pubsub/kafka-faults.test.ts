@@ -24,7 +24,7 @@ import { sharedKafkaBackends, type KafkaBackend } from '../../src/pubsub/kafka-c
 import { closeKafkaBackends } from '../../src/pubsub/index.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startKafkaMock, type KafkaMock } from '../helpers/kafka-mock.js';
-import { connect, type PubSubClient } from '../helpers/pubsub-client.js';
+import { trackedClients, type PubSubClient } from '../helpers/pubsub-client.js';
 
 /** Ceiling for one command against a dead broker (the backend's deadline is 5 s). */
 const FAULT_BOUND_MS = 15_000;
@@ -34,7 +34,6 @@ let gw: TestGateway;
 let http: Server;
 let httpPort: number;
 const mocks: KafkaMock[] = [];
-const clients: PubSubClient[] = [];
 const processErrors: unknown[] = [];
 const onProcessError = (e: unknown): void => void processErrors.push(e);
 
@@ -45,11 +44,7 @@ async function startMock(values: string[]): Promise<KafkaMock> {
   return m;
 }
 
-async function ws(path: string): Promise<PubSubClient> {
-  const c = await connect(`ws://127.0.0.1:${gw.dataPort}${path}`);
-  clients.push(c);
-  return c;
-}
+const { open: ws, closeAll: closeClients } = trackedClients(() => gw.dataPort);
 
 function text(r: PubSubResponse): string {
   if ('error_resp' in r) return r.error_resp.message;
@@ -165,7 +160,7 @@ afterEach(() => {
 });
 
 afterAll(async () => {
-  await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+  await closeClients();
   for (const m of mocks) {
     try {
       process.kill(m.pid, 'SIGCONT');

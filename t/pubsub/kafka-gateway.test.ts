@@ -8,14 +8,13 @@ import { createServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PubSubResponse } from '../../src/core/pubsub/codec.js';
 import { closeKafkaBackends } from '../../src/pubsub/index.js';
-import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { putRoutes, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startKafkaMock, type KafkaMock } from '../helpers/kafka-mock.js';
-import { connect, type PubSubClient } from '../helpers/pubsub-client.js';
+import { connect, trackedClients, type PubSubClient } from '../helpers/pubsub-client.js';
 
 const FRAME = 16 * 1024;
 let gw: TestGateway;
 let mock: KafkaMock;
-const clients: PubSubClient[] = [];
 
 async function closedPort(): Promise<number> {
   const srv = createServer();
@@ -25,11 +24,7 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-async function ws(path: string): Promise<PubSubClient> {
-  const c = await connect(`ws://127.0.0.1:${gw.dataPort}${path}`);
-  clients.push(c);
-  return c;
-}
+const { open: ws, closeAll: closeClients } = trackedClients(() => gw.dataPort);
 
 /** The line APISIX's kafka.t prints per response: sequence, then the error or `offset: ...`. */
 function line(r: PubSubResponse): string {
@@ -75,14 +70,11 @@ beforeAll(async () => {
       }),
     ],
   ];
-  for (const [id, body] of routes) {
-    const res = await gw.admin('PUT', `/apisix/admin/routes/${id}`, body);
-    expect(res.status, `${id}: ${res.text}`).toBeLessThan(300);
-  }
+  await putRoutes(gw, routes);
 });
 
 afterAll(async () => {
-  await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+  await closeClients();
   await gw?.close();
   await closeKafkaBackends();
   await mock?.stop();

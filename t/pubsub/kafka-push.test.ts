@@ -8,19 +8,13 @@ import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PubSubResponse } from '../../src/core/pubsub/codec.js';
 import { closeKafkaBackends } from '../../src/pubsub/index.js';
-import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { putRoutes, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startKafkaMock, type KafkaMock } from '../helpers/kafka-mock.js';
-import { body, connect, pushed, type PubSubClient } from '../helpers/pubsub-client.js';
+import { body, connect, pushed, trackedClients } from '../helpers/pubsub-client.js';
 
 let gw: TestGateway;
 let mock: KafkaMock;
-const clients: PubSubClient[] = [];
-
-async function ws(path: string): Promise<PubSubClient> {
-  const c = await connect(`ws://127.0.0.1:${gw.dataPort}${path}`);
-  clients.push(c);
-  return c;
-}
+const { open: ws, closeAll: closeClients } = trackedClients(() => gw.dataPort);
 
 const text = (b: Uint8Array | null | undefined): string => Buffer.from(b ?? []).toString();
 
@@ -46,14 +40,11 @@ beforeAll(async () => {
     ['wo', { uri: '/kafka-wo', upstream, plugins: { 'pubsub-acl': { permission: 'write' } } }],
     ['param', { uri: '/topic/:topic', upstream, plugins: { 'pubsub-acl': { permission: 'read_write', topics: ['orders*'], topic_param: 'topic' } } }],
   ];
-  for (const [id, route] of routes) {
-    const res = await gw.admin('PUT', `/apisix/admin/routes/${id}`, route);
-    expect(res.status, `${id}: ${res.text}`).toBeLessThan(300);
-  }
+  await putRoutes(gw, routes);
 });
 
 afterAll(async () => {
-  await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+  await closeClients();
   await gw?.close();
   await closeKafkaBackends();
   await mock?.stop();

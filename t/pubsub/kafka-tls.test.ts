@@ -31,7 +31,8 @@ import { loadConfig, mergeConfig } from '../../src/core/config/file.js';
 import type { PubSubResponse } from '../../src/core/pubsub/codec.js';
 import { startGateway, type Gateway } from '../../src/gateway.js';
 import { closeKafkaBackends } from '../../src/pubsub/index.js';
-import { connect, type PubSubClient } from '../helpers/pubsub-client.js';
+import { putRoutes } from '../helpers/gateway.js';
+import { trackedClients, type PubSubClient } from '../helpers/pubsub-client.js';
 
 const API_VERSIONS = 18;
 const METADATA = 3;
@@ -145,7 +146,6 @@ let adminUrl: string;
 let adminKey: string;
 /** Everything the gateway logged (pino JSON lines). */
 let log = '';
-const clients: PubSubClient[] = [];
 
 async function admin(method: string, path: string, body: unknown): Promise<{ status: number; text: string }> {
   const res = await fetch(adminUrl + path, {
@@ -156,11 +156,7 @@ async function admin(method: string, path: string, body: unknown): Promise<{ sta
   return { status: res.status, text: await res.text() };
 }
 
-async function ws(path: string): Promise<PubSubClient> {
-  const c = await connect(`ws://127.0.0.1:${dataPort}${path}`);
-  clients.push(c);
-  return c;
-}
+const { open: ws, closeAll: closeClients } = trackedClients(() => dataPort);
 
 function text(r: PubSubResponse): string {
   if ('error_resp' in r) return r.error_resp.message;
@@ -231,14 +227,11 @@ beforeAll(async () => {
     ['tls-verify-sasl', route('/tls-verify-sasl', tlsBroker.port, { verify: true }, true)],
     ['tls-noverify-sasl', route('/tls-noverify-sasl', tlsBroker.port, { verify: false }, true)],
   ];
-  for (const [id, body] of routes) {
-    const res = await admin('PUT', `/apisix/admin/routes/${id}`, body);
-    expect(res.status, `${id}: ${res.text}`).toBeLessThan(300);
-  }
+  await putRoutes({ admin }, routes);
 }, 30_000);
 
 afterAll(async () => {
-  await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+  await closeClients();
   await gateway?.close();
   await closeKafkaBackends();
   await tlsBroker?.close();

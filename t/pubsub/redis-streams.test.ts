@@ -8,19 +8,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PubSubResponse } from '../../src/core/pubsub/codec.js';
 import { idToOffset, offsetToId } from '../../src/pubsub/redis-ids.js';
 import { closeRedisBackends } from '../../src/pubsub/redis.js';
-import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { body, connect, pushed, type PubSubClient } from '../helpers/pubsub-client.js';
+import { putRoutes, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { body, pushed, trackedClients } from '../helpers/pubsub-client.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 
 let gw: TestGateway;
 let redis: RedisServer;
-const clients: PubSubClient[] = [];
-
-async function ws(path: string): Promise<PubSubClient> {
-  const c = await connect(`ws://127.0.0.1:${gw.dataPort}${path}`);
-  clients.push(c);
-  return c;
-}
+const { open: ws, closeAll: closeClients } = trackedClients(() => gw.dataPort);
 
 const text = (b: Uint8Array | null | undefined): string => Buffer.from(b ?? []).toString();
 const err = (r: PubSubResponse): string | undefined => ('error_resp' in r ? r.error_resp.message : undefined);
@@ -34,17 +28,14 @@ beforeAll(async () => {
   redis = await startRedis();
   gw = await startTestGateway({ config: { apisix: { pubsub: { max_frame_size: 64 * 1024, idle_timeout: 0 } } } });
   const upstream = { nodes: { [`127.0.0.1:${redis.port}`]: 1 }, type: 'none', scheme: 'redis' };
-  for (const [id, route] of [
+  await putRoutes(gw, [
     ['redis', { uri: '/redis', upstream }],
     ['redis-rw', { uri: '/redis-rw', upstream, plugins: { 'pubsub-acl': { permission: 'read_write', topics: ['events*'] } } }],
-  ] as const) {
-    const res = await gw.admin('PUT', `/apisix/admin/routes/${id}`, route);
-    expect(res.status, res.text).toBeLessThan(300);
-  }
+  ]);
 });
 
 afterAll(async () => {
-  await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+  await closeClients();
   await gw?.close();
   await closeRedisBackends();
   await redis?.stop();

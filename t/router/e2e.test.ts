@@ -6,7 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { putRoutes, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 
 interface Named {
   name: string;
@@ -99,10 +99,7 @@ beforeAll(async () => {
     ['lan', { uri: '/ip', remote_addrs: ['10.0.0.0/8'], upstream: upstreamOf('high') }],
     ['loop', { uri: '/ip', remote_addr: '127.0.0.0/8', priority: -1, upstream: upstreamOf('low') }],
   ];
-  for (const [id, body] of routes) {
-    const res = await gw.admin('PUT', `/apisix/admin/routes/${id}`, body);
-    expect(res.status, res.text).toBeLessThan(300);
-  }
+  await putRoutes(gw, routes);
   // Config reaches the data plane through the store's watch: wait for the last route.
   await until(() => raw(gw.dataPort, '/user/x'), (r) => r.status === 200);
 });

@@ -70,6 +70,8 @@ function startOffset(at: StartAt | undefined, fallback: bigint): bigint {
 }
 
 interface Pending {
+  /** Runs as the answer is read, before the next frame of the same read (which may be a push it announces). */
+  onAnswer?: (r: Response) => void;
   resolve(r: Response): void;
   reject(e: Error): void;
   timer: ReturnType<typeof setTimeout>;
@@ -257,6 +259,7 @@ export class PubSubClient {
     if (!p) return;
     this.pending.delete(sequence);
     clearTimeout(p.timer);
+    p.onAnswer?.(response);
     p.resolve(response);
   }
 
@@ -301,7 +304,7 @@ export class PubSubClient {
     this.opts.onReconnect?.(undefined);
   }
 
-  private async request(r: Request): Promise<Response> {
+  private async request(r: Request, onAnswer?: (r: Response) => void): Promise<Response> {
     if (!this.ws && this.connecting) await this.connecting;
     const ws = this.ws;
     if (!ws || ws.readyState !== OPEN) throw new PubSubError(this.closedByUser ? 'client closed' : 'not connected');
@@ -311,15 +314,15 @@ export class PubSubClient {
         this.pending.delete(sequence);
         reject(new PubSubError(`no answer within ${this.timeoutMs} ms`));
       }, this.timeoutMs);
-      this.pending.set(sequence, { resolve, reject, timer });
+      this.pending.set(sequence, { onAnswer, resolve, reject, timer });
       ws.send(encodeRequest(sequence, r));
     });
     if (response.kind === 'error') throw new PubSubError(response.message);
     return response;
   }
 
-  private async expect<K extends Response['kind']>(r: Request, kind: K): Promise<Extract<Response, { kind: K }>> {
-    const res = await this.request(r);
+  private async expect<K extends Response['kind']>(r: Request, kind: K, onAnswer?: (r: Response) => void): Promise<Extract<Response, { kind: K }>> {
+    const res = await this.request(r, onAnswer);
     if (res.kind !== kind) throw new PubSubError(`expected a ${kind} answer, got ${res.kind}`);
     return res as Extract<Response, { kind: K }>;
   }
@@ -359,13 +362,18 @@ export class PubSubClient {
 
   /** On a resume, messages already handed to the consumer are not delivered twice (a group may restart lower). */
   private async start(s: Subscription, from: bigint, resume: boolean): Promise<void> {
-    const res = await this.expect(
+    // Registered as the answer is read: the gateway pushes right behind it, often in the same read, and a
+    // push for an id not yet known would be dropped.
+    await this.expect(
       { cmd: 'subscribe', topic: s.topic, partition: s.partition, offset: from, group: s.opts.group, messages: BigInt(s.window), bytes: BigInt(s.opts.creditBytes) },
       'subscribe',
+      (res) => {
+        if (res.kind !== 'subscribe') return;
+        s.id = res.subscription;
+        if (!resume || res.offset > s.next) s.next = res.offset;
+        this.byId.set(s.id, s);
+      },
     );
-    s.id = res.subscription;
-    if (!resume || res.offset > s.next) s.next = res.offset;
-    this.byId.set(s.id, s);
   }
 
   /** @internal */
