@@ -81,3 +81,30 @@ describe("vars with '!' through the Admin API and the data plane", () => {
     for (const q of c.miss ?? []) expect((await fetch(`${env.gw.dataUrl}${uri}${q}`)).status, `${uri}${q}`).toBe(404);
   });
 });
+
+describe('variables named after Object.prototype members', () => {
+  const env = useGatewayWithEcho();
+
+  // A route's path parameters are a plain object: once matched, `uri_param_toString` read its prototype's function,
+  // so a plugin's rule on it (here fault-injection's: abort when it has a value) held on every request.
+  test.each(['toString', 'constructor', '__proto__', 'hasOwnProperty'])('uri_param_%s is no value unless the path has it', async (name) => {
+    const id = name.replace(/_/g, '');
+    const res = await env.gw.admin('PUT', `/apisix/admin/routes/proto-${id}`, {
+      uri: `/proto/${id}/:id`,
+      plugins: { 'fault-injection': { abort: { http_status: 403, vars: [[[`uri_param_${name}`, '!', '==', null]]] } } },
+      upstream: { type: 'roundrobin', nodes: { [`127.0.0.1:${env.up.port}`]: 1 } },
+    });
+    expect(res.status, res.text).toBe(201);
+    expect((await fetch(`${env.gw.dataUrl}/proto/${id}/7`)).status).toBe(200);
+  });
+  test('uri_param_id is the path parameter', async () => {
+    const res = await env.gw.admin('PUT', '/apisix/admin/routes/proto-id', {
+      uri: '/proto-id/:id',
+      plugins: { 'fault-injection': { abort: { http_status: 403, vars: [[['uri_param_id', '==', '7']]] } } },
+      upstream: { type: 'roundrobin', nodes: { [`127.0.0.1:${env.up.port}`]: 1 } },
+    });
+    expect(res.status, res.text).toBe(201);
+    expect((await fetch(`${env.gw.dataUrl}/proto-id/7`)).status).toBe(403);
+    expect((await fetch(`${env.gw.dataUrl}/proto-id/8`)).status).toBe(200);
+  });
+});
