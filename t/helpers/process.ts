@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const MAIN = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
 
 export interface GatewayProcess {
@@ -44,8 +45,14 @@ ${extra}`;
  * `keepWorkers`: data-plane workers outlive a main process killed with -9 (src/core/process/orphans.ts); by
  * default they are SIGKILLed with the main's process group when it exits, so no test leaves one serving.
  */
-export function startGatewayProcess(args: string[] = [], env: NodeJS.ProcessEnv = {}, opts: { keepWorkers?: boolean } = {}): GatewayProcess {
-  const proc = spawn(process.execPath, [MAIN, ...args], {
+export function startGatewayProcess(
+  args: string[] = [],
+  env: NodeJS.ProcessEnv = {},
+  opts: { keepWorkers?: boolean; /** Instead of `node dist/src/main.js`, e.g. ['npm', 'start', '--'], run in the repository's root. */ command?: string[] } = {},
+): GatewayProcess {
+  const [cmd, ...cmdArgs] = opts.command ?? [process.execPath, MAIN];
+  const proc = spawn(cmd!, [...cmdArgs, ...args], {
+    ...(opts.command ? { cwd: ROOT } : {}),
     env: { PATH: process.env.PATH, PORTICO_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     // Its own process group (led by its PID), so its workers can be stopped with it.

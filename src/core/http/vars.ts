@@ -167,7 +167,8 @@ export class LazyVars implements Vars {
     if (name.startsWith('arg_')) return this.arg(name.slice(4));
     if (name.startsWith('http_')) return headerValue(src.req, headerNameOf(name));
     if (name.startsWith('cookie_')) return this.cookie(name.slice(7));
-    if (name.startsWith('uri_param_')) return src.params?.[name.slice(10)];
+    // Own properties only: `uri_param_constructor` is no parameter, not Object.prototype's member.
+    if (name.startsWith('uri_param_')) return src.params !== undefined && Object.hasOwn(src.params, name.slice(10)) ? src.params[name.slice(10)] : undefined;
     if (name.startsWith('ssl_')) return tlsVariable(src.req, name);
     return undefined;
   }
