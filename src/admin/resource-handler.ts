@@ -18,7 +18,7 @@ import { createCredentialHandler } from './credentials.js';
 import { checkNotReferenced } from './references.js';
 import { RESOURCE_DEFS, type AdminMethod, type ResourceDef } from './resources.js';
 import { collectionPrefix, listItems, listValues, objectKey, putStamped } from './store-access.js';
-import type { ValueCodec } from './stored-value.js';
+import { withoutHidden, type ValueCodec } from './stored-value.js';
 
 export interface ResourceRequest {
   method: AdminMethod;
@@ -191,7 +191,7 @@ export function createResourceHandler(deps: ResourceHandlerDeps) {
     const t = now();
     const stored: JsonObject = { ...conf, id, create_time: t, update_time: t };
     await store.put(key, codec.seal(def, stored), { expectModRevision: 0 });
-    return { status: 201, body: { key, value: stored } };
+    return { status: 201, body: { key, value: withoutHidden(def, stored) } };
   }
 
   async function patch(def: ResourceDef, urlId: string | undefined, subPath: readonly string[], req: ResourceRequest): Promise<ResourceResponse> {
@@ -219,7 +219,7 @@ export function createResourceHandler(deps: ResourceHandlerDeps) {
     const { value } = await prepareWrite(def, urlId, merged, true);
     // A CompareFailedError (changed since our read) reaches the client as errors.ts maps it.
     await store.put(key, codec.seal(def, value), { expectModRevision: old.modRevision });
-    return { status: 200, body: { key, value } };
+    return { status: 200, body: { key, value: withoutHidden(def, value) } };
   }
 
   async function remove(def: ResourceDef, id: string | undefined, req: ResourceRequest): Promise<ResourceResponse> {

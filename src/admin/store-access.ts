@@ -8,7 +8,7 @@ import type { ConfigStore, StoreItem } from '../core/store/types.js';
 import { listChildren } from '../core/store/list-children.js';
 import { isPlainObject, type JsonObject } from './merge.js';
 import type { ResourceDef } from './resources.js';
-import type { ValueCodec } from './stored-value.js';
+import { withoutHidden, type ValueCodec } from './stored-value.js';
 
 export function collectionPrefix(def: ResourceDef): string {
   return `${KEY_PREFIX}/${def.name}/`;
@@ -48,5 +48,5 @@ export async function putStamped(
   const t = Math.floor(Date.now() / 1000);
   const stored: JsonObject = { ...value, create_time: typeof prevCreate === 'number' ? prevCreate : t, update_time: t };
   const item = await store.put(key, codec.seal(def, stored));
-  return { status: item.createRevision === item.modRevision ? 201 : 200, body: { key, value: stored } };
+  return { status: item.createRevision === item.modRevision ? 201 : 200, body: { key, value: withoutHidden(def, stored) } };
 }

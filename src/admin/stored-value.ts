@@ -62,13 +62,17 @@ export function createCodec(config: PorticoConfig, registry: PluginRegistry): Va
   return {
     seal: (def, value) => mapKeys(def, mapPlugins(def, value, encryptPluginFields), sealKey),
     open,
-    present(def, value, role) {
-      let out = role === 'admin' ? open(def, value) : value;
-      if (def.hiddenOnRead.length > 0) {
-        out = { ...out };
-        for (const field of def.hiddenOnRead) delete out[field];
-      }
-      return out;
-    },
+    present: (def, value, role) => withoutHidden(def, role === 'admin' ? open(def, value) : value),
   };
+}
+
+/**
+ * The value without the fields no answer carries (ssl private keys): reads
+ * and the answers to writes alike, so a key sent once is never echoed back.
+ */
+export function withoutHidden(def: ResourceDef, value: JsonObject): JsonObject {
+  if (def.hiddenOnRead.length === 0) return value;
+  const out = { ...value };
+  for (const field of def.hiddenOnRead) delete out[field];
+  return out;
 }

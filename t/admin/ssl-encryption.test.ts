@@ -70,6 +70,24 @@ describe('ssl private keys', () => {
     expect(onDisk()).not.toMatch(PEM_KEY);
   });
 
+  it('are left out of the answers to writes, as out of reads: a key sent once is never echoed', async () => {
+    const put = await gw.admin('PUT', '/apisix/admin/ssls/echo', { sni: 'echo.example', cert: a.cert, key: a.key, certs: [b.cert], keys: [b.key] });
+    expect(put.status, put.text).toBe(201);
+    expect(put.text).not.toMatch(PEM_KEY);
+    expect(put.body.value).not.toHaveProperty('key');
+    expect(put.body.value).not.toHaveProperty('keys');
+    expect(put.body.value.cert).toBe(a.cert);
+    const post = await gw.admin('POST', '/apisix/admin/ssls', { sni: 'echo2.example', cert: a.cert, key: a.key });
+    expect(post.status, post.text).toBe(201);
+    expect(post.text).not.toMatch(PEM_KEY);
+    const patch = await gw.admin('PATCH', '/apisix/admin/ssls/echo', { key: a.key, cert: a.cert });
+    expect(patch.status, patch.text).toBe(200);
+    expect(patch.text).not.toMatch(PEM_KEY);
+    expect(patch.body.value.sni).toBe('echo.example');
+    // Stored all the same, and served.
+    expect(decryptValue((await stored('/apisix/ssls/echo')).key, keyring())).toBe(a.key);
+  });
+
   it('a PATCH checks the decrypted pair and keeps the key encrypted once', async () => {
     const res = await gw.admin('PATCH', '/apisix/admin/ssls/1', { desc: 'patched' });
     expect(res.status, res.text).toBe(200);

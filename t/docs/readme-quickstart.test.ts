@@ -138,7 +138,7 @@ test('the HTTPS recipe serves the stored certificate by SNI and proxies over HTT
   expect(block.curls.some((c) => c.text.includes('https://') && / over HTTP\/2$/.test(c.says ?? ''))).toBe(true);
   // curl checks the served certificate against the recipe's own (--cacert, no -k): a wrong one fails the run.
   await runBlock(block);
-  // "The Admin API never shows the private key when the object is read."
+  // "The Admin API never shows the private key back" (the PUT's answer is covered by t/admin/ssl-encryption.test.ts).
   const ssl = block.curls.find((c) => c.text.includes('/apisix/admin/ssls/'))!.text.match(/\/apisix\/admin\/ssls\/\S+/)![0];
   for (const path of [ssl, '/apisix/admin/ssls']) {
     const res = await fetch(`http://127.0.0.1:${ports.admin}${path}`, { headers: { 'X-API-KEY': KEY } });
