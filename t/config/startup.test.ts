@@ -5,7 +5,7 @@
  * answers already serves requests, and a script that waits for the Admin API
  * can send traffic at once), and the lines come in that order.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -77,3 +77,38 @@ test('the data plane line is printed only when the data plane accepts', async ()
     await gp.exited;
   }
 }, 90_000);
+
+/** The Node flags a process was started with, from /proc. */
+function nodeArgs(pid: number): string[] {
+  return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+}
+
+test('nginx_config.worker_semi_space_mb reaches every data-plane worker as --max-semi-space-size, and the default is 32', async () => {
+  for (const [extra, want] of [
+    ['nginx_config:\n  worker_processes: 2\n  worker_semi_space_mb: 8\n', '--max-semi-space-size=8'],
+    ['nginx_config:\n  worker_processes: 1\n', '--max-semi-space-size=32'], // conf/config.yaml's default
+  ] as const) {
+    const gp = startGatewayProcess(['--config', writeTempConfig(testConfigYaml(mkdtempSync(join(dir, 'semi-')), extra))], {
+      PORTICO_ADMIN_KEY: 'startup-test-key-0123456789abcdef',
+    });
+    try {
+      await gp.waitFor(/data plane listening on/, 60_000);
+      const workers = readFileSync(`/proc/${gp.proc.pid}/task/${gp.proc.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+      expect(workers.length).toBe(extra.includes('worker_processes: 2') ? 2 : 1);
+      for (const pid of workers) expect(nodeArgs(pid)).toContain(want);
+      expect(nodeArgs(gp.proc.pid!).some((a) => a.startsWith('--max-semi-space-size'))).toBe(false); // the primary keeps Node's default
+    } finally {
+      gp.proc.kill('SIGTERM');
+      await gp.exited;
+    }
+  }
+}, 120_000);
+
+test('a worker_semi_space_mb outside 1..1024 refuses to start, naming the key', async () => {
+  const gp = startGatewayProcess(['--config', writeTempConfig(testConfigYaml(dir, 'nginx_config:\n  worker_semi_space_mb: 0\n'))], {
+    PORTICO_ADMIN_KEY: 'startup-test-key-0123456789abcdef',
+  });
+  const { code } = await gp.exited;
+  expect(code).toBe(1);
+  expect(gp.output()).toMatch(/worker_semi_space_mb/);
+}, 60_000);

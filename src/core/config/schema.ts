@@ -113,6 +113,7 @@ export const configSchema = {
       additionalProperties: false,
       properties: {
         worker_processes: { anyOf: [{ type: 'integer', minimum: 1, maximum: 256 }, { const: 'auto' }] },
+        worker_semi_space_mb: { type: 'integer', minimum: 1, maximum: 1024 },
         event: {
           type: 'object',
           additionalProperties: false,

@@ -86,6 +86,11 @@ export interface PorticoConfig {
   nginx_config: {
     /** Data-plane worker processes; `auto` = number of cores, 1 = serve in the main process. */
     worker_processes: number | 'auto';
+    /**
+     * Portico: V8's young-generation semi-space ceiling for each data-plane worker, in MB
+     * (`--max-semi-space-size`); undefined leaves Node's default (16).
+     */
+    worker_semi_space_mb?: number;
     /** Connections each data-plane process holds at once, per listener (nginx's worker_connections); beyond, new ones are closed. */
     event: { worker_connections: number };
     /** Time a connection has to send a complete request head (nginx time or seconds); then it is closed. */

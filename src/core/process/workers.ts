@@ -61,12 +61,19 @@ export async function startWorkers(opts: DataPlaneOptions, channel: Channel): Pr
   await retireOrphans(dataDir, logger);
   const record = (): void => recordWorkers(dataDir, [...workers.values()].flatMap((w) => (w.worker.process.pid === undefined ? [] : [w.worker.process.pid])));
   const isTs = import.meta.url.endsWith('.ts');
+  // A request allocates dozens of short-lived objects (more with a logger's entry): a larger young generation
+  // lets more of them die before a scavenge copies them, which measured fewer GC pauses and a lower p99.
+  const semiSpace = opts.config.nginx_config.worker_semi_space_mb;
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   cluster.setupPrimary({
     exec: fileURLToPath(new URL(`../../worker.${isTs ? 'ts' : 'js'}`, import.meta.url)),
     // PORTICO_WORKER_NODE_ARGS: Node flags for the workers only, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to
     // profile the data plane (NODE_OPTIONS refuses --cpu-prof, and the primary's own flags are not passed on).
-    execArgv: [...(isTs ? ['--import', 'tsx'] : []), ...(process.env.PORTICO_WORKER_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? [])],
+    execArgv: [
+      ...(isTs ? ['--import', 'tsx'] : []),
+      ...(semiSpace === undefined ? [] : [`--max-semi-space-size=${semiSpace}`]),
+      ...(process.env.PORTICO_WORKER_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? []),
+    ],
     serialization: 'advanced',
   });
 
