@@ -27,6 +27,7 @@ import { configFacts, PluginInits } from './core/plugin/lifecycle.js';
 import { PluginReloader } from './core/plugin/reload.js';
 import { PORTICO_VERSION } from './core/config/version.js';
 import { PluginRegistry } from './core/plugin/registry.js';
+import { warmCoreSchemas } from './schema/index.js';
 import { resolveSecrets, type GeneratedSecret } from './core/secrets/generated-keys.js';
 import { StoreUnavailableError, type ConfigStore } from './core/store/types.js';
 import { KEY_PREFIX } from './core/model.js';
@@ -80,6 +81,23 @@ export interface StartOptions {
  * are large, and a node that never uses one should not carry it (start-up time,
  * memory, and a smaller heap for the request path to share).
  */
+/** Compiles the core and plugin schemas in the background; returns the closer that stops it. */
+function warmSchemas(registry: PluginRegistry, logger: Logger): () => Promise<void> {
+  const steps: Array<() => void> = [warmCoreSchemas, ...registry.list().map((p) => () => registry.warmPlugin(p.name))];
+  let timer: NodeJS.Immediate | undefined;
+  const next = (i: number): void => {
+    if (i >= steps.length) return;
+    try {
+      steps[i]!();
+    } catch (err) {
+      logger.error({ err }, 'a schema does not compile');
+    }
+    timer = setImmediate(next, i + 1);
+  };
+  timer = setImmediate(next, 0);
+  return async () => clearImmediate(timer);
+}
+
 async function openStore(config: PorticoConfig, registry: PluginRegistry, logger: Logger): Promise<ConfigStore> {
   const { config_provider: provider, role } = config.deployment;
   if (provider === 'yaml' || provider === 'json') {
@@ -204,6 +222,9 @@ export async function startGateway(config: PorticoConfig, opts: StartOptions = {
       adminAddress = admin.server.address() as AddressInfo;
       closers.push(() => admin.close());
       opts.report?.listening?.('Admin API', adminAddress);
+      // Schemas compile on first use so the node serves sooner; compile the rest now, one per turn of the event
+      // loop, so the first write of each kind does not pay for it and no request waits behind all of them.
+      closers.unshift(warmSchemas(registry, logger));
     }
     closers.push(closeChannel);
     return {

@@ -58,14 +58,21 @@ const SECRET_REF_FIELDS: Record<string, SecretRefScope> = {
   ssl: [['cert'], ['key'], ['certs', 'items'], ['keys', 'items'], ['client', 'ca']],
 };
 
-// Compiled once at module load: the first admin write must not pay for it.
+// Compiled on first use (a data-plane worker checks few of them); the Admin API's process warms them all
+// once it serves (warmCoreSchemas), so the first admin write does not pay for it.
 const compiled = new Map<string, CompiledSchema>(
-  Object.entries(CORE_SCHEMAS).map(([name, schema]) => [name, compileSchema(schema, SECRET_REF_FIELDS[name] ?? [])]),
+  Object.entries(CORE_SCHEMAS).map(([name, schema]) => [name, compileSchema(schema, SECRET_REF_FIELDS[name] ?? [], { lazy: true })]),
 );
 
 const bounds = new Map<string, CompiledSchema>(
-  Object.entries(boundsSchemas).map(([name, schema]) => [BY_RESOURCE[`${name}s` as SchemaResource], compileSchema(schema, [])]),
+  Object.entries(boundsSchemas).map(([name, schema]) => [BY_RESOURCE[`${name}s` as SchemaResource], compileSchema(schema, [], { lazy: true })]),
 );
+
+/** Compiles every core schema now (throws if one is broken). */
+export function warmCoreSchemas(): void {
+  for (const c of compiled.values()) c.warm();
+  for (const c of bounds.values()) c.warm();
+}
 
 /**
  * Portico's bounds alone (limits.ts), for objects that reach the data plane

@@ -4,6 +4,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { PluginRegistry } from '../../src/core/plugin/registry.js';
 import type { PluginDefinition } from '../../src/core/plugin/contract.js';
 import { testChecked, testRegistry } from './helpers.js';
+import { compileSchema } from '../../src/schema/compile.js';
+import { warmCoreSchemas } from '../../src/schema/index.js';
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -46,6 +48,26 @@ describe('load()', () => {
     const r = await PluginRegistry.load([...files, 'auth-common', 'counters', 'metrics', 'export-server']);
     expect(r.list().map((p) => p.name).sort()).toEqual(files.sort());
     expect(warn.mock.calls.flat().join('\n')).not.toContain('does not default-export a plugin');
+  });
+
+  it("every built-in plugin's schemas and every core schema compile (load() defers compiling to first use)", async () => {
+    const dir = new URL('../../src/plugins/', import.meta.url);
+    const files = readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isFile() && e.name.endsWith('.ts'))
+      .map((e) => e.name.replace(/\.ts$/, ''));
+    const r = await PluginRegistry.load(files);
+    expect(r.list()).toHaveLength(files.length);
+    for (const name of files) expect(() => r.warmPlugin(name), name).not.toThrow();
+    expect(() => warmCoreSchemas()).not.toThrow();
+  });
+
+  it('a lazily compiled schema judges exactly as an eager one, before and after warm()', () => {
+    const schema = { type: 'object', properties: { n: { type: 'integer', minimum: 1 } }, required: ['n'] };
+    const eager = compileSchema(schema);
+    const lazy = compileSchema(schema, 'everywhere', { lazy: true });
+    for (const v of [{}, { n: 0 }, { n: 'x' }, { n: 2 }]) expect(lazy.check(v)).toBe(eager.check(v));
+    const broken = compileSchema({ type: 'object', properties: { n: { type: 'no-such-type' } } }, 'everywhere', { lazy: true });
+    expect(() => broken.warm()).toThrow();
   });
 
   it('loads nothing for an empty list', async () => {

@@ -66,16 +66,18 @@ async function discover(dir: URL): Promise<AnyPlugin[]> {
   return found;
 }
 
-function prepare(def: AnyPlugin): LoadedPlugin | string {
+/** `lazy`: schemas compile on first check or warm() (a process checks only the plugins it meets). */
+function prepare(def: AnyPlugin, lazy = false): LoadedPlugin | string {
   const schema = injectMeta(def.schema);
   if (typeof schema === 'string') return schema;
+  const opts = { lazy };
   try {
     return {
       def,
       schema,
-      route: compileSchema(schema),
-      consumer: def.consumer_schema ? compileSchema(def.consumer_schema) : undefined,
-      metadata: def.metadata_schema ? compileSchema(def.metadata_schema) : undefined,
+      route: compileSchema(schema, 'everywhere', opts),
+      consumer: def.consumer_schema ? compileSchema(def.consumer_schema, 'everywhere', opts) : undefined,
+      metadata: def.metadata_schema ? compileSchema(def.metadata_schema, 'everywhere', opts) : undefined,
     };
   } catch (err) {
     return `invalid schema: ${(err as Error).message}`;
@@ -125,7 +127,9 @@ export class PluginRegistry {
   static async load(enabled: readonly string[], pluginDirs: readonly string[] = []): Promise<PluginRegistry> {
     const builtins = await discover(new URL('../../plugins/', import.meta.url));
     const external = await loadExternalPlugins(pluginDirs);
-    if (external.length === 0) return PluginRegistry.fromDefinitions(builtins, enabled);
+    // Built-in schemas are compiled by the test suite (t/schema), external ones just below, each refused naming its
+    // file: the registry itself compiles on first use, so a process compiles only the plugins it meets.
+    if (external.length === 0) return PluginRegistry.fromDefinitions(builtins, enabled, { lazy: true });
     const builtinNames = new Set(builtins.map((d) => d.name));
     const seen = new Map<string, string>();
     const defs = external.map((found) => {
@@ -134,7 +138,7 @@ export class PluginRegistry {
       if (typeof prepared === 'string') throw new PluginLoadError(found.file, `plugin ${def.name}: ${prepared}`);
       return def;
     });
-    return PluginRegistry.fromDefinitions([...builtins, ...defs], enabled);
+    return PluginRegistry.fromDefinitions([...builtins, ...defs], enabled, { lazy: true });
   }
 
   /**
@@ -148,13 +152,16 @@ export class PluginRegistry {
     this.generation++;
   }
 
-  /** Builds a registry from definitions at hand (tests, embedders); `enabled` filters them as load() does. */
-  static fromDefinitions(defs: readonly AnyPlugin[], enabled: readonly string[]): PluginRegistry {
+  /**
+   * Builds a registry from definitions at hand (tests, embedders); `enabled` filters them as load() does.
+   * Schemas compile now (a broken one is skipped with a warning) unless `lazy`.
+   */
+  static fromDefinitions(defs: readonly AnyPlugin[], enabled: readonly string[], opts: { lazy?: boolean } = {}): PluginRegistry {
     const wanted = new Set(enabled);
     const byName = new Map<string, LoadedPlugin>();
     for (const def of defs) {
       if (!wanted.has(def.name) || byName.has(def.name)) continue;
-      const loaded = prepare(def);
+      const loaded = prepare(def, opts.lazy === true);
       if (typeof loaded === 'string') {
         console.warn(`[plugin-registry] skipping plugin [${def.name}]: ${loaded}`);
         continue;
@@ -169,6 +176,14 @@ export class PluginRegistry {
 
   get(name: string): AnyPlugin | undefined {
     return this.byName.get(name)?.def;
+  }
+
+  /** Compiles an enabled plugin's schemas now (throws if one is broken). */
+  warmPlugin(name: string): void {
+    const p = this.byName.get(name);
+    p?.route.warm();
+    p?.consumer?.warm();
+    p?.metadata?.warm();
   }
 
   /** Enabled plugins, highest priority first (APISIX's /plugins/list order). */
