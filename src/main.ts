@@ -8,7 +8,8 @@ import { ConfigError, loadConfig } from './core/config/file.js';
 import type { PorticoConfig } from './core/config/types.js';
 import { StoreUnavailableError } from './core/store/types.js';
 import { ListenError } from './core/process/listen-error.js';
-import { startGateway } from './gateway.js';
+import { preforkWorkers } from './core/process/prefork.js';
+import { servesInWorkers } from './core/process/worker-count.js';
 
 // pino's levels; another name makes pino throw with a stack trace from inside its constructor.
 const LOG_LEVELS: readonly string[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -39,6 +40,9 @@ async function main(): Promise<void> {
   let config: PorticoConfig | undefined;
   try {
     config = loadConfig({ path: args.config });
+    // The workers load their modules while this process loads the gateway's (prefork.ts): imported after.
+    if (servesInWorkers(config, false)) preforkWorkers(config);
+    const { startGateway } = await import('./gateway.js');
     // Each line is printed when it becomes true: the data plane once every worker accepts, then the Admin API.
     gateway = await startGateway(config, {
       logger,

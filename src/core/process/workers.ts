@@ -27,7 +27,6 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { createLogger } from '../log/logger.js';
 import type { DataPlane, DataPlaneOptions } from '../dataplane/types.js';
 import { workerCount } from './worker-count.js';
@@ -37,6 +36,7 @@ import { StoreMirror } from '../snapshot/mirror.js';
 import { KEY_PREFIX } from '../model.js';
 import type { Channel, Peer } from './channel.js';
 import { ListenError } from './listen-error.js';
+import { adoptPreforked, listenTo, setupWorkerCluster } from './prefork.js';
 import { RELOAD_PLUGINS, TO_PRIMARY, TO_WORKER, type PrimaryMessage } from './protocol.js';
 import { forgetWorkers, recordWorkers, retireOrphans } from './orphans.js';
 
@@ -60,22 +60,7 @@ export async function startWorkers(opts: DataPlaneOptions, channel: Channel): Pr
   const dataDir = opts.config.deployment.embedded.data_dir;
   await retireOrphans(dataDir, logger);
   const record = (): void => recordWorkers(dataDir, [...workers.values()].flatMap((w) => (w.worker.process.pid === undefined ? [] : [w.worker.process.pid])));
-  const isTs = import.meta.url.endsWith('.ts');
-  // A request allocates dozens of short-lived objects (more with a logger's entry): a larger young generation
-  // lets more of them die before a scavenge copies them, which measured fewer GC pauses and a lower p99.
-  const semiSpace = opts.config.nginx_config.worker_semi_space_mb;
-  cluster.schedulingPolicy = cluster.SCHED_NONE;
-  cluster.setupPrimary({
-    exec: fileURLToPath(new URL(`../../worker.${isTs ? 'ts' : 'js'}`, import.meta.url)),
-    // PORTICO_WORKER_NODE_ARGS: Node flags for the workers only, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to
-    // profile the data plane (NODE_OPTIONS refuses --cpu-prof, and the primary's own flags are not passed on).
-    execArgv: [
-      ...(isTs ? ['--import', 'tsx'] : []),
-      ...(semiSpace === undefined ? [] : [`--max-semi-space-size=${semiSpace}`]),
-      ...(process.env.PORTICO_WORKER_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? []),
-    ],
-    serialization: 'advanced',
-  });
+  setupWorkerCluster(opts.config);
 
   // The primary's raw view, so a respawned worker starts from the present.
   const mirror = new StoreMirror();
@@ -120,14 +105,18 @@ export async function startWorkers(opts: DataPlaneOptions, channel: Channel): Pr
 
   const fork = (): Promise<AddressInfo> =>
     new Promise((resolve, reject) => {
-      const worker = cluster.fork();
+      // A worker main.ts forked early has loaded meanwhile (prefork.ts); its 'ready' may already be waiting.
+      const adopted = adoptPreforked();
+      const worker = adopted?.worker ?? cluster.fork();
       const peer: Peer = { name: `worker ${worker.id}`, send: (msg) => void worker.send(msg) };
       const w: Forked = { worker, peer, listening: false, applied: undefined, started: (err, address) => (err ? reject(err) : resolve(address!)) };
       workers.set(peer, w);
       // A send to a worker that just died (its channel not yet seen closed) fails with EPIPE, emitted here;
       // unheard, it would take the primary down with it. The 'exit' below replaces the worker.
       worker.on('error', (err: Error) => logger.warn({ err }, 'data-plane worker channel error'));
-      worker.on('message', (msg: unknown) => void channel.receive(msg, peer));
+      const onMessage = (msg: unknown): void => void channel.receive(msg, peer);
+      if (adopted === undefined) worker.on('message', onMessage);
+      else listenTo(adopted, onMessage);
       worker.once('exit', (code, signal) => {
         workers.delete(peer);
         channel.removePeer(peer);
