@@ -9,7 +9,7 @@ import type { PluginRegistry } from '../core/plugin/registry.js';
 import type { SchemaType } from '../schema/types.js';
 import { compileExpr } from '../core/match/expr.js';
 import { decryptPluginFields } from '../core/secrets/encryption.js';
-import { compiledSchema, schemaOf, validateSchemaOnly } from '../schema/index.js';
+import { boundsViolation, compiledSchema, schemaOf, validateSchemaOnly } from '../schema/index.js';
 import { checkUpstream } from '../schema/upstream-check.js';
 import { checkSsl } from '../schema/ssl-check.js';
 import { duplicateConsumerKey, type KeyOwner } from '../schema/consumer-keys.js';
@@ -194,6 +194,10 @@ export async function checkResource(
   env: CheckEnv,
 ): Promise<string | undefined> {
   if (!isObject(value)) return `invalid configuration: ${validateSchemaOnly(resource, value) ?? 'wrong type'}`;
+  // The size bounds first, alone: inside the full schema a node's host sits under the two forms `nodes` may
+  // take, where a bound would read as APISIX's "object matches none of the required" without naming the limit.
+  const beyond = boundsViolation(resource, value);
+  if (beyond !== undefined) return `invalid configuration: ${beyond}`;
   switch (resource) {
     case 'routes':
       return checkRoute(value, env);

@@ -94,6 +94,14 @@ const CASES: Case[] = [
     message: 'invalid configuration: property "nodes" validation failed: expect array to have at most 4096 items',
   },
   {
+    // Checked before the full schema: inside it, nodes' two forms would hide the limit behind "matches none".
+    name: "a node's host (array form)",
+    resource: 'upstreams',
+    body: (n) => ({ nodes: [{ host: 'n'.repeat(n), port: 80, weight: 1 }] }),
+    limit: 256,
+    message: 'invalid configuration: property "nodes" validation failed: failed to validate item 1: property "host" validation failed: string too long, expected at most 256, got 257',
+  },
+  {
     name: 'upstream upstream_host',
     resource: 'upstreams',
     body: (n) => ({ nodes: NODES, pass_host: 'rewrite', upstream_host: 'u'.repeat(n) }),
