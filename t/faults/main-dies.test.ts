@@ -5,7 +5,7 @@
  * serving the last configuration, and the next main process on the same data
  * dir retires them and takes over.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,6 +40,27 @@ function childrenOf(pid: number): number[] {
     }
   }
   return out;
+}
+
+/** Whether `pid` holds the socket listening on 127.0.0.1:`port` (node:cluster hands workers the primary's socket). */
+function holdsListener(pid: number, port: number): boolean {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const inodes = readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/))
+    .filter((f) => f[1] === local && f[3] === '0A')
+    .map((f) => `socket:[${f[9]}]`);
+  try {
+    return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+      try {
+        return inodes.includes(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      } catch {
+        return false;
+      }
+    });
+  } catch {
+    return false;
+  }
 }
 
 function alive(pid: number): boolean {
@@ -98,8 +119,17 @@ test('a data-plane worker killed with -9 is replaced, and none of 300 requests i
       await sleep(50);
       after = childrenOf(gw.proc.pid!);
     }
-    expect(after).toHaveLength(2);
+    expect(after, `workers after the kill; the gateway said:\n${gw.output()}`).toHaveLength(2);
     expect(after).not.toContain(before[0]);
+    // The replacement serves on the port clients know: once it holds the listener, the last original worker
+    // dies too and the replacement alone answers every request.
+    const replacement = after.find((pid) => pid !== before[1])!;
+    for (let i = 0; i < 600 && !holdsListener(replacement, gw.dataPort) && alive(replacement); i++) await sleep(50);
+    expect(holdsListener(replacement, gw.dataPort), `the replacement's listener; the gateway said:\n${gw.output()}`).toBe(true);
+    process.kill(before[1]!, 'SIGKILL');
+    const alone: number[] = [];
+    for (let i = 0; i < 100; i++) alone.push(await get(gw.dataPort, '/one'));
+    expect(alone.filter((s) => s !== 200), gw.output()).toEqual([]);
   } finally {
     gw.proc.kill('SIGKILL');
     await gw.exited;

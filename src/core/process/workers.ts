@@ -72,12 +72,24 @@ export async function startWorkers(opts: DataPlaneOptions, channel: Channel): Pr
   let listedAt = mirror.revision;
   let tlsAddresses: AddressInfo[] = [];
 
-  // node:cluster closes a shared listening handle with its last worker, so a worker forked after the only
-  // one died would bind port 0 afresh and serve on a port nobody was told: later workers get the resolved one.
-  const workerConfig = (): PorticoConfig =>
-    firstAddress === undefined || opts.config.apisix.node_listen.port !== 0
-      ? opts.config
-      : { ...opts.config, apisix: { ...opts.config.apisix, node_listen: { ...opts.config.apisix.node_listen, port: firstAddress.port } } };
+  // node:cluster shares one listening socket per (address, port asked for) among the workers and closes it with
+  // the last of them. A replacement asking for port 0 while another worker lives joins that socket; asking for
+  // the resolved port instead would bind a second socket to it and fail (EADDRINUSE). Only when no worker is
+  // left (the socket gone) does it ask for the resolved ports, so it serves where clients were told.
+  const workerConfig = (): PorticoConfig => {
+    const { node_listen, ssl } = opts.config.apisix;
+    const othersListen = [...workers.values()].some((w) => w.listening && !w.worker.isDead());
+    if (firstAddress === undefined || othersListen) return opts.config;
+    const resolved = (port: number, at: AddressInfo | undefined) => (port === 0 && at !== undefined ? at.port : port);
+    return {
+      ...opts.config,
+      apisix: {
+        ...opts.config.apisix,
+        node_listen: { ...node_listen, port: resolved(node_listen.port, firstAddress) },
+        ssl: { ...ssl, listen: ssl.listen.map((l, i) => ({ ...l, port: resolved(l.port, tlsAddresses[i]) })) },
+      },
+    };
+  };
   const initMessage = (): PrimaryMessage => ({
     type: 'init',
     config: workerConfig(),
@@ -94,6 +106,10 @@ export async function startWorkers(opts: DataPlaneOptions, channel: Channel): Pr
       w.listening = true;
       w.applied ??= listedAt;
       record();
+      // A replacement that found no worker left binds afresh; should the resolved port be gone, say where it went.
+      if (firstAddress !== undefined && msg.address.port !== firstAddress.port) {
+        logger.error({ port: msg.address.port, expected: firstAddress.port }, 'a restarted data-plane worker listens on another port');
+      }
       tlsAddresses = msg.tlsAddresses;
       // From now on it answers plugins' requests (a worker still starting has no handlers yet).
       channel.addPeer(peer);
