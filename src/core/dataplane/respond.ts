@@ -62,6 +62,7 @@ export class Responder {
     const flat = ctx.response.headers.flatten([], undefined, SERVER_AND_LENGTH);
     flat.push('server', this.serverHeader, 'content-length', String(Buffer.byteLength(data)));
     res.writeHead(ctx.response.status, flat);
+    ctx.sentHeaders = flat;
     ctx.responseKeeper?.add(typeof data === 'string' ? Buffer.from(data) : data);
     res.end(data);
   }

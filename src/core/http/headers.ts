@@ -150,15 +150,7 @@ export class Headers implements HeaderEdits {
 
   /** Lower-case names; a repeated header's values as an array (for log entries: ngx.resp.get_headers()). */
   toObject(): Record<string, string | string[]> {
-    const flat = this.flatten([]);
-    const out: Record<string, string | string[]> = {};
-    for (let i = 0; i < flat.length; i += 2) {
-      const name = flat[i]!.toLowerCase();
-      const value = flat[i + 1]!;
-      const prior = out[name];
-      out[name] = prior === undefined ? value : Array.isArray(prior) ? [...prior, value] : [prior, value];
-    }
-    return out;
+    return headerPairsObject(this.flatten([]));
   }
 
   private appendEdits(out: string[], skip: ReadonlySet<string> | undefined): string[] {
@@ -171,6 +163,26 @@ export class Headers implements HeaderEdits {
     }
     return out;
   }
+}
+
+/**
+ * Flat [name, value, ...] pairs as one object: lower-case names, a repeated
+ * name's values as an array. A plain object (JSON.stringify walks those
+ * fastest) read through own properties only, so a header named `constructor`
+ * or `__proto__` is a header like any other.
+ */
+export function headerPairsObject(flat: readonly string[]): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i < flat.length; i += 2) {
+    const name = flat[i]!.toLowerCase();
+    const value = flat[i + 1]!;
+    const prior = Object.hasOwn(out, name) ? out[name] : undefined;
+    const next = prior === undefined ? value : Array.isArray(prior) ? [...prior, value] : [prior, value];
+    // Assigning `__proto__` would set the prototype instead.
+    if (name === '__proto__') Object.defineProperty(out, name, { value: next, enumerable: true, writable: true, configurable: true });
+    else out[name] = next;
+  }
+  return out;
 }
 
 type Latin1 = Buffer & { latin1Slice(start: number, end: number): string };

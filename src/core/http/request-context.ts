@@ -175,6 +175,7 @@ export class RequestCtx implements RequestContext {
   private _data: Record<string, unknown> | undefined = undefined;
   private _upstreamRequest: UpstreamRequestState | undefined = undefined;
   private _response: Response | undefined = undefined;
+  sentHeaders: string[] | undefined = undefined;
   /** The upstream's status and raw header pairs, turned into `response` only when something reads it. */
   private _upstreamStatus = 0;
   private _upstreamHeaders: Buffer[] | undefined = undefined;

@@ -183,6 +183,14 @@ export interface RequestContext {
    * wants the status alone (metrics) reads this instead.
    */
   readonly responseStatus: number;
+  /**
+   * The response head as written to the client, flat [name, value, ...] in
+   * the case sent (Portico's Server header included), once it is out;
+   * undefined before, and for a response the gateway failed to build. What
+   * APISIX's ngx.resp.get_headers() reads in the log phase: log entries use
+   * it, at no cost, instead of parsing the upstream's head again.
+   */
+  readonly sentHeaders: readonly string[] | undefined;
 
   /**
    * Keeps the first `maxBytes` of the client's request body as it streams to

@@ -15,6 +15,7 @@ export { isSecretRef } from '../secrets/refs.js';
 export { compileUserSchema } from '../../schema/compile.js';
 export { decodeQueryComponent, parseQuery, queryArg, withoutArg } from '../http/query.js';
 export { measureRequests } from '../http/measures.js';
+export { headerPairsObject } from '../http/headers.js';
 // What this process's health checkers see (prometheus's apisix_upstream_status; the control API's /v1/healthcheck).
 export { healthReports, type CheckerReport, type NodeHealth } from '../upstream/index.js';
 export type { GatheredState, NodeShared, OwnedState } from '../process/shared-state.js';

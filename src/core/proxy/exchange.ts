@@ -288,6 +288,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     if (this.grpc && ctx.req.httpVersionMajor === 2) this.statusInHead = takeGrpcStatus(out);
     try {
       ctx.res.writeHead(status, out);
+      ctx.sentHeaders = out;
     } catch (err) {
       // Invalid header bytes from the upstream: a bad response, not our crash.
       this.env.logger.warn({ err, upstream: this.target.key }, 'upstream sent an unusable response head');
