@@ -18,7 +18,8 @@ import { resolve } from 'node:path';
 import { compileExpr, definePlugin, type CompiledExpr, type PluginCleanup, type PluginInitContext, type RequestContext } from '../core/plugin/index.js';
 import { countDiscarded } from './lib/batch-metrics.js';
 import { checkLogConf, compileLogConf, logMetadataProperties, logSchemaProperties, type LogConf } from './lib/log-conf.js';
-import { logEntry, logVars } from './lib/log-entry.js';
+import { logVars } from './lib/log-entry.js';
+import { logEntryJson } from './lib/log-json.js';
 import { initLogger, loggerAccess, loggerBeforeProxy, type LoggerCompiled } from './lib/logger-plugin.js';
 import { LogFiles } from './file-logger/log-files.js';
 
@@ -127,6 +128,6 @@ export default definePlugin({
       }
       path = resolve(meta);
     }
-    files.write(path, JSON.stringify(logEntry(NAME, c.conf, c.log, ctx)) + '\n');
+    files.write(path, logEntryJson(NAME, c.conf, c.log, ctx) + '\n');
   },
 });

@@ -10,14 +10,15 @@ import { Agent, request } from 'undici';
 import { definePlugin, type PluginInitContext, type RequestContext } from '../core/plugin/index.js';
 import { BatchManager, maxPendingEntriesSchema } from './lib/batch-manager.js';
 import { batchSchemaProperties, type BatchOptions } from './lib/batch-processor.js';
+import { TextStore, type TextBatch } from './lib/text-store.js';
 import { checkLogConf, compileLogConf, logMetadataProperties, logSchemaProperties, type LogConf } from './lib/log-conf.js';
-import { logEntry } from './lib/log-entry.js';
+import { logEntryJson } from './lib/log-json.js';
 import { initLogger, loggerAccess, loggerBeforeProxy, type LoggerCompiled } from './lib/logger-plugin.js';
 
 const NAME = 'http-logger';
-// Entries wait as JSON text: what survives a request until its batch is sent is one flat string, not the
-// entry's dozen small objects for the garbage collector to copy out of the young generation and promote.
-const manager = new BatchManager<string>('http logger', NAME);
+// Entries wait as UTF-8 bytes (lib/text-store.ts): what survives a request until its batch is sent is a few
+// hundred bytes outside the heap, not objects or a string for the garbage collector to copy and promote.
+const manager = new BatchManager<string, TextBatch>('http logger', NAME, () => new TextStore());
 
 export interface HttpLoggerConf extends LogConf, BatchOptions {
   uri: string;
@@ -28,7 +29,7 @@ export interface HttpLoggerConf extends LogConf, BatchOptions {
 }
 
 interface Compiled extends LoggerCompiled<HttpLoggerConf> {
-  readonly send: (entries: string[], batchMaxSize: number) => Promise<void>;
+  readonly send: (batch: TextBatch, batchMaxSize: number) => Promise<void>;
 }
 
 const schema = {
@@ -62,43 +63,10 @@ function agentFor(verify: boolean): Agent {
   return a;
 }
 
-/**
- * The batch's body, each entry written once into one Buffer: joining the
- * entries into one string cost about four times as much (V8 flattens the
- * joined string, then Node copies it again to bytes), and Buffer.from() per
- * entry as much as the JSON encoding itself.
- */
-function encode(conf: HttpLoggerConf, entries: string[], batchMaxSize: number): Buffer {
-  if (batchMaxSize === 1) return Buffer.from(entries[0]!);
-  const json = conf.concat_method === 'json';
-  let chars = 0;
-  for (const e of entries) chars += e.length + 1;
-  // Sized for one byte a character (log entries are mostly ASCII); wider UTF-8 is sized exactly on a second pass.
-  return fill(entries, json, chars + 2 + SLACK) ?? fill(entries, json, utf8Size(entries) + 2 + SLACK)!;
-}
-
-/** A full entry never ends within SLACK bytes of the end: one that does may have been cut short. */
-const SLACK = 8;
-
-function utf8Size(entries: string[]): number {
-  let n = 0;
-  for (const e of entries) n += Buffer.byteLength(e) + 1;
-  return n;
-}
-
-/** undefined when an entry may have been cut short. */
-function fill(entries: string[], json: boolean, size: number): Buffer | undefined {
-  const out = Buffer.allocUnsafe(size);
-  const limit = size - SLACK;
-  let at = 0;
-  if (json) out[at++] = 0x5b; // [
-  for (let i = 0; i < entries.length; i++) {
-    if (i > 0) out[at++] = json ? 0x2c : 0x0a; // , or \n
-    at += out.write(entries[i]!, at, 'utf8');
-    if (at > limit) return undefined;
-  }
-  if (json) out[at++] = 0x5d; // ]
-  return out.subarray(0, at);
+/** The batch's body: a batch of one (batch_max_size 1) as the object itself, else a JSON array or one entry a line. */
+function encode(conf: HttpLoggerConf, batch: TextBatch, batchMaxSize: number): Buffer {
+  if (batchMaxSize === 1 && batch.count === 1) return batch.entry(0);
+  return conf.concat_method === 'json' ? batch.join(0x5b, 0x2c, 0x5d) : batch.join(undefined, 0x0a, undefined);
 }
 
 function sender(conf: HttpLoggerConf): Compiled['send'] {
@@ -107,8 +75,8 @@ function sender(conf: HttpLoggerConf): Compiled['send'] {
   const headers: Record<string, string> = { 'content-type': conf.concat_method === 'json' ? 'application/json' : 'text/plain' };
   if (conf.auth_header !== undefined) headers.authorization = conf.auth_header;
   const ms = conf.timeout * 1000;
-  return async (entries, batchMaxSize) => {
-    const body = encode(conf, entries, batchMaxSize);
+  return async (batch, batchMaxSize) => {
+    const body = encode(conf, batch, batchMaxSize);
     let res;
     try {
       res = await request(url, {
@@ -139,12 +107,10 @@ export default definePlugin({
   compile(conf: HttpLoggerConf): Compiled {
     return { conf, log: compileLogConf(conf), send: sender(conf) };
   },
-  init: (ctx: PluginInitContext) => initLogger(ctx, manager as BatchManager<unknown>),
+  init: (ctx: PluginInitContext) => initLogger(ctx, manager),
   access: loggerAccess,
   before_proxy: loggerBeforeProxy,
   log(c: Compiled, ctx: RequestContext): void {
-    const entry = logEntry(NAME, c.conf, c.log, ctx);
-    entry.route_id ??= 'no-matched';
-    manager.push(c, c.conf, ctx, JSON.stringify(entry), c.send);
+    manager.push(c, c.conf, ctx, logEntryJson(NAME, c.conf, c.log, ctx, 'no-matched'), c.send);
   },
 });

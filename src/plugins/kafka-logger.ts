@@ -195,7 +195,7 @@ function sender(conf: KafkaLoggerConf): Compiled['send'] {
 
 async function init(ctx: PluginInitContext): Promise<PluginCleanup> {
   logger = ctx.logger;
-  const stop = initLogger(ctx, manager as BatchManager<unknown>);
+  const stop = initLogger(ctx, manager);
   return async () => {
     await stop();
     await producers.close();

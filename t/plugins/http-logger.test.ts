@@ -58,6 +58,9 @@ describe('http-logger', () => {
     expect(e.request.size).toBeGreaterThan(30);
     expect(e.response.status).toBe(200);
     expect(e.response.headers['content-type']).toBe('text/plain');
+    // The head as the client got it (APISIX logs ngx.resp.get_headers()): the gateway's Server header included.
+    expect(a.headers.server).toBeDefined();
+    expect(e.response.headers.server).toBe(a.headers.server);
     expect(e.response.size).toBeGreaterThan(11);
     expect(e.upstream).toBe(env.up.node);
     expect(e.client_ip).toBe('127.0.0.1');

@@ -13,7 +13,7 @@
 import type { Logger } from 'pino';
 import type { RequestContext } from '../../core/plugin/index.js';
 import { addBufferedSource, countDiscarded, type BufferedSource } from './batch-metrics.js';
-import { BatchProcessor, type BatchOptions, type BatchSender } from './batch-processor.js';
+import { arrayStore, BatchProcessor, type BatchOptions, type BatchSender, type EntryStore } from './batch-processor.js';
 
 export const DEFAULT_MAX_PENDING_ENTRIES = 8192;
 const DISCARD_LOG_INTERVAL_MS = 1000;
@@ -26,9 +26,9 @@ export const maxPendingEntriesSchema = {
   description: 'maximum number of entries waiting to be processed; new entries are discarded while the backlog exceeds it',
 };
 
-class Tracked<T> implements BufferedSource {
+class Tracked<T, B> implements BufferedSource {
   constructor(
-    readonly processor: BatchProcessor<T>,
+    readonly processor: BatchProcessor<T, B>,
     readonly routeId: string,
     readonly serverAddr: string,
   ) {}
@@ -40,8 +40,8 @@ class Tracked<T> implements BufferedSource {
   }
 }
 
-export class BatchManager<T> {
-  private readonly processors = new Map<object, Tracked<T>>();
+export class BatchManager<T, B = T[]> {
+  private readonly processors = new Map<object, Tracked<T, B>>();
   private pending = 0;
   private discardedSinceLog = 0;
   private lastDiscardLog = 0;
@@ -49,10 +49,15 @@ export class BatchManager<T> {
   private users = 0;
   private releaseMetrics: (() => void) | undefined;
 
-  /** `label` names the processors in logs and metrics ("http logger"); `plugin` whose metadata holds the limit. */
+  /**
+   * `label` names the processors in logs and metrics ("http logger");
+   * `plugin` whose metadata holds the limit; `store` makes each processor's
+   * entry store (arrays unless told).
+   */
   constructor(
     readonly label: string,
     readonly plugin: string,
+    private readonly store: () => EntryStore<T, B> = arrayStore as unknown as () => EntryStore<T, B>,
   ) {}
 
   /**
@@ -83,7 +88,7 @@ export class BatchManager<T> {
    * creating it with `opts` and `send` on first use. Returns false when the
    * entry was discarded over the backlog limit.
    */
-  push(key: object, opts: BatchOptions, ctx: RequestContext, entry: T, send: BatchSender<T>): boolean {
+  push(key: object, opts: BatchOptions, ctx: RequestContext, entry: T, send: BatchSender<B>): boolean {
     const limit = ctx.pluginMetadata<{ max_pending_entries?: number }>(this.plugin)?.max_pending_entries ?? DEFAULT_MAX_PENDING_ENTRIES;
     if (this.pending >= limit) {
       this.discard(limit);
@@ -91,7 +96,7 @@ export class BatchManager<T> {
     }
     let tracked = this.processors.get(key);
     if (tracked === undefined) {
-      const processor: BatchProcessor<T> = new BatchProcessor<T>(opts, send, {
+      const processor: BatchProcessor<T, B> = new BatchProcessor<T, B>(opts, send, {
         done: (n) => {
           this.pending -= n;
         },
@@ -99,7 +104,7 @@ export class BatchManager<T> {
         idle: () => {
           if (this.processors.get(key)?.processor === processor) this.processors.delete(key);
         },
-      });
+      }, this.store());
       tracked = new Tracked(processor, ctx.route.id || 'no-matched', ctx.var.get('server_addr') ?? '');
       this.processors.set(key, tracked);
     }

@@ -41,7 +41,40 @@ export function batchSchemaProperties(defaultName: string): Record<string, Recor
  * failure, with `firstFail` (1-based, as APISIX's) when the entries before it
  * did get through.
  */
-export type BatchSender<T> = (entries: T[], batchMaxSize: number) => Promise<void>;
+export type BatchSender<B> = (batch: B, batchMaxSize: number) => Promise<void>;
+
+/**
+ * Where a processor keeps entries until a batch is cut, and what a batch is:
+ * an array of the entries (arrayStore) or, for text, their bytes (TextStore).
+ */
+export interface EntryStore<T, B> {
+  readonly length: number;
+  push(entry: T): void;
+  /** Everything stored, as one batch; the store starts empty. */
+  take(): B;
+  /** The entries a batch holds. */
+  count(batch: B): number;
+  /** The batch without its first `n` entries (the sender reported them delivered). */
+  drop(batch: B, n: number): B;
+}
+
+/** Entries kept as they are, a batch being their array. */
+export function arrayStore<T>(): EntryStore<T, T[]> {
+  let buffer: T[] = [];
+  return {
+    get length() {
+      return buffer.length;
+    },
+    push: (entry) => void buffer.push(entry),
+    take() {
+      const out = buffer;
+      buffer = [];
+      return out;
+    },
+    count: (batch) => batch.length,
+    drop: (batch, n) => batch.slice(n),
+  };
+}
 
 export class BatchError extends Error {
   constructor(
@@ -60,13 +93,12 @@ export interface BatchEvents {
   idle(): void;
 }
 
-interface Batch<T> {
-  entries: T[];
+interface Batch<B> {
+  entries: B;
   retries: number;
 }
 
-export class BatchProcessor<T> {
-  private buffer: T[] = [];
+export class BatchProcessor<T, B = T[]> {
   private firstAt = 0;
   private lastAt = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -78,34 +110,32 @@ export class BatchProcessor<T> {
 
   constructor(
     readonly opts: BatchOptions,
-    private readonly send: BatchSender<T>,
+    private readonly send: BatchSender<B>,
     private readonly events: BatchEvents,
+    private readonly store: EntryStore<T, B> = arrayStore<T>() as unknown as EntryStore<T, B>,
   ) {}
 
   /** Entries buffered and not yet handed to the sender. */
   get buffered(): number {
-    return this.buffer.length;
+    return this.store.length;
   }
 
   /** Nothing buffered, sending or waiting for a retry. */
   get idle(): boolean {
-    return this.buffer.length === 0 && this.inFlight.size === 0;
+    return this.store.length === 0 && this.inFlight.size === 0;
   }
 
   push(entry: T): void {
     const opts = this.opts;
-    if (opts.batch_max_size === 1) {
-      this.run({ entries: [entry], retries: 0 });
-      return;
-    }
-    const now = performance.now();
-    if (this.buffer.length === 0) this.firstAt = now;
-    this.lastAt = now;
-    this.buffer.push(entry);
-    if (this.buffer.length >= opts.batch_max_size) {
+    const store = this.store;
+    store.push(entry);
+    if (store.length >= opts.batch_max_size) {
       this.flush();
       return;
     }
+    const now = performance.now();
+    if (store.length === 1) this.firstAt = now;
+    this.lastAt = now;
     this.arm(now);
   }
 
@@ -115,10 +145,8 @@ export class BatchProcessor<T> {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    if (this.buffer.length === 0) return;
-    const entries = this.buffer;
-    this.buffer = [];
-    this.run({ entries, retries: 0 });
+    if (this.store.length === 0) return;
+    this.run({ entries: this.store.take(), retries: 0 });
   }
 
   /**
@@ -161,7 +189,7 @@ export class BatchProcessor<T> {
     this.arm(now);
   }
 
-  private run(batch: Batch<T>): void {
+  private run(batch: Batch<B>): void {
     const p = this.attempt(batch);
     this.inFlight.add(p);
     void p.finally(() => {
@@ -170,25 +198,27 @@ export class BatchProcessor<T> {
     });
   }
 
-  private async attempt(batch: Batch<T>): Promise<void> {
+  private async attempt(batch: Batch<B>): Promise<void> {
     const name = this.opts.name;
+    const store = this.store;
     try {
       await this.send(batch.entries, this.opts.batch_max_size);
-      this.events.done(batch.entries.length);
+      this.events.done(store.count(batch.entries));
       return;
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       const firstFail = err instanceof BatchError ? err.firstFail : undefined;
+      const count = store.count(batch.entries);
       if (firstFail !== undefined && firstFail > 1) {
-        this.events.error(`Batch Processor[${name}] failed to process entries [${batch.entries.length + 1 - firstFail}/${batch.entries.length}]: ${message}`);
+        this.events.error(`Batch Processor[${name}] failed to process entries [${count + 1 - firstFail}/${count}]: ${message}`);
         this.events.done(firstFail - 1);
-        batch.entries = batch.entries.slice(firstFail - 1);
+        batch.entries = store.drop(batch.entries, firstFail - 1);
       } else {
         this.events.error(`Batch Processor[${name}] failed to process entries: ${message}`);
       }
     }
     batch.retries++;
-    if (batch.retries <= this.opts.max_retry_count && batch.entries.length > 0 && !this.closing) {
+    if (batch.retries <= this.opts.max_retry_count && store.count(batch.entries) > 0 && !this.closing) {
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => {
           this.waiting.delete(t);
@@ -199,6 +229,6 @@ export class BatchProcessor<T> {
       return this.attempt(batch);
     }
     this.events.error(`Batch Processor[${name}] exceeded the max_retry_count[${batch.retries}] dropping the entries`);
-    this.events.done(batch.entries.length);
+    this.events.done(store.count(batch.entries));
   }
 }

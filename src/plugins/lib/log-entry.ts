@@ -6,7 +6,7 @@
  */
 import { hostname } from 'node:os';
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
-import { dataKey, decodeQueryComponent, type RequestContext, type Vars } from '../../core/plugin/index.js';
+import { dataKey, decodeQueryComponent, headerPairsObject, type RequestContext, type Vars } from '../../core/plugin/index.js';
 import type { CompiledLog, LogConf, LogMetadata } from './log-conf.js';
 import { compileLogFormat, renderLogFormat, type CompiledFormat } from './log-format.js';
 
@@ -32,7 +32,7 @@ export function markUpstream(ctx: RequestContext): void {
   ctx.setData(UPSTREAM_START, performance.now());
 }
 
-interface Latency {
+export interface Latency {
   latency: number;
   upstream: number | undefined;
   apisix: number;
@@ -44,11 +44,11 @@ interface Latency {
  * ticks in milliseconds, so finer digits would be noise, and 17-digit doubles
  * cost the JSON encoder several times what 3 decimals do.
  */
-function micros(ms: number): number {
+export function micros(ms: number): number {
   return Math.round(ms * 1000) / 1000;
 }
 
-function latencyOf(ctx: RequestContext): Latency {
+export function latencyOf(ctx: RequestContext): Latency {
   const now = performance.now();
   const started = ctx.measures?.startedAt ?? now;
   const latency = now - started;
@@ -135,12 +135,15 @@ function responseBodyText(ctx: RequestContext, max: number): string | undefined 
   return body.toString('utf8');
 }
 
-/** get_full_log. */
-function fullLog(conf: LogConf, compiled: CompiledLog, ctx: RequestContext, vars: LogVars): Record<string, unknown> {
+/**
+ * get_full_log without its timing fields (start_time, latency,
+ * upstream_latency, apisix_latency), which come last: withTiming() adds them
+ * to the object, log-json.ts writes them onto the JSON text.
+ */
+export function fullLogHead(conf: LogConf, compiled: CompiledLog, ctx: RequestContext, vars: Vars): Record<string, unknown> {
   const v = ctx.var;
   const route = ctx.route;
   const matched = route.id !== '';
-  const lat = latencyOf(ctx);
   const request: Record<string, unknown> = {
     url: `${v.get('scheme')}://${v.get('host')}:${v.get('server_port')}${v.get('request_uri')}`,
     uri: v.get('request_uri'),
@@ -149,9 +152,11 @@ function fullLog(conf: LogConf, compiled: CompiledLog, ctx: RequestContext, vars
     querystring: queryObject(ctx.query),
     size: ctx.measures === undefined ? undefined : ctx.measures.bytesRead,
   };
+  const sent = ctx.sentHeaders;
   const response: Record<string, unknown> = {
     status: ctx.responseStatus,
-    headers: ctx.response.headers.toObject(),
+    // As the client got them (ngx.resp.get_headers()); the upstream's when no head went out.
+    headers: sent === undefined ? ctx.response.headers.toObject() : headerPairsObject(sent),
     size: ctx.measures === undefined ? undefined : ctx.measures.bytesWritten,
   };
   if (conf.include_resp_body && (compiled.respBodyWhen === undefined || compiled.respBodyWhen(vars))) {
@@ -168,11 +173,15 @@ function fullLog(conf: LogConf, compiled: CompiledLog, ctx: RequestContext, vars
     route_id: matched ? route.id : undefined,
     consumer: ctx.consumer === undefined ? undefined : { username: ctx.consumer.username },
     client_ip: ctx.remoteAddr,
-    start_time: Math.round(lat.startMs),
-    latency: micros(lat.latency),
-    upstream_latency: lat.upstream === undefined ? undefined : micros(lat.upstream),
-    apisix_latency: micros(lat.apisix),
   };
+}
+
+function withTiming(entry: Record<string, unknown>, lat: Latency): Record<string, unknown> {
+  entry.start_time = Math.round(lat.startMs);
+  entry.latency = micros(lat.latency);
+  entry.upstream_latency = lat.upstream === undefined ? undefined : micros(lat.upstream);
+  entry.apisix_latency = micros(lat.apisix);
+  return entry;
 }
 
 const metadataFormats = new WeakMap<object, CompiledFormat>();
@@ -187,6 +196,14 @@ function metadataFormat(meta: LogMetadata, which: 'log_format' | 'log_format_ext
     metadataFormats.set(raw, f);
   }
   return f;
+}
+
+/** Whether logEntry() would give the full entry as it is: no log_format, and no log_format_extra to add. */
+export function fullLogOnly(plugin: string, compiled: CompiledLog, ctx: RequestContext): boolean {
+  // compiled.extra is there exactly when the conf has log_format_extra.
+  if (compiled.format !== undefined || compiled.extra !== undefined) return false;
+  const meta = ctx.pluginMetadata<LogMetadata>(plugin);
+  return meta === undefined || (metadataFormat(meta, 'log_format') === undefined && metadataFormat(meta, 'log_format_extra') === undefined);
 }
 
 /**
@@ -207,7 +224,7 @@ export function logEntry(plugin: string, conf: LogConf, compiled: CompiledLog, c
     }
     return entry;
   }
-  const entry = fullLog(conf, compiled, ctx, vars);
+  const entry = withTiming(fullLogHead(conf, compiled, ctx, vars), latencyOf(ctx));
   const extra = conf.log_format_extra !== undefined ? compiled.extra : meta === undefined ? undefined : metadataFormat(meta, 'log_format_extra');
   if (extra !== undefined) {
     const more = renderLogFormat(extra, vars, reqBody);

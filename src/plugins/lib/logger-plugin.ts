@@ -26,7 +26,7 @@ export function loggerBeforeProxy(_c: unknown, ctx: RequestContext): void {
 }
 
 /** init(): the manager told where to report; the cleanup flushes it. */
-export function initLogger(ctx: PluginInitContext, manager?: BatchManager<unknown>): PluginCleanup {
+export function initLogger(ctx: PluginInitContext, manager?: Pick<BatchManager<unknown>, 'attach'>): PluginCleanup {
   setServerVersion(ctx.version);
   const flush = manager?.attach(ctx.logger);
   return async () => {
