@@ -177,7 +177,12 @@ export function headerPairsObject(flat: readonly string[]): Record<string, strin
     const name = flat[i]!.toLowerCase();
     const value = flat[i + 1]!;
     const prior = Object.hasOwn(out, name) ? out[name] : undefined;
-    const next = prior === undefined ? value : Array.isArray(prior) ? [...prior, value] : [prior, value];
+    // The arrays are this object's own: a third value joins the second's in place.
+    if (Array.isArray(prior)) {
+      prior.push(value);
+      continue;
+    }
+    const next = prior === undefined ? value : [prior, value];
     // Assigning `__proto__` would set the prototype instead.
     if (name === '__proto__') Object.defineProperty(out, name, { value: next, enumerable: true, writable: true, configurable: true });
     else out[name] = next;

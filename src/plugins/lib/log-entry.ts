@@ -32,7 +32,7 @@ export function markUpstream(ctx: RequestContext): void {
   ctx.setData(UPSTREAM_START, performance.now());
 }
 
-export interface Latency {
+interface Latency {
   latency: number;
   upstream: number | undefined;
   apisix: number;
@@ -198,24 +198,21 @@ function metadataFormat(meta: LogMetadata, which: 'log_format' | 'log_format_ext
   return f;
 }
 
-/** Whether logEntry() would give the full entry as it is: no log_format, and no log_format_extra to add. */
-export function fullLogOnly(plugin: string, compiled: CompiledLog, ctx: RequestContext): boolean {
-  // compiled.extra is there exactly when the conf has log_format_extra.
-  if (compiled.format !== undefined || compiled.extra !== undefined) return false;
-  const meta = ctx.pluginMetadata<LogMetadata>(plugin);
-  return meta === undefined || (metadataFormat(meta, 'log_format') === undefined && metadataFormat(meta, 'log_format_extra') === undefined);
-}
-
 /**
- * get_log_entry: the conf's log_format, else the metadata's, else the full
- * entry enriched with log_format_extra (the conf's, else the metadata's) for
- * keys it does not already have.
+ * get_log_entry when the entry is not the plain full entry: the conf's
+ * log_format, else the metadata's, else the full entry enriched with
+ * log_format_extra (the conf's, else the metadata's) for keys it does not
+ * already have. Undefined when neither applies: the caller builds the full
+ * entry as it needs it (logEntry() as an object, log-json.ts as text).
  */
-export function logEntry(plugin: string, conf: LogConf, compiled: CompiledLog, ctx: RequestContext): Record<string, unknown> {
+export function customLogEntry(plugin: string, conf: LogConf, compiled: CompiledLog, ctx: RequestContext): Record<string, unknown> | undefined {
   const meta = ctx.pluginMetadata<LogMetadata>(plugin);
+  const format = compiled.format ?? (meta === undefined ? undefined : metadataFormat(meta, 'log_format'));
+  // compiled.extra is there exactly when the conf has log_format_extra.
+  const extra = format !== undefined ? undefined : (compiled.extra ?? (meta === undefined ? undefined : metadataFormat(meta, 'log_format_extra')));
+  if (format === undefined && extra === undefined) return undefined;
   const vars = new LogVars(ctx);
   const reqBody = (): string | undefined => bodyText(ctx.requestBody);
-  const format = compiled.format ?? (meta === undefined ? undefined : metadataFormat(meta, 'log_format'));
   if (format !== undefined) {
     const entry = renderLogFormat(format, vars, reqBody);
     if (ctx.route.id !== '') {
@@ -225,12 +222,14 @@ export function logEntry(plugin: string, conf: LogConf, compiled: CompiledLog, c
     return entry;
   }
   const entry = withTiming(fullLogHead(conf, compiled, ctx, vars), latencyOf(ctx));
-  const extra = conf.log_format_extra !== undefined ? compiled.extra : meta === undefined ? undefined : metadataFormat(meta, 'log_format_extra');
-  if (extra !== undefined) {
-    const more = renderLogFormat(extra, vars, reqBody);
-    for (const key of Object.keys(more)) if (entry[key] === undefined) entry[key] = more[key];
-  }
+  const more = renderLogFormat(extra!, vars, reqBody);
+  for (const key of Object.keys(more)) if (entry[key] === undefined) entry[key] = more[key];
   return entry;
+}
+
+/** get_log_entry: customLogEntry(), else the full entry. */
+export function logEntry(plugin: string, conf: LogConf, compiled: CompiledLog, ctx: RequestContext): Record<string, unknown> {
+  return customLogEntry(plugin, conf, compiled, ctx) ?? withTiming(fullLogHead(conf, compiled, ctx, new LogVars(ctx)), latencyOf(ctx));
 }
 
 /**

@@ -9,7 +9,7 @@
  */
 import type { RequestContext } from '../../core/plugin/index.js';
 import type { CompiledLog, LogConf } from './log-conf.js';
-import { fullLogHead, fullLogOnly, latencyOf, logEntry, logVars, micros } from './log-entry.js';
+import { customLogEntry, fullLogHead, latencyOf, logVars, micros } from './log-entry.js';
 
 const pad3 = (n: number): string => (n < 10 ? `00${n}` : n < 100 ? `0${n}` : String(n));
 
@@ -41,10 +41,10 @@ export function epochMsJson(ms: number): string {
  * (http-logger's 'no-matched').
  */
 export function logEntryJson(plugin: string, conf: LogConf, compiled: CompiledLog, ctx: RequestContext, routeIdDefault?: string): string {
-  if (!fullLogOnly(plugin, compiled, ctx)) {
-    const entry = logEntry(plugin, conf, compiled, ctx);
-    if (routeIdDefault !== undefined) entry.route_id ??= routeIdDefault;
-    return JSON.stringify(entry);
+  const custom = customLogEntry(plugin, conf, compiled, ctx);
+  if (custom !== undefined) {
+    if (routeIdDefault !== undefined) custom.route_id ??= routeIdDefault;
+    return JSON.stringify(custom);
   }
   const head = fullLogHead(conf, compiled, ctx, logVars(ctx));
   if (routeIdDefault !== undefined) head.route_id ??= routeIdDefault;
