@@ -12,13 +12,14 @@ import { BatchManager, maxPendingEntriesSchema } from './lib/batch-manager.js';
 import { batchSchemaProperties, type BatchOptions } from './lib/batch-processor.js';
 import { TextStore, type TextBatch } from './lib/text-store.js';
 import { checkLogConf, compileLogConf, logMetadataProperties, logSchemaProperties, type LogConf } from './lib/log-conf.js';
-import { logEntryJson } from './lib/log-json.js';
+import { writeLogRecord, type LogRecord } from './lib/log-json.js';
 import { initLogger, loggerAccess, loggerBeforeProxy, type LoggerCompiled } from './lib/logger-plugin.js';
 
 const NAME = 'http-logger';
-// Entries wait as UTF-8 bytes (lib/text-store.ts): what survives a request until its batch is sent is a few
-// hundred bytes outside the heap, not objects or a string for the garbage collector to copy and promote.
-const manager = new BatchManager<string, TextBatch>('http logger', NAME, () => new TextStore());
+// Entries are written as JSON bytes when pushed (lib/json-bytes.ts, without a string between) and wait as
+// such (lib/text-store.ts): what survives a request until its batch is sent is a few hundred bytes outside the
+// heap, not objects or a string for the garbage collector to copy and promote.
+const manager = new BatchManager<LogRecord, TextBatch>('http logger', NAME, () => new TextStore(writeLogRecord));
 
 export interface HttpLoggerConf extends LogConf, BatchOptions {
   uri: string;
@@ -111,6 +112,6 @@ export default definePlugin({
   access: loggerAccess,
   before_proxy: loggerBeforeProxy,
   log(c: Compiled, ctx: RequestContext): void {
-    manager.push(c, c.conf, ctx, logEntryJson(NAME, c.conf, c.log, ctx, 'no-matched'), c.send);
+    manager.push(c, c.conf, ctx, { plugin: NAME, conf: c.conf, compiled: c.log, ctx, routeIdDefault: 'no-matched' }, c.send);
   },
 });

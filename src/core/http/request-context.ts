@@ -265,6 +265,10 @@ export class RequestCtx implements RequestContext {
     return this.req.headers;
   }
 
+  requestHeaderPairs(): readonly string[] {
+    return this.req.rawHeaders;
+  }
+
   readBody(maxBytes: number): Promise<Buffer | BodyError> {
     return (this._body ??= this.readBodyOnce(maxBytes));
   }

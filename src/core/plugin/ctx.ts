@@ -123,6 +123,12 @@ export interface RequestContext {
   /** Every request header as the client sent it (names lower-case; repeats joined as in `requestHeader`, Set-Cookie a list). */
   requestHeaders(): Readonly<Record<string, string | string[] | undefined>>;
   /**
+   * The request's header lines as they came, flat [name, value, ...]: names
+   * in the case sent, repeats not joined (Node's rawHeaders). Cheaper than
+   * `requestHeaders()`, which Node builds on first read.
+   */
+  requestHeaderPairs(): readonly string[];
+  /**
    * The client's whole body (APISIX's core.request.get_body), read once: later
    * calls get the same answer, and the upstream then gets the buffered copy
    * (`upstreamRequest.body`). An empty Buffer when the request has no body.

@@ -15,6 +15,11 @@ const UPSTREAM_START = dataKey<number>('log-upstream-start');
 
 let serverInfo: { hostname: string; version: string } = { hostname: hostname(), version: '' };
 
+/** The entries' `server` member. */
+export function serverOf(): Readonly<{ hostname: string; version: string }> {
+  return serverInfo;
+}
+
 /** From a logger's init(): the version the entries' `server.version` reports. */
 export function setServerVersion(version: string): void {
   serverInfo = { hostname: serverInfo.hostname, version };
@@ -32,7 +37,7 @@ export function markUpstream(ctx: RequestContext): void {
   ctx.setData(UPSTREAM_START, performance.now());
 }
 
-interface Latency {
+export interface Latency {
   latency: number;
   upstream: number | undefined;
   apisix: number;
@@ -100,7 +105,7 @@ export function logVars(ctx: RequestContext): Vars {
 }
 
 /** ngx.req.get_uri_args(): repeated names become arrays, a bare name is `true`. */
-function queryObject(query: string): Record<string, string | boolean | Array<string | boolean>> {
+export function queryObject(query: string): Record<string, string | boolean | Array<string | boolean>> {
   const out: Record<string, string | boolean | Array<string | boolean>> = {};
   if (query === '') return out;
   for (const part of query.split('&')) {
@@ -119,7 +124,7 @@ function bodyText(b: Buffer | undefined): string | undefined {
 }
 
 /** collect_body: a compressed response is logged decoded, as APISIX's content-decode does; a body that does not decode is logged as is. */
-function responseBodyText(ctx: RequestContext, max: number): string | undefined {
+export function responseBodyText(ctx: RequestContext, max: number): string | undefined {
   const body = ctx.responseBody;
   if (body === undefined) return undefined;
   const encoding = ctx.response.headers.get('content-encoding')?.trim().toLowerCase();
@@ -138,7 +143,10 @@ function responseBodyText(ctx: RequestContext, max: number): string | undefined 
 /**
  * get_full_log without its timing fields (start_time, latency,
  * upstream_latency, apisix_latency), which come last: withTiming() adds them
- * to the object, log-json.ts writes them onto the JSON text.
+ * to the object, log-json.ts writes them onto the JSON text. log-json.ts's
+ * writeFullLog writes these same members, in this order, straight as bytes
+ * (http-logger): a change here is a change there, and
+ * t/plugins/loggers/log-json.test.ts holds the two texts equal.
  */
 export function fullLogHead(conf: LogConf, compiled: CompiledLog, ctx: RequestContext, vars: Vars): Record<string, unknown> {
   const v = ctx.var;

@@ -1,12 +1,14 @@
 /**
  * A batch processor's store for text entries (JSON lines): each entry is
- * encoded to UTF-8 into one growing buffer as it is pushed, so what waits for
+ * encoded to UTF-8 into one growing buffer as it is pushed (a string as is,
+ * or a value written as JSON by lib/json-bytes.ts), so what waits for
  * the next batch is bytes outside the JavaScript heap, not a string per
  * request for the garbage collector to copy and promote while the batch
  * fills (1000 entries by default). A batch is those bytes and where each
  * entry ends.
  */
 import type { EntryStore } from './batch-processor.js';
+import { JsonBuffer } from './json-bytes.js';
 
 /** A cut batch: the entries' bytes back to back, entry i ending at ends[i]. */
 export class TextBatch {
@@ -44,34 +46,46 @@ export class TextBatch {
 
 const MIN_CAPACITY = 64 * 1024;
 
-export class TextStore implements EntryStore<string, TextBatch> {
-  private bytes = Buffer.allocUnsafeSlow(MIN_CAPACITY);
-  private at = 0;
+/** Writes one entry's bytes (a JSON value, a line) at the end of `out`. */
+export type EntryWriter<T> = (out: JsonBuffer, entry: T) => void;
+
+const writeText: EntryWriter<string> = (out, entry) => out.text(entry);
+
+export class TextStore<T = string> implements EntryStore<T, TextBatch> {
+  private readonly out = new JsonBuffer(MIN_CAPACITY);
   private ends: number[] = [];
+
+  /** `write` encodes an entry as it is pushed: strings as UTF-8 unless told. */
+  constructor(private readonly write: EntryWriter<T> = writeText as unknown as EntryWriter<T>) {}
 
   get length(): number {
     return this.ends.length;
   }
 
-  push(entry: string): void {
-    // Three bytes a UTF-16 unit at most: measure exactly only when that bound does not fit.
-    if (this.at + entry.length * 3 > this.bytes.length) this.reserve(Buffer.byteLength(entry));
-    this.at += this.bytes.write(entry, this.at);
-    this.ends.push(this.at);
+  push(entry: T): void {
+    const out = this.out;
+    const before = out.at;
+    try {
+      this.write(out, entry);
+    } catch (err) {
+      out.at = before; // nothing half-written stays behind
+      throw err;
+    }
+    this.ends.push(out.at);
   }
 
   take(): TextBatch {
-    const size = this.at;
+    const out = this.out;
+    const size = out.at;
     let batch: TextBatch;
-    if (size * 4 < this.bytes.length) {
+    if (size * 4 < out.bytes.length) {
       // A small batch (batch_max_size 1, a quiet route's timer): its bytes are copied out, the buffer stays.
-      batch = new TextBatch(Buffer.from(this.bytes.subarray(0, size)), this.ends);
+      batch = new TextBatch(Buffer.from(out.bytes.subarray(0, size)), this.ends);
+      out.at = 0;
     } else {
       // A full one takes the buffer along (no copy); the next starts as large as this one needed.
-      batch = new TextBatch(this.bytes.subarray(0, size), this.ends);
-      this.bytes = Buffer.allocUnsafeSlow(Math.max(MIN_CAPACITY, Math.ceil(size * 1.25)));
+      batch = new TextBatch(out.detach(Math.max(MIN_CAPACITY, Math.ceil(size * 1.25))), this.ends);
     }
-    this.at = 0;
     this.ends = [];
     return batch;
   }
@@ -84,12 +98,5 @@ export class TextStore implements EntryStore<string, TextBatch> {
     if (n <= 0) return batch;
     const cut = batch.ends[n - 1] ?? batch.bytes.length;
     return new TextBatch(batch.bytes.subarray(cut), batch.ends.slice(n).map((e) => e - cut));
-  }
-
-  private reserve(bytes: number): void {
-    if (this.at + bytes <= this.bytes.length) return;
-    const grown = Buffer.allocUnsafeSlow(Math.max(this.bytes.length * 2, this.at + bytes));
-    this.bytes.copy(grown, 0, 0, this.at);
-    this.bytes = grown;
   }
 }

@@ -13,7 +13,8 @@ import { connect, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPluginGateway, type PluginGateway } from 'portico/testing';
-import { epochMsJson, microsJson } from '../../../src/plugins/lib/log-json.js';
+import { epochMsJson, microsJson, writeMicros } from '../../../src/plugins/lib/log-json.js';
+import { JsonBuffer } from '../../../src/plugins/lib/json-bytes.js';
 import { micros } from '../../../src/plugins/lib/log-entry.js';
 import { pluginDir, type PluginDir } from '../external/fixtures.js';
 import { startCollector, type Collector } from './collector.js';
@@ -23,11 +24,13 @@ const LIB = fileURLToPath(new URL('../../../src/plugins/lib/', import.meta.url))
 const COMPARE_PLUGIN = `import { definePlugin, type RequestContext } from 'portico/plugin';
 import { compileLogConf, logSchemaProperties, logMetadataProperties } from '${LIB}log-conf.ts';
 import { logEntry } from '${LIB}log-entry.ts';
-import { logEntryJson } from '${LIB}log-json.ts';
+import { logEntryJson, writeLogRecord } from '${LIB}log-json.ts';
+import { JsonBuffer } from '${LIB}json-bytes.ts';
 import { loggerAccess, loggerBeforeProxy } from '${LIB}logger-plugin.ts';
 
 const TIMING = ['start_time', 'latency', 'upstream_latency', 'apisix_latency'];
-const seen = ((globalThis as Record<string, unknown>).__logJsonPairs ??= []) as Array<{ fast: string; slow: string }>;
+const seen = ((globalThis as Record<string, unknown>).__logJsonPairs ??= []) as Array<{ fast: string; slow: string; bytes: string; bytesSlow: string }>;
+const out = new JsonBuffer(16);
 
 export default definePlugin({
   name: 'log-json-compare',
@@ -42,14 +45,22 @@ export default definePlugin({
     const fast = logEntryJson('log-json-compare', c.conf, c.log, ctx, 'no-matched');
     const entry = logEntry('log-json-compare', c.conf, c.log, ctx);
     entry.route_id ??= 'no-matched';
+    // http-logger's path: the bytes written straight into a buffer (a small one, so it grows on the way).
+    out.at = 0;
+    writeLogRecord(out, { plugin: 'log-json-compare', conf: c.conf, compiled: c.log, ctx, routeIdDefault: 'no-matched' });
+    const bytes = out.bytes.toString('utf8', 0, out.at);
     const parsed = JSON.parse(fast);
+    const parsedBytes = JSON.parse(bytes);
+    const entryBytes = { ...entry };
     for (const k of TIMING) if (entry[k] !== undefined) entry[k] = parsed[k];
-    seen.push({ fast, slow: JSON.stringify(entry) });
+    for (const k of TIMING) if (entryBytes[k] !== undefined) entryBytes[k] = parsedBytes[k];
+    seen.push({ fast, slow: JSON.stringify(entry), bytes, bytesSlow: JSON.stringify(entryBytes) });
   },
 });
 `;
 
-const pairs = (): Array<{ fast: string; slow: string }> => ((globalThis as Record<string, unknown>).__logJsonPairs ??= []) as Array<{ fast: string; slow: string }>;
+type Seen = { fast: string; slow: string; bytes: string; bytesSlow: string };
+const pairs = (): Seen[] => ((globalThis as Record<string, unknown>).__logJsonPairs ??= []) as Seen[];
 
 /** Answers with awkward headers: repeated, integer-like, `constructor`, quotes in a value. */
 function startAwkwardUpstream(): Promise<Server> {
@@ -58,6 +69,12 @@ function startAwkwardUpstream(): Promise<Server> {
     req.on('end', () => {
       // Pairs in this order on the wire (an object would list `123` first). A repeated name sends the writer
       // down toObject()'s path: only /awkward/repeat has one.
+      if (req.url === '/awkward/mixed') {
+        // Nothing repeated or integer-like: the writer takes these pairs as they are, lower-casing the names.
+        res.writeHead(200, ['X-Mixed-Case', 'Value', '__proto__', 'own member', 'X-Tab', 'only\ta tab', 'Content-Type', 'text/plain']);
+        res.end('mixed');
+        return;
+      }
       res.writeHead(200, [
         ...(req.url === '/awkward/repeat' ? ['set-cookie', 'a=1', 'set-cookie', 'b="2"'] : []),
         'x-tab', 'only\ta tab',
@@ -128,7 +145,10 @@ describe('log entries as JSON text', () => {
     for (let i = 0; i < 100 && pairs().length === before; i++) await new Promise((r) => setTimeout(r, 20));
     const mine = pairs().slice(before);
     expect(mine.length).toBeGreaterThan(0);
-    for (const { fast, slow } of mine) expect(fast).toBe(slow);
+    for (const { fast, slow, bytes, bytesSlow } of mine) {
+      expect(fast).toBe(slow);
+      expect(bytes).toBe(bytesSlow);
+    }
     return mine.map((p) => p.fast);
   }
 
@@ -156,6 +176,23 @@ describe('log entries as JSON text', () => {
     expect(entry.request.uri).toBe('/echo?q="x"');
   });
 
+  it('request headers that Node folds, or files apart, in its object', async () => {
+    // A single Set-Cookie (an array in Node's object), `__proto__` (a prototype there, not a member), an
+    // integer-like name (listed first), names repeated in another case, and mixed-case names.
+    const [text] = await logged(() =>
+      raw(port, 'GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nSet-Cookie: s=1\r\n__proto__: p\r\n42: answer\r\nX-Case: a\r\nx-CASE: b\r\nX-Mixed-Name: M\r\nConnection: close\r\n\r\n'),
+    );
+    const headers = JSON.parse(text!).request.headers;
+    expect(headers['set-cookie']).toEqual(['s=1']);
+    expect(Object.keys(headers)[0]).toBe('42');
+    expect(headers['x-case']).toBe('a, b');
+    expect(headers['x-mixed-name']).toBe('M');
+    // Each alone, so the writer's pair path meets each case by itself, not behind another's fallback.
+    for (const line of ['Set-Cookie: s=1', '__proto__: p', '42: answer', 'X-Mixed-Name: M\r\nx-mixed-NAME: N']) {
+      await logged(() => raw(port, `GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n${line}\r\nConnection: close\r\n\r\n`));
+    }
+  });
+
   it("the upstream's integer-like, `constructor` and tabbed headers, and the bodies", async () => {
     const [text] = await logged(() => gw.request('/awkward/single', { method: 'POST', body: 'a "body" with caf\u00e9' }));
     const entry = JSON.parse(text!);
@@ -165,6 +202,14 @@ describe('log entries as JSON text', () => {
     expect(entry.response.body).toBe('caf\u00e9 \u{1f600} body');
     expect(entry.request.body).toBe('a "body" with caf\u00e9');
     expect(entry.service_id).toBe('s1');
+  });
+
+  it("the upstream's mixed-case names and a `__proto__` header, taken as pairs", async () => {
+    const [text] = await logged(() => gw.request('/awkward/mixed'));
+    const headers = JSON.parse(text!).response.headers;
+    expect(headers['x-mixed-case']).toBe('Value');
+    expect(headers['x-tab']).toBe('only\ta tab');
+    expect(Object.hasOwn(headers, '__proto__')).toBe(true);
   });
 
   it("the upstream's repeated header, an array in the entry", async () => {
@@ -195,7 +240,13 @@ describe('the number writers behind it', () => {
       seed = (seed * 1103515245 + 12345) % 2 ** 31;
       values.push((seed / 2 ** 31) * 10 ** ((i % 8) - 2));
     }
-    for (const ms of values) expect(microsJson(ms), String(ms)).toBe(JSON.stringify(micros(ms)));
+    const out = new JsonBuffer(8);
+    for (const ms of values) {
+      expect(microsJson(ms), String(ms)).toBe(JSON.stringify(micros(ms)));
+      out.at = 0;
+      writeMicros(out, ms);
+      expect(out.bytes.toString('latin1', 0, out.at), `bytes of ${ms}`).toBe(JSON.stringify(micros(ms)));
+    }
   });
 
   it('epochMsJson writes what JSON.stringify writes', () => {

@@ -47,4 +47,16 @@ describe('TextStore', () => {
     expect(rest.join(0x5b, 0x2c, 0x5d).toString()).toBe('[\u00e9\u00e9,dddd]');
     expect(store.count(store.drop(batch, 4))).toBe(0);
   });
+
+  it('writes values as JSON through its writer; a writer that throws leaves nothing half-written', () => {
+    const store = new TextStore<Record<string, unknown>>((out, entry) => {
+      out.object(entry);
+    });
+    store.push({ a: 'caf\u00e9' });
+    // Throws part way (BigInt is not JSON): the bytes before it in this entry must not stay behind.
+    expect(() => store.push({ b: 'written first', c: 1n })).toThrow(TypeError);
+    store.push({ d: [1, null] });
+    expect(texts(store.take())).toEqual(['{"a":"caf\u00e9"}', '{"d":[1,null]}']);
+  });
 });
+
