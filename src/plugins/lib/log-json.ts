@@ -86,7 +86,8 @@ export function writeLogRecord(out: JsonBuffer, r: LogRecord): void {
   out.object(custom);
 }
 
-let serverJson: { of: object; json: string } | undefined;
+/** The `server` member as JSON bytes, made again when a logger's init() sets a new version. */
+let serverJson: { of: object; json: Buffer } | undefined;
 
 /**
  * get_full_log with its timing, written from the request with no entry
@@ -119,21 +120,21 @@ function writeFullLog(out: JsonBuffer, conf: LogConf, compiled: CompiledLog, ctx
   else out.object(queryObject(ctx.query));
   if (measures !== undefined) {
     out.ascii(',"size":');
-    out.value(measures.bytesRead);
+    out.number(measures.bytesRead);
   }
   if (conf.include_req_body && ctx.requestBody !== undefined) {
     out.ascii(',"body":');
     out.string(ctx.requestBody.toString('utf8'));
   }
   out.ascii('},"response":{"status":');
-  out.value(ctx.responseStatus);
+  out.number(ctx.responseStatus);
   out.ascii(',"headers":');
   const sent = ctx.sentHeaders;
   if (sent === undefined) out.object(ctx.response.headers.toObject());
   else writeResponseHeaders(out, sent);
   if (measures !== undefined) {
     out.ascii(',"size":');
-    out.value(measures.bytesWritten);
+    out.number(measures.bytesWritten);
   }
   if (conf.include_resp_body && (compiled.respBodyWhen === undefined || compiled.respBodyWhen(logVars(ctx)))) {
     const body = responseBodyText(ctx, conf.max_resp_body_bytes);
@@ -143,9 +144,9 @@ function writeFullLog(out: JsonBuffer, conf: LogConf, compiled: CompiledLog, ctx
     }
   }
   const server = serverOf();
-  if (serverJson?.of !== server) serverJson = { of: server, json: JSON.stringify(server) };
+  if (serverJson?.of !== server) serverJson = { of: server, json: Buffer.from(JSON.stringify(server)) };
   out.ascii('},"server":');
-  out.text(serverJson.json);
+  out.raw(serverJson.json);
   const target = ctx.target;
   if (target !== undefined) {
     out.ascii(',"upstream":');
