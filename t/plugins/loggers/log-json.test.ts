@@ -9,6 +9,7 @@
  * `constructor`, query strings, bodies, a consumer, no matching route.
  */
 import { createServer, type Server } from 'node:http';
+import { connect as connectH2 } from 'node:http2';
 import { connect, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -111,7 +112,8 @@ describe('log entries as JSON text', () => {
     plugins = pluginDir({ 'log-json-compare.ts': COMPARE_PLUGIN });
     awkward = await startAwkwardUpstream();
     collector = await startCollector();
-    gw = await startPluginGateway({ pluginDirs: [plugins.dir], plugins: ['log-json-compare'] });
+    // h2c beside HTTP/1.1 on the data port: HTTP/2 requests have their own header objects (pseudo-headers, cookies joined).
+    gw = await startPluginGateway({ pluginDirs: [plugins.dir], plugins: ['log-json-compare'], config: { apisix: { node_listen: { enable_http2: true } } } });
     port = Number(new URL(gw.url).port);
     const put = async (path: string, body: unknown) => expect((await gw.admin('PUT', path, body)).status).toBeLessThan(300);
     // http-logger on the same requests turns the request measures on (sizes), as a real logger does.
@@ -225,6 +227,28 @@ describe('log entries as JSON text', () => {
     expect(JSON.parse(keyed!).consumer).toEqual({ username: 'jack' });
     const [missed] = await logged(() => gw.request('/nowhere'));
     expect(JSON.parse(missed!)).toMatchObject({ route_id: 'no-matched', response: { status: 404 } });
+  });
+
+  it('HTTP/2 requests (h2c): pseudo-headers, split cookies and repeated names', async () => {
+    const session = connectH2(`http://127.0.0.1:${port}`);
+    try {
+      const h2 = (headers: Record<string, string | string[]>): Promise<number> =>
+        new Promise((resolve, reject) => {
+          const req = session.request(headers);
+          req.on('response', (h) => {
+            req.resume();
+            req.on('end', () => resolve(Number(h[':status'])));
+          });
+          req.on('error', reject);
+          req.end();
+        });
+      const [plain] = await logged(() => h2({ ':path': '/echo?h=2', 'x-h2': 'yes' }));
+      expect(JSON.parse(plain!).request.headers['x-h2']).toBe('yes');
+      const [folded] = await logged(() => h2({ ':path': '/echo', cookie: ['a=1', 'b=2'], 'x-dup': ['1', '2'] }));
+      expect(JSON.parse(folded!).request.headers.cookie).toBe('a=1; b=2');
+    } finally {
+      session.close();
+    }
   });
 
   it('an HTTP/1.0 request without a Host line', async () => {
