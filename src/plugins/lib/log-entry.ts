@@ -142,13 +142,12 @@ export function responseBodyText(ctx: RequestContext, max: number): string | und
 
 /**
  * get_full_log without its timing fields (start_time, latency,
- * upstream_latency, apisix_latency), which come last: withTiming() adds them
- * to the object, log-json.ts writes them onto the JSON text. log-json.ts's
- * writeFullLog writes these same members, in this order, straight as bytes
- * (http-logger): a change here is a change there, and
- * t/plugins/loggers/log-json.test.ts holds the two texts equal.
+ * upstream_latency, apisix_latency), which come last (withTiming()).
+ * log-json.ts's writeFullLog writes these same members, in this order,
+ * straight as bytes (http-logger, file-logger): a change here is a change
+ * there, and t/plugins/loggers/log-json.test.ts holds the two texts equal.
  */
-export function fullLogHead(conf: LogConf, compiled: CompiledLog, ctx: RequestContext, vars: Vars): Record<string, unknown> {
+function fullLogHead(conf: LogConf, compiled: CompiledLog, ctx: RequestContext, vars: Vars): Record<string, unknown> {
   const v = ctx.var;
   const route = ctx.route;
   const matched = route.id !== '';
@@ -211,7 +210,7 @@ function metadataFormat(meta: LogMetadata, which: 'log_format' | 'log_format_ext
  * log_format, else the metadata's, else the full entry enriched with
  * log_format_extra (the conf's, else the metadata's) for keys it does not
  * already have. Undefined when neither applies: the caller builds the full
- * entry as it needs it (logEntry() as an object, log-json.ts as text).
+ * entry as it needs it (logEntry() as an object, log-json.ts as bytes).
  */
 export function customLogEntry(plugin: string, conf: LogConf, compiled: CompiledLog, ctx: RequestContext): Record<string, unknown> | undefined {
   const meta = ctx.pluginMetadata<LogMetadata>(plugin);

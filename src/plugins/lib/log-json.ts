@@ -1,70 +1,19 @@
 /**
  * A log entry as JSON text, for the loggers that send text: exactly
  * JSON.stringify(logEntry(...)), key for key
- * (t/plugins/loggers/log-json.test.ts holds them side by side), in two forms:
- *
- * - logEntryJson(), a string (file-logger): JSON.stringify of the entry
- *   without its timing fields, which are written onto the text from integers
- *   (fractional doubles and a 13-digit start time cost JSON.stringify as much
- *   as the rest of the entry);
- * - writeLogRecord(), UTF-8 bytes at the end of a buffer (http-logger): the
- *   full entry written member by member from the request, with no entry
- *   object, no string and no header objects in between. Per request that
- *   is about 3-4 us less CPU than the object, JSON.stringify and the UTF-8
- *   copy (paired runs of bench/proxy.ts's two routes), about a third of what
- *   the logger cost.
+ * (t/plugins/loggers/log-json.test.ts holds them side by side). The entry
+ * is written as UTF-8 bytes at the end of a buffer (writeLogRecord,
+ * http-logger's batches; logEntryJson reads them back as a string for
+ * file-logger): the full entry member by member from the request, with no
+ * entry object, no string and no header objects in between, and its timing
+ * numbers digit by digit. Per request that is about 3-4 us less CPU than
+ * the object, JSON.stringify and the UTF-8 copy (paired runs of
+ * bench/proxy.ts's two routes), about a third of what the logger cost.
  */
 import { headerPairsObject, type RequestContext } from '../../core/plugin/index.js';
 import type { CompiledLog, LogConf } from './log-conf.js';
-import type { JsonBuffer } from './json-bytes.js';
-import { customLogEntry, fullLogHead, latencyOf, logVars, micros, queryObject, responseBodyText, serverOf, type Latency } from './log-entry.js';
-
-const pad3 = (n: number): string => (n < 10 ? `00${n}` : n < 100 ? `0${n}` : String(n));
-
-/**
- * Milliseconds rounded to the microsecond, as JSON.stringify(micros(ms))
- * writes them: below 2^53 microseconds the decimal with its trailing zeros
- * cut is exactly the shortest form JSON.stringify picks.
- */
-export function microsJson(ms: number): string {
-  const us = Math.round(ms * 1000);
-  if (!Number.isSafeInteger(us) || us < 0) return JSON.stringify(micros(ms));
-  const whole = Math.floor(us / 1000);
-  const frac = us - whole * 1000;
-  if (frac === 0) return String(whole);
-  const digits = pad3(frac);
-  return `${whole}.${digits.charCodeAt(2) !== 48 ? digits : digits.charCodeAt(1) !== 48 ? digits.slice(0, 2) : digits.slice(0, 1)}`;
-}
-
-/** A whole number of milliseconds since the epoch, as JSON.stringify writes it (seconds and milliseconds are small integers). */
-export function epochMsJson(ms: number): string {
-  if (!Number.isSafeInteger(ms) || ms < 1000) return JSON.stringify(ms);
-  const seconds = Math.floor(ms / 1000);
-  return `${seconds}${pad3(ms - seconds * 1000)}`;
-}
-
-/** The full entry's last four members, each after a comma. */
-function timingTail(lat: Latency): string {
-  const upstream = lat.upstream === undefined ? '' : `,"upstream_latency":${microsJson(lat.upstream)}`;
-  return `,"start_time":${epochMsJson(Math.round(lat.startMs))},"latency":${microsJson(lat.latency)}${upstream},"apisix_latency":${microsJson(lat.apisix)}`;
-}
-
-/**
- * get_log_entry as JSON text: JSON.stringify(logEntry(...)), with
- * `routeIdDefault` as the route id of a full entry when no route matched
- * (http-logger's 'no-matched').
- */
-export function logEntryJson(plugin: string, conf: LogConf, compiled: CompiledLog, ctx: RequestContext, routeIdDefault?: string): string {
-  const custom = customLogEntry(plugin, conf, compiled, ctx);
-  if (custom !== undefined) {
-    if (routeIdDefault !== undefined) custom.route_id ??= routeIdDefault;
-    return JSON.stringify(custom);
-  }
-  const head = fullLogHead(conf, compiled, ctx, logVars(ctx));
-  if (routeIdDefault !== undefined) head.route_id ??= routeIdDefault;
-  // The head always has members (request, response, ...), so its tail follows a comma.
-  return `${JSON.stringify(head).slice(0, -1)}${timingTail(latencyOf(ctx))}}`;
-}
+import { JsonBuffer } from './json-bytes.js';
+import { customLogEntry, latencyOf, logVars, micros, queryObject, responseBodyText, serverOf, type Latency } from './log-entry.js';
 
 /** What http-logger queues: the arguments of get_log_entry, written as JSON when the store takes them (at once). */
 export interface LogRecord {
@@ -75,7 +24,7 @@ export interface LogRecord {
   readonly routeIdDefault: string | undefined;
 }
 
-/** logEntryJson's text, written as UTF-8 bytes at the end of `out` (http-logger's batches). */
+/** get_log_entry's text, written as UTF-8 bytes at the end of `out` (http-logger's batches). */
 export function writeLogRecord(out: JsonBuffer, r: LogRecord): void {
   const custom = customLogEntry(r.plugin, r.conf, r.compiled, r.ctx);
   if (custom === undefined) {
@@ -84,6 +33,19 @@ export function writeLogRecord(out: JsonBuffer, r: LogRecord): void {
   }
   if (r.routeIdDefault !== undefined) custom.route_id ??= r.routeIdDefault;
   out.object(custom);
+}
+
+/** logEntryJson's buffer: the writer is synchronous and never re-entered, so one serves every call. */
+const scratch = new JsonBuffer(4096);
+
+/**
+ * get_log_entry as JSON text (file-logger), with `routeIdDefault` as the
+ * route id of a full entry when no route matched.
+ */
+export function logEntryJson(plugin: string, conf: LogConf, compiled: CompiledLog, ctx: RequestContext, routeIdDefault?: string): string {
+  scratch.at = 0;
+  writeLogRecord(scratch, { plugin, conf, compiled, ctx, routeIdDefault });
+  return scratch.bytes.toString('utf8', 0, scratch.at);
 }
 
 /** The `server` member as JSON bytes, made again when a logger's init() sets a new version. */
@@ -177,12 +139,15 @@ function writeFullLog(out: JsonBuffer, conf: LogConf, compiled: CompiledLog, ctx
   out.byte(0x7d);
 }
 
-/** timingTail(lat) as bytes, the numbers written digit by digit. */
+/**
+ * The full entry's last four members, each after a comma. They are
+ * fractional doubles and a 13-digit start time, whose shortest-form
+ * formatting cost JSON.stringify as much as the rest of the entry: here they
+ * are written from integers.
+ */
 function writeTiming(out: JsonBuffer, lat: Latency): void {
   out.ascii(',"start_time":');
-  const start = Math.round(lat.startMs);
-  if (start >= 0 && Number.isSafeInteger(start)) out.uint(start);
-  else out.ascii(JSON.stringify(start));
+  writeEpochMs(out, Math.round(lat.startMs));
   out.ascii(',"latency":');
   writeMicros(out, lat.latency);
   if (lat.upstream !== undefined) {
@@ -193,7 +158,17 @@ function writeTiming(out: JsonBuffer, lat: Latency): void {
   writeMicros(out, lat.apisix);
 }
 
-/** microsJson(ms) as bytes. */
+/** A whole number of milliseconds since the epoch, as JSON.stringify writes it. */
+export function writeEpochMs(out: JsonBuffer, ms: number): void {
+  if (ms >= 0 && Number.isSafeInteger(ms)) out.uint(ms);
+  else out.ascii(JSON.stringify(ms));
+}
+
+/**
+ * Milliseconds rounded to the microsecond, as JSON.stringify(micros(ms))
+ * writes them: below 2^53 microseconds the decimal with its trailing zeros
+ * cut is exactly the shortest form JSON.stringify picks.
+ */
 export function writeMicros(out: JsonBuffer, ms: number): void {
   const us = Math.round(ms * 1000);
   if (!Number.isSafeInteger(us) || us < 0) {
